@@ -1,0 +1,88 @@
+"""What a registration engine is given and what it returns. Engine-independent."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from igrt.volume import FloatArray, Volume
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of the multi-resolution pyramid."""
+
+    smoothing_mm: float  # Gaussian sigma applied to both images before sampling
+    samples: int  # random metric samples (drawn once per level, fixed seed)
+    iterations: int  # iteration cap
+    step_mm: float  # initial optimiser step (parameters scaled to mm of voxel motion)
+    min_step_mm: float  # convergence: the step has shrunk below this
+
+
+DEFAULT_LEVELS: tuple[Level, ...] = (
+    Level(smoothing_mm=4.0, samples=8000, iterations=200, step_mm=4.0, min_step_mm=0.1),
+    Level(smoothing_mm=1.5, samples=12000, iterations=200, step_mm=1.0, min_step_mm=0.02),
+    Level(smoothing_mm=0.0, samples=20000, iterations=200, step_mm=0.5, min_step_mm=0.005),
+)
+
+
+@dataclass(frozen=True)
+class RegistrationProblem:
+    """A rigid registration, CBCT fixed and planning CT moving.
+
+    ``initial`` maps CBCT points to planning points (ITK convention) and is the nominal start;
+    ``center_mm`` (CBCT coordinates, the machine isocentre) is the centre of rotation of the
+    optimised transform. Masks are boolean arrays on the voxel grid of their image; ``None``
+    means "use everything".
+    """
+
+    fixed: Volume
+    moving: Volume
+    initial: FloatArray
+    center_mm: FloatArray
+    fixed_mask: BoolArray | None = None
+    moving_mask: BoolArray | None = None
+    seed: int = 20261121
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """The outcome of one engine run."""
+
+    engine: str
+    transform: FloatArray  # 4x4, CBCT point -> planning point
+    metric: float  # final metric value (Mattes mutual information, lower is better)
+    iterations: int  # total iterations over all levels
+    stop_condition: str  # the optimiser's own words for the last level
+    converged: bool  # the last level stopped on a convergence criterion, not the iteration cap
+    elapsed_s: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "engine": self.engine,
+            "metric": round(self.metric, 6) if math.isfinite(self.metric) else None,
+            "iterations": self.iterations,
+            "stop_condition": self.stop_condition,
+            "converged": self.converged,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class Engine(Protocol):
+    name: str
+
+    def register(
+        self,
+        problem: RegistrationProblem,
+        *,
+        start: FloatArray | None = None,
+        levels: tuple[Level, ...] = DEFAULT_LEVELS,
+    ) -> RegistrationResult:
+        """Register from ``start`` (default ``problem.initial``) through ``levels``."""
+        ...

@@ -1,0 +1,170 @@
+"""One registration case, from volumes to a measured couch correction and its review reasons.
+
+This is where the region is prepared (CONTRACT §2 nominal start, the box around the isocentre,
+the CBCT field of view, the patient's body or a planning structure), the configured engine runs,
+and the quality checks of the issue are applied: convergence, bounds, a restart from a perturbed
+start, an optional second engine, and the configured review limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from igrt import geometry
+from igrt.config import EngineName, RegistrationConfig, ReviewConfig
+from igrt.errors import NoOverlapError
+from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.registration import quality, region
+from igrt.registration.problem import (
+    DEFAULT_LEVELS,
+    BoolArray,
+    Engine,
+    RegistrationProblem,
+)
+from igrt.volume import FloatArray, Volume
+
+log = logging.getLogger(__name__)
+
+#: How much further than the box the planning CT is kept: the capture range plus rotation.
+MOVING_MARGIN_MM = 60.0
+#: The box must hold at least this fraction of real CBCT data.
+MIN_FOV_FRACTION = 0.25
+#: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).
+PERTURBATION_MM = (2.0, -2.0, 2.0)
+PERTURBATION_DEG = (1.0, -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Case:
+    """Everything one registration needs, already read from DICOM."""
+
+    ct: Volume
+    cbct: Volume
+    cbct_padding: BoolArray | None  # declared padding (PixelPaddingValue); None = detect
+    nominal: FloatArray  # CBCT point -> room point at the nominal setup (CONTRACT §2)
+    isocenter_mm: FloatArray  # plan isocentre, planning coordinates
+    position: PatientPosition
+    region_mask: BoolArray | None = None  # planning structure on the CT grid, if configured
+
+
+@dataclass(frozen=True)
+class Measurement:
+    measured: CouchCorrection
+    reasons: tuple[str, ...]
+    details: dict[str, Any]
+
+
+def make_engine(name: EngineName | str) -> Engine:
+    if str(name) == EngineName.SIMPLEITK:
+        from igrt.registration.sitk_engine import SimpleItkEngine
+
+        return SimpleItkEngine()
+    if str(name) == EngineName.ELASTIX:
+        from igrt.registration.elastix_engine import ElastixEngine
+
+        return ElastixEngine()
+    raise ValueError(f"unknown registration engine {name!r}")
+
+
+def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
+    """Crop and mask both images around the isocentre and set the nominal start."""
+    box_size = np.asarray(cfg.roi_size_mm, dtype=np.float64)
+    iso_cbct = geometry.apply(geometry.invert_rigid(case.nominal), np.zeros(3))
+    fixed_box = region.index_box(case.cbct, iso_cbct, box_size)
+    fixed = region.crop(case.cbct, fixed_box)
+    padding = case.cbct_padding
+    if padding is None:
+        padding = region.detect_padding(case.cbct)
+    fov = region.field_of_view(case.cbct, padding)[fixed_box]
+    in_box = region.inside_box(fixed, iso_cbct, box_size)
+    fixed_mask = fov & in_box
+    fraction = float(fixed_mask.sum()) / max(int(in_box.sum()), 1)
+    if fraction < MIN_FOV_FRACTION:
+        raise NoOverlapError(
+            f"only {100 * fraction:.0f}% of the {box_size[0]:g}x{box_size[1]:g}x{box_size[2]:g} mm"
+            f" registration box around the isocentre lies in the CBCT's field of view "
+            f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
+    initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
+    moving_box = region.index_box(case.ct, case.isocenter_mm, box_size + 2 * MOVING_MARGIN_MM)
+    moving = region.crop(case.ct, moving_box)
+    if case.region_mask is not None:
+        moving_mask = np.ascontiguousarray(case.region_mask[moving_box])
+    else:
+        moving_mask = _body_mask(moving)
+    if not moving_mask.any():
+        raise NoOverlapError("the registration region holds no voxel of the planning CT")
+    return RegistrationProblem(fixed=fixed, moving=moving, initial=initial, center_mm=iso_cbct,
+                               fixed_mask=fixed_mask, moving_mask=moving_mask, seed=cfg.seed)
+
+
+def _body_mask(ct: Volume) -> BoolArray:
+    """The body mask, computed on every second in-plane voxel and brought back to full grid."""
+    step = 2 if min(ct.spacing_mm[:2]) < 1.5 else 1
+    coarse = region.body_mask(region.subsample(ct, step))
+    full = np.repeat(np.repeat(coarse, step, axis=1), step, axis=2)
+    return np.ascontiguousarray(full[:, :ct.voxels.shape[1], :ct.voxels.shape[2]])
+
+
+def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measurement:
+    """Register, check, and express the result as an IEC couch correction."""
+    t0 = time.perf_counter()
+    problem = prepare(case, reg)
+    prepared_s = time.perf_counter() - t0
+    engine = make_engine(reg.engine)
+    result = engine.register(problem)
+    measured = _to_iec(result.transform, case)
+    reasons: list[str] = []
+    details: dict[str, Any] = {"primary": result.as_dict()}
+    if not result.converged:
+        reasons.append(f"not_converged: the {result.engine} optimiser stopped without "
+                       f"converging ({result.stop_condition})")
+    reasons += quality.bound_reasons(measured)
+    half = np.asarray(reg.roi_size_mm) / 2.0
+    if reg.perturbation_check:
+        start = result.transform @ _perturbation(problem.center_mm)
+        again = engine.register(problem, start=start, levels=DEFAULT_LEVELS[1:])
+        diff = quality.difference(again.transform, result.transform,
+                                  center_mm=problem.center_mm, half_size_mm=half)
+        details["perturbation"] = {**diff.as_dict(), "elapsed_s": round(again.elapsed_s, 3)}
+        reason = quality.agreement_reason(
+            "unstable", "a restart from a start perturbed by 2 mm and 1° per axis", diff,
+            tolerance_mm=reg.perturbation_tolerance_mm,
+            tolerance_deg=reg.perturbation_tolerance_deg)
+        if reason:
+            reasons.append(reason)
+    if reg.cross_check is not None:
+        other = make_engine(reg.cross_check).register(problem)
+        diff = quality.difference(other.transform, result.transform,
+                                  center_mm=problem.center_mm, half_size_mm=half)
+        details["cross_check"] = {**other.as_dict(), **diff.as_dict(),
+                                  "measured": _to_iec(other.transform, case).rounded().as_dict()}
+        reason = quality.agreement_reason(
+            "engines_disagree", f"the {other.engine} engine", diff,
+            tolerance_mm=reg.cross_check_tolerance_mm,
+            tolerance_deg=reg.cross_check_tolerance_deg)
+        if reason:
+            reasons.append(reason)
+    reasons += quality.limit_reasons(measured, max_translation_mm=review.max_translation_mm,
+                                     max_rotation_deg=review.max_rotation_deg)
+    details["prepare_s"] = round(prepared_s, 3)
+    details["total_s"] = round(time.perf_counter() - t0, 3)
+    log.info("registered with %s in %.2f s: %s", result.engine, details["total_s"],
+             measured.rounded())
+    return Measurement(measured=measured, reasons=tuple(reasons), details=details)
+
+
+def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
+    c = geometry.correction_transform(transform, case.nominal, case.isocenter_mm)
+    return geometry.to_iec(c, case.position)
+
+
+def _perturbation(center_mm: FloatArray) -> FloatArray:
+    rotation = geometry.iec_rotation(*PERTURBATION_DEG)
+    about = (geometry.translation(center_mm) @ geometry.rigid(rotation, (0, 0, 0))
+             @ geometry.translation(-np.asarray(center_mm)))
+    return geometry.translation(PERTURBATION_MM) @ about

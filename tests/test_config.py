@@ -1,0 +1,627 @@
+"""Configuration: defaults, the documented file, partial files, every kind of error, state dir."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from igrt.config import (
+    CbctIsocenter,
+    Config,
+    CouchConfig,
+    DicomConfig,
+    EngineName,
+    Peer,
+    PeerRole,
+    RegistrationConfig,
+    ReviewConfig,
+    StorageConfig,
+    ZmqConfig,
+    config_to_toml,
+    default_config,
+    load_config,
+    parse_config,
+)
+from igrt.errors import ConfigError
+
+DOCUMENTED = Path(__file__).resolve().parent.parent / "config" / "igrt.toml"
+ENV = {"HOME": "/home/physicist"}
+DEFAULT_DIR = Path("/home/physicist/.local/state/igrt/TB1")
+
+
+def test_defaults_are_complete_safe_and_loopback_only() -> None:
+    assert default_config(environ=ENV) == Config(
+        room="TB1",
+        dicom=DicomConfig(
+            ae_title="IGRT",
+            host="127.0.0.1",
+            port=11112,
+            settle_s=1.0,
+            peers=(Peer("LINAC", PeerRole.IMAGING), Peer("TPS", PeerRole.PLANNING)),
+        ),
+        zmq=ZmqConfig(
+            publish="tcp://127.0.0.1:5556", command="tcp://127.0.0.1:5557", heartbeat_s=1.0
+        ),
+        storage=StorageConfig(dir=DEFAULT_DIR),
+        couch=CouchConfig(dof=6),
+        registration=RegistrationConfig(
+            cbct_isocenter=CbctIsocenter.ORIGIN,
+            engine=EngineName.SIMPLEITK,
+            cross_check=None,
+            cross_check_tolerance_mm=0.5,
+            cross_check_tolerance_deg=0.3,
+            roi_size_mm=(160.0, 160.0, 120.0),
+            roi_structure=None,
+            perturbation_check=True,
+            perturbation_tolerance_mm=0.5,
+            perturbation_tolerance_deg=0.3,
+            seed=20261121,
+        ),
+        review=ReviewConfig(max_translation_mm=10.0, max_rotation_deg=3.0),
+    )
+
+
+def test_load_config_without_a_file_gives_the_defaults() -> None:
+    assert load_config(None, environ=ENV) == default_config(environ=ENV)
+
+
+def test_documented_file_equals_the_built_in_defaults() -> None:
+    assert load_config(DOCUMENTED, environ=ENV) == default_config(environ=ENV)
+
+
+def _keys(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        return {k for name, v in value.items() for k in _keys(v, f"{prefix}{name}.")}
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return {k for item in value for k in _keys(item, f"{prefix}[].")}
+    return {prefix.rstrip(".")}
+
+
+def test_documented_file_spells_out_every_key() -> None:
+    documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
+    written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
+    assert documented == written
+    assert len(documented) == 25  # room + 4 dicom + 2 peer + 3 zmq + dir + dof + 11 reg + 2 review
+
+
+def test_documented_file_comments_every_key() -> None:
+    lines = DOCUMENTED.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith("#"):
+            key = line.split("=")[0].strip()
+            above = lines[i - 1].strip()
+            # a key is explained by the comment above it, or is part of a commented group
+            assert above.startswith("#") or "=" in above or above.startswith("[["), key
+
+
+def test_missing_keys_take_defaults_and_ints_are_accepted_for_floats() -> None:
+    cfg = parse_config({"dicom": {"port": 0, "settle_s": 2}, "couch": {"dof": 4}}, environ=ENV)
+    default = default_config(environ=ENV)
+    assert cfg == dataclasses.replace(
+        default,
+        dicom=dataclasses.replace(default.dicom, port=0, settle_s=2.0),
+        couch=CouchConfig(dof=4),
+    )
+    assert type(cfg.dicom.settle_s) is float
+
+
+def test_peers_in_the_file_replace_the_default_list() -> None:
+    text = """
+    [[dicom.peers]]
+    ae_title = "TRUEBEAM_TB2"
+    role = "imaging"
+    [[dicom.peers]]
+    ae_title = "ECLIPSE"
+    role = "planning"
+    [[dicom.peers]]
+    ae_title = "ARIA"
+    role = "planning"
+    """
+    cfg = parse_config(tomllib.loads(text), environ=ENV)
+    assert cfg.dicom.peers == (
+        Peer("TRUEBEAM_TB2", PeerRole.IMAGING),
+        Peer("ECLIPSE", PeerRole.PLANNING),
+        Peer("ARIA", PeerRole.PLANNING),
+    )
+    assert cfg.dicom.peer("ECLIPSE ") == Peer("ECLIPSE", PeerRole.PLANNING)
+    assert cfg.dicom.peer("LINAC") is None
+
+
+def test_cross_check_and_structure_parse_to_typed_values() -> None:
+    reg = {"engine": "elastix", "cross_check": "simpleitk", "roi_structure": "PTV 'boost'"}
+    cfg = parse_config({"registration": reg}, environ=ENV)
+    assert cfg.registration.engine is EngineName.ELASTIX
+    assert cfg.registration.cross_check is EngineName.SIMPLEITK
+    assert cfg.registration.roi_structure == "PTV 'boost'"
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    """``_nested("dicom.port", 1)`` -> ``{"dicom": {"port": 1}}``."""
+    *tables, name = key.split(".")
+    data: dict[str, Any] = {name: value}
+    for table in reversed(tables):
+        data = {table: data}
+    return data
+
+
+def _peers(*pairs: tuple[Any, Any]) -> dict[str, Any]:
+    return {"dicom": {"peers": [{"ae_title": a, "role": r} for a, r in pairs]}}
+
+
+ERROR_CASES = [
+    # unknown keys, at every level, with the closest known name
+    pytest.param({"romm": "TB1"}, "romm", "did you mean 'room'", id="unknown-top"),
+    pytest.param(_nested("dicom.prot", 1), "dicom.prot", "did you mean 'port'", id="unknown-dicom"),
+    pytest.param(
+        _nested("review.max_rotaton_deg", 1.0),
+        "review.max_rotaton_deg",
+        "did you mean 'max_rotation_deg'",
+        id="unknown-review",
+    ),
+    pytest.param(
+        {"dicom": {"peers": [{"ae_title": "A", "role": "imaging", "roel": "x"}]}},
+        "dicom.peers[0].roel",
+        "did you mean 'role'",
+        id="unknown-peer",
+    ),
+    pytest.param(_nested("zmq.zzz", 1), "zmq.zzz", "the keys of [zmq] are", id="unknown-no-hint"),
+    # room
+    pytest.param({"room": ""}, "room", "1 to 32", id="room-empty"),
+    pytest.param({"room": "TB 1"}, "room", "1 to 32", id="room-space"),
+    pytest.param({"room": "R" * 33}, "room", "1 to 32", id="room-too-long"),
+    pytest.param({"room": 1}, "room", "expected a string, got an integer", id="room-int"),
+    # tables of the wrong type
+    pytest.param({"dicom": []}, "dicom", "expected a table", id="dicom-not-table"),
+    pytest.param({"registration": "x"}, "registration", "expected a table", id="reg-not-table"),
+    # [dicom]
+    pytest.param(_nested("dicom.port", True), "dicom.port", "got a boolean", id="port-bool"),
+    pytest.param(_nested("dicom.port", 104.0), "dicom.port", "got a float", id="port-float"),
+    pytest.param(_nested("dicom.port", "104"), "dicom.port", "got a string", id="port-str"),
+    pytest.param(_nested("dicom.port", 65536), "dicom.port", "0 to 65535", id="port-high"),
+    pytest.param(_nested("dicom.port", -1), "dicom.port", "0 to 65535", id="port-negative"),
+    pytest.param(_nested("dicom.ae_title", ""), "dicom.ae_title", "1 to 16", id="ae-empty"),
+    pytest.param(_nested("dicom.ae_title", "A" * 17), "dicom.ae_title", "1 to 16", id="ae-long"),
+    pytest.param(_nested("dicom.ae_title", "A\\B"), "dicom.ae_title", "backslash", id="ae-bslash"),
+    pytest.param(_nested("dicom.ae_title", "IGRT\n"), "dicom.ae_title", "'\\n'", id="ae-ctrl"),
+    pytest.param(_nested("dicom.ae_title", "IGRTÄ"), "dicom.ae_title", "ASCII", id="ae-ascii"),
+    pytest.param(_nested("dicom.ae_title", " IGRT"), "dicom.ae_title", "space", id="ae-lead-sp"),
+    pytest.param(_nested("dicom.ae_title", "    "), "dicom.ae_title", "space", id="ae-all-sp"),
+    pytest.param(_nested("dicom.host", ""), "dicom.host", "IP address", id="host-empty"),
+    pytest.param(_nested("dicom.host", "linac host"), "dicom.host", "host name", id="host-space"),
+    pytest.param(_nested("dicom.settle_s", -0.5), "dicom.settle_s", "0 to 3600", id="settle-neg"),
+    pytest.param(_nested("dicom.settle_s", 3601), "dicom.settle_s", "0 to 3600", id="settle-big"),
+    pytest.param(
+        _nested("dicom.settle_s", float("inf")), "dicom.settle_s", "0 to 3600", id="settle-inf"
+    ),
+    pytest.param(
+        _nested("dicom.settle_s", float("nan")), "dicom.settle_s", "0 to 3600", id="settle-nan"
+    ),
+    pytest.param(_nested("dicom.settle_s", False), "dicom.settle_s", "boolean", id="settle-bool"),
+    pytest.param(_nested("dicom.settle_s", "1"), "dicom.settle_s", "a number", id="settle-str"),
+    # [[dicom.peers]]
+    pytest.param(
+        _nested("dicom.peers", {"ae_title": "LINAC", "role": "imaging"}),
+        "dicom.peers",
+        "array of tables",
+        id="peers-single-table",
+    ),
+    pytest.param(
+        _peers(("LINAC", "imaging"), ("TPS", "physics")),
+        "dicom.peers[1].role",
+        "'imaging', 'planning'",
+        id="peer-role",
+    ),
+    pytest.param(
+        _peers(("LINAC", "imaging"), ("TPS", "planning"), ("LINAC", "planning")),
+        "dicom.peers[2].ae_title",
+        "already used by dicom.peers[0].ae_title",
+        id="peer-duplicate",
+    ),
+    pytest.param(
+        _peers(("LINAC", "imaging"), ("TPS\\1", "planning")),
+        "dicom.peers[1].ae_title",
+        "backslash",
+        id="peer-ae",
+    ),
+    pytest.param(
+        _peers(("LINAC", "imaging"), ("TPS", 2)), "dicom.peers[1].role", "string", id="peer-int"
+    ),
+    pytest.param(
+        {"dicom": {"peers": [{"ae_title": "LINAC"}]}},
+        "dicom.peers[0].role",
+        "missing",
+        id="peer-no-role",
+    ),
+    pytest.param(
+        {"dicom": {"peers": [{"role": "imaging"}]}},
+        "dicom.peers[0].ae_title",
+        "missing",
+        id="peer-no-ae",
+    ),
+    pytest.param(
+        {"dicom": {"peers": [{"ae_title": "LINAC", "role": "imaging"}, 5]}},
+        "dicom.peers[1]",
+        "expected a table",
+        id="peer-not-table",
+    ),
+    pytest.param(
+        _peers(("LINAC", "imaging"), ("XVI", "imaging")),
+        "dicom.peers",
+        "no peer has role 'planning'",
+        id="peers-no-planning",
+    ),
+    pytest.param(_peers(), "dicom.peers", "no peer has role 'imaging'", id="peers-empty"),
+    # [zmq]
+    pytest.param(_nested("zmq.publish", "tcp://127.0.0.1"), "zmq.publish", "tcp://", id="no-port"),
+    pytest.param(_nested("zmq.publish", "udp://1.2.3.4:1"), "zmq.publish", "ipc://", id="udp"),
+    pytest.param(_nested("zmq.publish", "inproc://x"), "zmq.publish", "tcp://", id="inproc"),
+    pytest.param(
+        _nested("zmq.publish", "ipc://igrt.sock"), "zmq.publish", "absolute", id="ipc-rel"
+    ),
+    pytest.param(_nested("zmq.publish", "ipc://"), "zmq.publish", "absolute", id="ipc-empty"),
+    pytest.param(
+        _nested("zmq.publish", "ipc:///" + "x" * 107), "zmq.publish", "107 bytes", id="ipc-long"
+    ),
+    pytest.param(_nested("zmq.publish", "tcp://h:70000"), "zmq.publish", "65535", id="zmq-port"),
+    pytest.param(_nested("zmq.publish", "tcp://a b:1"), "zmq.publish", "host", id="zmq-host"),
+    pytest.param(_nested("zmq.publish", "tcp://[foo]:1"), "zmq.publish", "host", id="zmq-ipv6"),
+    pytest.param(_nested("zmq.command", 5557), "zmq.command", "string", id="zmq-int"),
+    pytest.param(
+        _nested("zmq.command", "tcp://127.0.0.1:5556"),
+        "zmq.command",
+        "same address as zmq.publish",
+        id="zmq-same",
+    ),
+    pytest.param(
+        {"zmq": {"publish": "tcp://*:6000", "command": "tcp://127.0.0.1:6000"}},
+        "zmq.command",
+        "same address as zmq.publish",
+        id="zmq-same-port-wildcard",
+    ),
+    pytest.param(
+        {"zmq": {"publish": "ipc:///run/igrt/a", "command": "ipc:///run/igrt/a"}},
+        "zmq.command",
+        "same address",
+        id="zmq-same-ipc",
+    ),
+    pytest.param(_nested("zmq.heartbeat_s", 0), "zmq.heartbeat_s", "0.1 to 2", id="hb-zero"),
+    pytest.param(_nested("zmq.heartbeat_s", 2.5), "zmq.heartbeat_s", "every 2 s", id="hb-slow"),
+    # [storage]
+    pytest.param(_nested("storage.dir", "state/igrt"), "storage.dir", "absolute", id="dir-rel"),
+    pytest.param(_nested("storage.dir", "/a\0b"), "storage.dir", "absolute", id="dir-nul"),
+    pytest.param(_nested("storage.dir", 5), "storage.dir", "string", id="dir-int"),
+    # [couch]
+    pytest.param(_nested("couch.dof", 5), "couch.dof", "6 (all axes)", id="dof-5"),
+    pytest.param(_nested("couch.dof", 7), "couch.dof", "3 to 6", id="dof-7"),
+    pytest.param(_nested("couch.dof", 6.0), "couch.dof", "integer", id="dof-float"),
+    pytest.param(_nested("couch.dof", True), "couch.dof", "boolean", id="dof-bool"),
+    # [registration]
+    pytest.param(
+        _nested("registration.cbct_isocenter", "centre"),
+        "registration.cbct_isocenter",
+        "'origin', 'center'",
+        id="iso-centre",
+    ),
+    pytest.param(
+        _nested("registration.engine", "itk"),
+        "registration.engine",
+        "'simpleitk', 'elastix'",
+        id="engine",
+    ),
+    pytest.param(
+        _nested("registration.cross_check", "ants"),
+        "registration.cross_check",
+        "'simpleitk', 'elastix', 'none'",
+        id="cross-unknown",
+    ),
+    pytest.param(
+        _nested("registration.cross_check", "simpleitk"),
+        "registration.cross_check",
+        "use 'elastix' or 'none'",
+        id="cross-same-engine",
+    ),
+    pytest.param(
+        _nested("registration.cross_check", False),
+        "registration.cross_check",
+        "string",
+        id="cross-bool",
+    ),
+    pytest.param(
+        _nested("registration.cross_check_tolerance_mm", 0),
+        "registration.cross_check_tolerance_mm",
+        "greater than 0",
+        id="cross-tol-zero",
+    ),
+    pytest.param(
+        _nested("registration.cross_check_tolerance_mm", 6),
+        "registration.cross_check_tolerance_mm",
+        "at most 5",
+        id="cross-tol-big",
+    ),
+    pytest.param(
+        _nested("registration.cross_check_tolerance_deg", -0.1),
+        "registration.cross_check_tolerance_deg",
+        "greater than 0",
+        id="cross-tol-deg",
+    ),
+    pytest.param(
+        _nested("registration.roi_size_mm", [160.0, 160.0]),
+        "registration.roi_size_mm",
+        "3 numbers",
+        id="roi-two",
+    ),
+    pytest.param(
+        _nested("registration.roi_size_mm", 160.0),
+        "registration.roi_size_mm",
+        "3 numbers",
+        id="roi-scalar",
+    ),
+    pytest.param(
+        _nested("registration.roi_size_mm", [160.0, 160.0, 10.0]),
+        "registration.roi_size_mm[2]",
+        "20 to 600",
+        id="roi-small",
+    ),
+    pytest.param(
+        _nested("registration.roi_size_mm", [160.0, "160", 120.0]),
+        "registration.roi_size_mm[1]",
+        "a number",
+        id="roi-str",
+    ),
+    pytest.param(
+        _nested("registration.roi_size_mm", [601, 160, 120]),
+        "registration.roi_size_mm[0]",
+        "20 to 600",
+        id="roi-big",
+    ),
+    pytest.param(
+        _nested("registration.roi_structure", "GTV\\CTV"),
+        "registration.roi_structure",
+        "backslash",
+        id="structure-bslash",
+    ),
+    pytest.param(
+        _nested("registration.roi_structure", "P" * 65),
+        "registration.roi_structure",
+        "at most 64",
+        id="structure-long",
+    ),
+    pytest.param(
+        _nested("registration.roi_structure", "PTV "),
+        "registration.roi_structure",
+        "space",
+        id="structure-space",
+    ),
+    pytest.param(
+        _nested("registration.perturbation_check", "yes"),
+        "registration.perturbation_check",
+        "true or false",
+        id="perturb-str",
+    ),
+    pytest.param(
+        _nested("registration.perturbation_check", 1),
+        "registration.perturbation_check",
+        "true or false",
+        id="perturb-int",
+    ),
+    pytest.param(
+        _nested("registration.perturbation_tolerance_mm", 0.0),
+        "registration.perturbation_tolerance_mm",
+        "greater than 0",
+        id="perturb-tol-mm",
+    ),
+    pytest.param(
+        _nested("registration.perturbation_tolerance_deg", 4),
+        "registration.perturbation_tolerance_deg",
+        "at most 3",
+        id="perturb-tol-deg",
+    ),
+    pytest.param(_nested("registration.seed", -1), "registration.seed", "0 to", id="seed-neg"),
+    pytest.param(_nested("registration.seed", 2**32), "registration.seed", "0 to", id="seed-big"),
+    pytest.param(_nested("registration.seed", 1.5), "registration.seed", "integer", id="seed-flt"),
+    pytest.param(_nested("registration.seed", True), "registration.seed", "boolean", id="seed-b"),
+    # [review]
+    pytest.param(
+        _nested("review.max_translation_mm", 0),
+        "review.max_translation_mm",
+        "greater than 0",
+        id="review-mm-zero",
+    ),
+    pytest.param(
+        _nested("review.max_translation_mm", float("nan")),
+        "review.max_translation_mm",
+        "greater than 0",
+        id="review-mm-nan",
+    ),
+    pytest.param(
+        _nested("review.max_rotation_deg", 45),
+        "review.max_rotation_deg",
+        "at most 30",
+        id="review-deg-big",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "key", "allowed"), ERROR_CASES)
+def test_invalid_configuration_names_the_key(data: dict[str, Any], key: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, environ=ENV)
+    assert info.value.message.startswith(f"{key}: "), info.value.message
+    assert allowed in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        pytest.param("dicom.host", "0.0.0.0", id="host-any"),
+        pytest.param("dicom.host", "::", id="host-any6"),
+        pytest.param("dicom.host", "fe80::1", id="host-ipv6"),
+        pytest.param("dicom.host", "igrt-tb1.radonc.example.org", id="host-name"),
+        pytest.param("dicom.ae_title", "IGRT_TB1 2", id="ae-inner-space"),
+        pytest.param("dicom.port", 0, id="port-free"),
+        pytest.param("dicom.settle_s", 0, id="settle-zero"),
+        pytest.param("zmq.publish", "tcp://*:6000", id="zmq-wildcard"),
+        pytest.param("zmq.publish", "tcp://[::1]:6000", id="zmq-ipv6"),
+        pytest.param("zmq.publish", "tcp://eth0:6000", id="zmq-interface"),
+        pytest.param("zmq.publish", "tcp://127.0.0.1:*", id="zmq-free"),
+        pytest.param("zmq.publish", "ipc:///run/igrt/TB1/pub", id="zmq-ipc"),
+        pytest.param("zmq.publish", "ipc://@igrt-TB1-pub", id="zmq-abstract"),
+        pytest.param("zmq.heartbeat_s", 2, id="hb-2s"),
+        pytest.param("couch.dof", 3, id="dof-3"),
+        pytest.param("registration.cbct_isocenter", "center", id="iso-center"),
+        pytest.param("registration.roi_size_mm", [20, 600, 120.5], id="roi-limits"),
+        pytest.param("registration.seed", 0, id="seed-zero"),
+        pytest.param("storage.dir", "/srv/igrt/TB1", id="dir-absolute"),
+    ],
+)
+def test_valid_values_are_accepted(key: str, value: Any) -> None:
+    cfg = parse_config(_nested(key, value), environ=ENV)
+    section, name = key.split(".")
+    got = getattr(getattr(cfg, section), name)
+    expected = tuple(float(v) for v in value) if isinstance(value, list) else value
+    assert got == (Path(value) if name == "dir" else expected)
+
+
+def test_two_free_ports_do_not_clash() -> None:
+    zmq = {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"}
+    assert parse_config({"zmq": zmq}, environ=ENV).zmq.command == "tcp://127.0.0.1:*"
+
+
+def test_same_port_on_two_interfaces_does_not_clash() -> None:
+    zmq = {"publish": "tcp://10.1.2.3:6000", "command": "tcp://127.0.0.1:6000"}
+    assert parse_config({"zmq": zmq}, environ=ENV).zmq.publish == "tcp://10.1.2.3:6000"
+
+
+# --- files ---------------------------------------------------------------------------------------
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "TB9.toml"
+    with pytest.raises(ConfigError, match="TB9.toml does not exist"):
+        load_config(path, environ=ENV)
+
+
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path, environ=ENV)
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "igrt.toml"
+    path.write_text('room = "TB1"\n[dicom]\nport = \n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=ENV)
+    assert str(path) in info.value.message
+    assert "not valid TOML" in info.value.message
+    assert "line 3" in info.value.message
+
+
+def test_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "igrt.toml"
+    path.write_bytes(b'room = "TB\xff"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path, environ=ENV)
+
+
+def test_value_error_in_file_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "TB2.toml"
+    path.write_text('room = "TB2"\n\n[dicom]\nport = "104"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=ENV)
+    assert info.value.message == (
+        f"configuration file {path}: dicom.port: expected an integer, got a string ('104')"
+    )
+
+
+def test_partial_file_takes_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "TB2.toml"
+    path.write_text('room = "TB2"\n[registration]\ncbct_isocenter = "center"\n', encoding="utf-8")
+    cfg = load_config(path, environ=ENV)
+    default = default_config(environ=ENV)
+    assert cfg == dataclasses.replace(
+        default,
+        room="TB2",
+        storage=StorageConfig(Path("/home/physicist/.local/state/igrt/TB2")),
+        registration=dataclasses.replace(default.registration, cbct_isocenter=CbctIsocenter.CENTER),
+    )
+
+
+def test_config_to_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
+    data = {
+        "room": "TB_3",
+        "dicom": {"ae_title": 'IGRT "3"', "port": 104, "settle_s": 0.25},
+        "zmq": {"publish": "ipc:///run/igrt/TB_3/pub", "command": "tcp://*:7000"},
+        "storage": {"dir": "/srv/igrt/TB_3"},
+        "couch": {"dof": 3},
+        "registration": {
+            "engine": "elastix",
+            "cross_check": "simpleitk",
+            "roi_size_mm": [100, 120.5, 1e2],
+            "roi_structure": 'PTV "boost" ü',
+            "perturbation_check": False,
+            "seed": 7,
+        },
+        "review": {"max_translation_mm": 5, "max_rotation_deg": 1.5},
+    }
+    cfg = parse_config(data, environ=ENV)
+    path = tmp_path / "TB_3.toml"
+    path.write_text(config_to_toml(cfg), encoding="utf-8")
+    assert load_config(path, environ={}) == cfg
+
+
+# --- state directory -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("environ", "room", "expected"),
+    [
+        pytest.param(
+            {"STATE_DIRECTORY": "/var/lib/igrt/TB1", "XDG_STATE_HOME": "/x", "HOME": "/h"},
+            "TB1",
+            "/var/lib/igrt/TB1",
+            id="systemd",
+        ),
+        pytest.param(
+            {"STATE_DIRECTORY": "/var/lib/igrt/TB1:/var/lib/other", "HOME": "/h"},
+            "TB1",
+            "/var/lib/igrt/TB1",
+            id="systemd-several",
+        ),
+        pytest.param(
+            {"STATE_DIRECTORY": "", "XDG_STATE_HOME": "/x/state", "HOME": "/h"},
+            "TB1",
+            "/x/state/igrt/TB1",
+            id="xdg",
+        ),
+        pytest.param(
+            {"XDG_STATE_HOME": "relative/state", "HOME": "/h"},
+            "TB2",
+            "/h/.local/state/igrt/TB2",
+            id="xdg-relative-ignored",
+        ),
+        pytest.param({"HOME": "/h"}, "TB2", "/h/.local/state/igrt/TB2", id="home"),
+        pytest.param(
+            {"STATE_DIRECTORY": "var/lib/igrt", "HOME": "/h"},
+            "TB1",
+            "/h/.local/state/igrt/TB1",
+            id="systemd-relative-ignored",
+        ),
+    ],
+)
+def test_empty_storage_dir_resolves_from_the_environment(
+    environ: dict[str, str], room: str, expected: str
+) -> None:
+    cfg = parse_config({"room": room, "storage": {"dir": ""}}, environ=environ)
+    assert cfg.storage.dir == Path(expected)
+
+
+def test_explicit_storage_dir_wins_over_the_environment() -> None:
+    environ = {"STATE_DIRECTORY": "/var/lib/igrt/TB1", "HOME": "/h"}
+    cfg = parse_config({"storage": {"dir": "/srv/igrt"}}, environ=environ)
+    assert cfg.storage.dir == Path("/srv/igrt")
+
+
+def test_config_is_frozen() -> None:
+    cfg = default_config(environ=ENV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.dicom.port = 104  # type: ignore[misc]

@@ -1,0 +1,148 @@
+"""Tests for igrt.dicom_files: classify the files of a directory by SOP class."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import (
+    MRImageStorage,
+    RTIonPlanStorage,
+    RTPlanStorage,
+    RTStructureSetStorage,
+    SpatialRegistrationStorage,
+)
+
+from dicom_factory import ct_series, enhanced_ct, instance, uid, write
+from igrt.dicom_files import ScanResult, scan
+from igrt.dicom_series import load_series_files
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A directory like a planning export: two CT series, plans, structures, and junk."""
+    write(ct_series(name="planning-ct", n_slices=4), tmp_path / "ct")
+    write(ct_series(name="cbct", n_slices=3), tmp_path / "cbct", prefix="img")
+    write([enhanced_ct(ct_series(name="enhanced", n_slices=3))], tmp_path, prefix="enh")
+    write([instance(RTPlanStorage, name="plan")], tmp_path, prefix="rtplan")
+    write([instance(RTIonPlanStorage, name="ionplan")], tmp_path, prefix="rtionplan")
+    write([instance(RTStructureSetStorage, name="rs", modality="RTSTRUCT")], tmp_path, prefix="rs")
+    write([instance(SpatialRegistrationStorage, name="reg", modality="REG")], tmp_path, prefix="reg")
+    write([instance(MRImageStorage, name="mr", modality="MR")], tmp_path, prefix="mr")
+    (tmp_path / "phantom.json").write_text('{"phantom": "water"}')
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    good = (tmp_path / "ct" / "ct_000.dcm").read_bytes()
+    (tmp_path / "truncated.dcm").write_bytes(good[:300])  # file meta only, no data set
+    (tmp_path / "no-data-set.dcm").write_bytes(good[:132] + b"\xff" * 64)
+    meta_end = 144 + int.from_bytes(good[140:144], "little")  # after (0002,0000) group length
+    # SOP Class UID with an unknown VR "ZZ"
+    (tmp_path / "garbled.dcm").write_bytes(good[:meta_end] + b"\x08\x00\x16\x00ZZ\x10\x00" + b"1" * 16)
+    nameless = ct_series(name="nameless", n_slices=2)[0]
+    del nameless.SeriesInstanceUID
+    write([nameless], tmp_path, prefix="nameless")
+    return tmp_path
+
+
+def test_scan_classifies_every_file(store: Path) -> None:
+    result = scan(store)
+
+    series = {s.series_uid: s for s in result.image_series}
+    assert set(series) == {uid(n, "series") for n in ("planning-ct", "cbct", "enhanced")}
+    planning = series[uid("planning-ct", "series")]
+    assert planning.paths == tuple(store / "ct" / f"ct_{n:03d}.dcm" for n in range(4))
+    assert planning.patient_id == "PAT-001"
+    assert planning.modality == "CT"
+    assert planning.frame_of_reference_uid == uid("planning-ct", "for")
+    assert len(series[uid("cbct", "series")].files) == 3
+    enhanced = series[uid("enhanced", "series")].files
+    assert [f.sop_class_uid for f in enhanced] == ["1.2.840.10008.5.1.4.1.1.2.1"]
+
+    assert [(f.path.name, f.sop_class_uid) for f in result.rt_plans] == [
+        ("rtionplan_000.dcm", RTIonPlanStorage),
+        ("rtplan_000.dcm", RTPlanStorage),
+    ]
+    assert result.rt_plans[1].sop_instance_uid == uid("plan", "instance")
+    assert result.rt_plans[1].patient_id == "PAT-001"
+    assert [f.path.name for f in result.structure_sets] == ["rs_000.dcm"]
+    assert [f.path.name for f in result.registrations] == ["reg_000.dcm"]
+
+
+def test_scan_keeps_the_reason_for_every_unused_file(store: Path) -> None:
+    result = scan(store)
+    other = {r.path.name: r.reason for r in result.other}
+    assert other.keys() == {
+        "mr_000.dcm",
+        "truncated.dcm",
+        "no-data-set.dcm",
+        "garbled.dcm",
+        "nameless_000.dcm",
+    }
+    assert other["mr_000.dcm"] == (
+        "MR Image Storage (1.2.840.10008.5.1.4.1.1.4) is not used by igrt"
+    )
+    assert other["truncated.dcm"] == (
+        "no SOPClassUID in the data set (truncated or incomplete file?)"
+    )
+    assert other["no-data-set.dcm"] == other["truncated.dcm"]
+    assert other["garbled.dcm"] == (
+        "unreadable DICOM file: NotImplementedError: Unknown Value Representation 'ZZ' in tag "
+        "(0008,0016)"
+    )
+    assert other["nameless_000.dcm"] == "CT Image Storage without SeriesInstanceUID"
+    skipped = {r.path.name: r.reason for r in result.skipped}
+    assert skipped == {
+        "phantom.json": "not a DICOM Part 10 file (no 'DICM' prefix)",
+        "empty.dcm": "not a DICOM Part 10 file (no 'DICM' prefix)",
+    }
+
+
+def test_scan_accepts_a_list_of_files_and_directories(store: Path) -> None:
+    result = scan([store / "cbct", store / "rtplan_000.dcm", str(store / "missing.dcm")])
+    assert [s.series_uid for s in result.image_series] == [uid("cbct", "series")]
+    assert [f.path.name for f in result.rt_plans] == ["rtplan_000.dcm"]
+    assert [(r.path.name, r.reason) for r in result.other] == [
+        ("missing.dcm", "no such file or directory")
+    ]
+    assert result.series(uid("cbct", "series")) is result.image_series[0]
+    assert result.series("1.2.3") is None
+
+
+def test_scan_of_a_single_file(store: Path) -> None:
+    result = scan(store / "rs_000.dcm")
+    assert len(result.structure_sets) == 1
+    assert result.image_series == () and result.rt_plans == () and result.skipped == ()
+
+
+def test_scanned_series_loads(store: Path) -> None:
+    result = scan(store)
+    planning = result.series(uid("planning-ct", "series"))
+    assert planning is not None
+    loaded = load_series_files(planning.paths)
+    assert loaded.volume.voxels.shape == (4, 12, 16)
+    assert loaded.info.instance_uids == tuple(f.sop_instance_uid for f in planning.files)
+
+
+def test_scan_reads_compressed_files(tmp_path: Path) -> None:
+    [plain] = write(ct_series(name="jls", n_slices=2)[:1], tmp_path / "plain")
+    coded = tmp_path / "coded.dcm"
+    subprocess.run(["dcmcjpls", str(plain), str(coded)], check=True, capture_output=True)
+    result = scan(tmp_path)
+    [series] = result.image_series
+    assert [f.path.name for f in series.files] == ["coded.dcm", "ct_000.dcm"]
+    assert pydicom.dcmread(coded).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    assert scan(tmp_path) == ScanResult((), (), (), (), (), ())
+
+
+def test_scan_does_not_read_pixels(store: Path) -> None:
+    # a CT whose pixel data cannot be decoded is still classified (headers only)
+    ds = ct_series(name="broken-pixels", n_slices=2)[0]
+    ds.PixelData = np.zeros(3, dtype=np.uint8).tobytes()
+    write([ds], store, prefix="broken")
+    result = scan(store)
+    assert result.series(uid("broken-pixels", "series")) is not None

@@ -1,0 +1,760 @@
+"""The durable store, on real files and a real sqlite database under ``tmp_path``."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from igrt.errors import OutOfSpaceError, StoreError
+from igrt.store import (
+    SCHEMA_VERSION,
+    AssociationOutcome,
+    InstanceConflictError,
+    InstanceKind,
+    InstanceMeta,
+    InvalidInstanceError,
+    InvalidUidError,
+    JobState,
+    Role,
+    Store,
+    StoreInUseError,
+    UnknownPlanError,
+    encode_correction,
+    is_valid_uid,
+    uid_problem,
+)
+from igrt.store_records import iso_utc
+
+CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
+STRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+REG_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+
+PLAN_FRAME = "1.2.826.0.1.3680043.2.1"
+CBCT_FRAME = "1.2.826.0.1.3680043.2.2"
+T0 = datetime(2026, 11, 21, 18, 30, 0, tzinfo=UTC)
+
+
+def meta(**overrides: object) -> InstanceMeta:
+    base = InstanceMeta(
+        sop_class_uid=CT_CLASS,
+        sop_instance_uid="1.2.3.100.1",
+        series_uid="1.2.3.100",
+        study_uid="1.2.3.1",
+        patient_id="PAT/001",  # a "/" must never reach the file system
+        frame_of_reference_uid=CBCT_FRAME,
+        modality="CT",
+        kind=InstanceKind.CT_IMAGE,
+        role=Role.IMAGING,
+        calling_ae="LINAC1",
+        association_id="assoc-1",
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+class StepClock:
+    """A wall clock that advances by ``step_s`` on every reading, from ``T0``."""
+
+    def __init__(self, step_s: float = 1.0) -> None:
+        self.now = T0
+        self.step = timedelta(seconds=step_s)
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now += self.step
+        return current
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "state", clock=StepClock()) as opened:
+        yield opened
+
+
+def files_under(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file())
+
+
+# --- UIDs ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("uid", "problem"),
+    [
+        pytest.param("1.2.3", None, id="plain"),
+        pytest.param("0", None, id="single-zero"),
+        pytest.param("1.0.2", None, id="zero-component"),
+        pytest.param(CT_CLASS, None, id="sop-class"),
+        pytest.param("1." + "2" * 62, None, id="64-chars"),
+        pytest.param("1." + "2" * 63, "it has 65 characters, more than 64", id="65-chars"),
+        pytest.param("", "it is empty", id="empty"),
+        pytest.param("1..2", "component 2 is empty", id="empty-component"),
+        pytest.param(".1.2", "component 1 is empty", id="leading-dot"),
+        pytest.param("1.2.", "component 3 is empty", id="trailing-dot"),
+        pytest.param("01.2", "component 1 ('01') has a leading zero", id="leading-zero"),
+        pytest.param("1.2.00", "component 3 ('00') has a leading zero", id="double-zero"),
+        pytest.param("../etc", "component 1 is empty", id="path-traversal"),
+        pytest.param("1.2.a", "component 3 ('a') is not made of digits 0-9", id="letter"),
+        pytest.param("1.2/3", "component 2 ('2/3') is not made of digits 0-9", id="slash"),
+        pytest.param("1.2.3\n", "component 3 ('3\\n') is not made of digits 0-9", id="newline"),
+        pytest.param("1.\u0662", "component 2 ('\u0662') is not made of digits 0-9", id="arabic"),
+        pytest.param(123, "it is a int, not a string", id="not-str"),
+    ],
+)
+def test_uid_validation(uid: object, problem: str | None) -> None:
+    assert uid_problem(uid) == problem
+    assert is_valid_uid(uid) is (problem is None)
+
+
+# --- storing instances ---------------------------------------------------------------------------
+def test_store_instance_writes_the_exact_bytes_under_a_hashed_patient_key(store: Store) -> None:
+    data = b"DICM-part10-bytes\x00\x01\x02" * 100  # 20 bytes * 100
+    stored = store.store_instance(data=data, meta=meta())
+
+    key = hashlib.sha256(b"PAT/001").hexdigest()[:32]
+    expected = store.root / "instances" / key / "1.2.3.100" / "1.2.3.100.1.dcm"
+    assert stored.path == expected
+    assert expected.read_bytes() == data
+    assert stored.size_bytes == 2000
+    assert stored.replaced is False
+    assert stored.received_at == "2026-11-21T18:30:00.000Z"
+    assert files_under(store.root / "tmp") == []
+    assert files_under(store.root / "instances") == [expected]
+    assert store.series_instances("1.2.3.100") == [expected]
+
+
+def test_fsync_order_file_then_rename_then_directory(tmp_path: Path) -> None:
+    events: list[tuple[str, bool]] = []  # (what was fsync'ed, did the final file exist yet)
+    patient_dir = tmp_path / "state" / "instances" / hashlib.sha256(b"PAT/001").hexdigest()[:32]
+    final_file = patient_dir / "1.2.3.100" / "1.2.3.100.1.dcm"
+
+    def recording_fsync(fd: int) -> None:  # the real fsync, observed
+        os.fsync(fd)
+        events.append((os.readlink(f"/proc/self/fd/{fd}"), final_file.exists()))
+
+    with Store.open(tmp_path / "state", fsync=recording_fsync) as store:
+        events.clear()  # opening fsyncs the state directory
+        store.store_instance(data=b"x" * 10, meta=meta())
+
+    fsynced = [Path(path) for path, _ in events]
+    assert fsynced[:2] == [patient_dir.parent, patient_dir]  # new directories made durable
+    assert fsynced[2].parent == tmp_path / "state" / "tmp"  # the temp file's content ...
+    assert fsynced[2].suffix == ".part"
+    assert fsynced[3:] == [final_file.parent]  # ... then the directory holding the new name
+    assert [exists for _, exists in events] == [False, False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "names"),
+    [
+        pytest.param({"sop_instance_uid": "../etc"}, InvalidUidError, "SOP Instance UID", id="sop"),
+        pytest.param({"series_uid": "1..2"}, InvalidUidError, "Series Instance UID", id="series"),
+        pytest.param({"study_uid": "01.2"}, InvalidUidError, "Study Instance UID", id="study"),
+        pytest.param(
+            {"frame_of_reference_uid": "1.2.a"}, InvalidUidError, "Frame of Reference", id="frame"
+        ),
+        pytest.param(
+            {"referenced_series_uids": ("1.2.3", "x")},
+            InvalidUidError,
+            "referenced Series Instance UID",
+            id="referenced-series",
+        ),
+        pytest.param({"patient_id": "  "}, InvalidInstanceError, "Patient ID", id="no-patient"),
+        pytest.param({"association_id": ""}, InvalidInstanceError, "association", id="no-assoc"),
+    ],
+)
+def test_invalid_metadata_is_refused_before_any_write(
+    store: Store, overrides: dict[str, object], error: type[StoreError], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        store.store_instance(data=b"x", meta=meta(**overrides))
+    assert files_under(store.root / "instances") == []
+    assert files_under(store.root / "tmp") == []
+    assert store.series_info("1.2.3.100") is None
+
+
+def test_restoring_the_same_instance_replaces_it_without_a_second_row(store: Store) -> None:
+    first = store.store_instance(data=b"first", meta=meta())
+    again = store.store_instance(data=b"second!", meta=meta(association_id="assoc-2"))
+
+    assert again.replaced is True
+    assert again.path == first.path
+    assert first.path.read_bytes() == b"second!"
+    assert files_under(store.root / "instances") == [first.path]
+    info = store.series_info("1.2.3.100")
+    assert info is not None
+    assert info.instance_count == 1
+    assert [a.association_id for a in info.associations] == ["assoc-1", "assoc-2"]
+    assert [a.arrivals for a in info.associations] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("second", "names"),
+    [
+        pytest.param(meta(patient_id="PAT-002"), "Patient ID", id="same-sop-other-patient"),
+        pytest.param(
+            meta(series_uid="1.2.3.200"), "Series Instance UID", id="same-sop-other-series"
+        ),
+        pytest.param(
+            meta(sop_instance_uid="1.2.3.100.2", patient_id="PAT-002"),
+            "series 1.2.3.100 already holds instances with another Patient ID",
+            id="same-series-other-patient",
+        ),
+        pytest.param(
+            meta(sop_instance_uid="1.2.3.100.2", role=Role.PLANNING, calling_ae="TPS"),
+            "another peer role",
+            id="same-series-other-role",
+        ),
+    ],
+)
+def test_conflicting_identity_is_refused_and_nothing_is_replaced(
+    store: Store, second: InstanceMeta, names: str
+) -> None:
+    first = store.store_instance(data=b"original", meta=meta())
+    with pytest.raises(InstanceConflictError, match=names):
+        store.store_instance(data=b"intruder", meta=second)
+    assert files_under(store.root / "instances") == [first.path]
+    assert first.path.read_bytes() == b"original"
+    assert files_under(store.root / "tmp") == []
+
+
+def test_series_bookkeeping_and_association_outcomes(store: Store) -> None:
+    # StepClock: each store_instance reads the clock once, one second apart.
+    store.store_instance(data=b"a", meta=meta(sop_instance_uid="1.2.3.100.1"))
+    store.store_instance(data=b"b", meta=meta(sop_instance_uid="1.2.3.100.2"))
+    store.record_association("assoc-1", "LINAC1", "aborted", T0 + timedelta(seconds=5))
+    store.store_instance(
+        data=b"c", meta=meta(sop_instance_uid="1.2.3.100.3", association_id="assoc-2")
+    )
+
+    info = store.series_info("1.2.3.100")
+    assert info is not None
+    assert (info.instance_count, info.first_arrival_at, info.last_arrival_at) == (
+        3,
+        "2026-11-21T18:30:00.000Z",
+        "2026-11-21T18:30:02.000Z",
+    )
+    assert info.any_aborted is True
+    assert info.released is False  # assoc-2, which delivered the last instance, has not ended
+    assert info.associations[0].outcome is AssociationOutcome.ABORTED
+    assert info.associations[0].ended_at == "2026-11-21T18:30:05.000Z"
+
+    store.record_association("assoc-2", "LINAC1", AssociationOutcome.RELEASED)
+    info = store.series_info("1.2.3.100")
+    assert info is not None
+    assert info.released is True
+    assert info.last_association.ended_at == "2026-11-21T18:30:03.000Z"
+
+    # an association recorded as aborted is never turned into a released one
+    store.record_association("assoc-1", "LINAC1", "released")
+    info = store.series_info("1.2.3.100")
+    assert info is not None
+    assert info.associations[0].outcome is AssociationOutcome.ABORTED
+
+
+def test_unclaimed_series_lists_only_imaging_series_not_yet_claimed(store: Store) -> None:
+    store.store_instance(data=b"a", meta=meta())
+    store.store_instance(
+        data=b"b", meta=meta(sop_instance_uid="1.2.3.200.1", series_uid="1.2.3.200")
+    )
+    store.store_instance(
+        data=b"p",
+        meta=meta(sop_instance_uid="1.2.3.300.1", series_uid="1.2.3.300", role=Role.PLANNING),
+    )
+    assert store.claim_series("1.2.3.100") is True
+    assert [s.series_uid for s in store.unclaimed_series()] == ["1.2.3.200"]
+    assert [s.series_uid for s in store.unclaimed_series(Role.PLANNING)] == ["1.2.3.300"]
+
+
+# --- out of space (a real full file system, no mocks) --------------------------------------------
+# With root (this project's containers and CI) a small tmpfs is mounted and really fills up
+# (ENOSPC). Without the right to mount, the same guarantees are checked with the kernel's
+# per-process file size limit (RLIMIT_FSIZE, EFBIG) in a child process.
+_RLIMIT_CHILD = """
+import json, resource, signal, sys
+from pathlib import Path
+from igrt.errors import StoreError
+from igrt.store import InstanceKind, InstanceMeta, Role, Store
+root, limit, big = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+Store.open(root).close()  # schema written and checkpointed: the reopened WAL starts empty
+store = Store.open(root)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+def meta(sop):
+    return InstanceMeta("1.2.840.10008.5.1.4.1.1.2", sop, "1.2.3.100", "1.2.3.1", "PAT-001",
+                        None, "CT", InstanceKind.CT_IMAGE, Role.IMAGING, "LINAC1", "a1")
+out = {"big": None}
+try:
+    store.store_instance(data=b"x" * big, meta=meta("1.2.3.100.1"))
+except StoreError as exc:
+    out["big"] = exc.reason
+out["left_behind"] = sorted(p.name for p in root.rglob("*.dcm")) + sorted(
+    p.name for p in (root / "tmp").iterdir())
+out["recorded"] = store.series_info("1.2.3.100") is not None
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+out["small"] = store.store_instance(data=b"y" * 4096, meta=meta("1.2.3.100.2")).size_bytes
+store.close()
+print(json.dumps(out))
+"""
+
+
+def _past_file_size_limit(root: Path, *, limit_bytes: int, big_bytes: int) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", _RLIMIT_CHILD, str(root), str(limit_bytes), str(big_bytes)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@contextlib.contextmanager
+def _small_tmpfs(directory: Path, size_bytes: int) -> Iterator[bool]:
+    """Mount a tmpfs of ``size_bytes`` on ``directory``; yields False where mounting is not
+    permitted (not root), in which case the caller uses the file size limit instead."""
+    directory.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)],
+            capture_output=True,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        done = None
+    if done is None or done.returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(["umount", str(directory)], check=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("phase", "big_bytes", "free_bytes", "tmpfs_message", "rlimit_reason"),
+    [
+        pytest.param(
+            "file",
+            2 * 1024 * 1024,
+            None,  # the whole 1 MiB file system, less the database
+            "out of disk space while writing SOP instance 1.2.3.100.1 of series 1.2.3.100 "
+            "(No space left on device); nothing was kept",
+            "out_of_space: out of disk space while writing SOP instance 1.2.3.100.1",
+            id="instance-file-does-not-fit",
+        ),
+        pytest.param(
+            "database",
+            4096,
+            8192,  # the instance file fits, the database commit (WAL frames) does not
+            "out of disk space while recording SOP instance 1.2.3.100.1 (sqlite: database or "
+            "disk is full); not recorded",
+            "store: the store database failed while recording SOP instance 1.2.3.100.1",
+            id="database-commit-does-not-fit",
+        ),
+    ],
+)
+def test_out_of_space_leaves_no_file_no_row_and_the_store_keeps_working(
+    tmp_path: Path,
+    phase: str,
+    big_bytes: int,
+    free_bytes: int | None,
+    tmpfs_message: str,
+    rlimit_reason: str,
+) -> None:
+    small = tmp_path / "small"
+    root = small / "state"
+    with _small_tmpfs(small, 1024 * 1024) as mounted:
+        if mounted:  # a real ENOSPC from a full file system
+            Store.open(root).close()
+            with Store.open(root) as store:
+                filler = small / "filler"
+                if free_bytes is not None:
+                    stat = os.statvfs(small)
+                    filler.write_bytes(b"f" * (stat.f_bavail * stat.f_frsize - free_bytes))
+                with pytest.raises(OutOfSpaceError) as caught:
+                    store.store_instance(data=b"x" * big_bytes, meta=meta())
+                assert str(caught.value) == tmpfs_message
+                assert files_under(root / "instances") == []
+                assert files_under(root / "tmp") == []
+                assert store.series_info("1.2.3.100") is None
+                filler.unlink(missing_ok=True)
+                after = store.store_instance(
+                    data=b"y" * 4096, meta=meta(sop_instance_uid="1.2.3.100.2")
+                )
+                assert after.path.read_bytes() == b"y" * 4096
+                assert store.series_instances("1.2.3.100") == [after.path]
+        else:  # not root: the per-process file size limit gives the same guarantees
+            limit = 512 * 1024 if phase == "file" else 8192
+            result = _past_file_size_limit(root, limit_bytes=limit, big_bytes=big_bytes)
+            assert str(result["big"]).startswith(rlimit_reason)
+            assert (result["left_behind"], result["recorded"], result["small"]) == ([], False, 4096)
+
+
+def test_file_size_limit_is_out_of_space_too(tmp_path: Path) -> None:
+    result = _past_file_size_limit(
+        tmp_path / "state", limit_bytes=512 * 1024, big_bytes=1024 * 1024
+    )
+    assert result["big"] == (
+        "out_of_space: out of disk space while writing SOP instance 1.2.3.100.1 of series "
+        "1.2.3.100 (File too large); nothing was kept"
+    )
+    # checked in the child before a reopen could clear tmp/
+    assert (result["left_behind"], result["recorded"], result["small"]) == ([], False, 4096)
+    with Store.open(tmp_path / "state") as store:
+        paths = store.series_instances("1.2.3.100")
+        assert [p.name for p in paths] == ["1.2.3.100.2.dcm"]
+        assert files_under(tmp_path / "state" / "instances") == paths
+
+
+def test_database_write_refused_by_the_file_size_limit_keeps_no_orphan_file(
+    tmp_path: Path,
+) -> None:
+    # EFBIG inside sqlite surfaces as a disk I/O error (sqlite reports SQLITE_FULL only for
+    # ENOSPC): a plain StoreError, and the already-written instance file is removed again.
+    result = _past_file_size_limit(tmp_path / "state", limit_bytes=8192, big_bytes=4096)
+    assert result["big"] == (
+        "store: the store database failed while recording SOP instance 1.2.3.100.1: disk I/O error"
+    )
+    assert (result["left_behind"], result["recorded"], result["small"]) == ([], False, 4096)
+
+
+# --- planning index and plan selection -----------------------------------------------------------
+def planning(sop: str, kind: InstanceKind, **overrides: object) -> InstanceMeta:
+    classes = {
+        InstanceKind.CT_IMAGE: CT_CLASS,
+        InstanceKind.RT_PLAN: PLAN_CLASS,
+        InstanceKind.RT_STRUCT: STRUCT_CLASS,
+        InstanceKind.SPATIAL_REGISTRATION: REG_CLASS,
+    }
+    fields: dict[str, object] = {
+        "sop_class_uid": classes[kind],
+        "sop_instance_uid": sop,
+        "series_uid": sop.rsplit(".", 1)[0],
+        "patient_id": "PAT-001",
+        "frame_of_reference_uid": PLAN_FRAME,
+        "modality": {InstanceKind.RT_PLAN: "RTPLAN", InstanceKind.RT_STRUCT: "RTSTRUCT"}.get(
+            kind, "CT"
+        ),
+        "kind": kind,
+        "role": Role.PLANNING,
+        "calling_ae": "TPS",
+        "association_id": "tps-1",
+    }
+    fields.update(overrides)
+    return meta(**fields)
+
+
+@pytest.fixture
+def planned(store: Store) -> Store:
+    received: list[tuple[str, InstanceKind, dict[str, object]]] = [
+        ("1.5.10.1", InstanceKind.CT_IMAGE, {}),
+        ("1.5.10.2", InstanceKind.CT_IMAGE, {}),
+        ("1.5.11.1", InstanceKind.CT_IMAGE, {"frame_of_reference_uid": "1.9.9"}),
+        ("1.5.20.1", InstanceKind.RT_PLAN, {"label": "Prostate"}),
+        ("1.5.21.1", InstanceKind.RT_PLAN, {"label": "Boost", "frame_of_reference_uid": None}),
+        (
+            "1.5.30.1",
+            InstanceKind.RT_STRUCT,
+            {"frame_of_reference_uid": None, "referenced_frame_uids": (PLAN_FRAME,)},
+        ),
+        ("1.6.20.1", InstanceKind.RT_PLAN, {"patient_id": "PAT-002", "study_uid": "1.2.3.2"}),
+    ]
+    for sop, kind, extra in received:
+        store.store_instance(data=b"p", meta=planning(sop, kind, **extra))
+    # a CBCT in the planning frame (CONTRACT §2 case 1) from the imaging peer, and its SRO
+    store.store_instance(
+        data=b"c", meta=meta(patient_id="PAT-001", frame_of_reference_uid=PLAN_FRAME)
+    )
+    store.store_instance(
+        data=b"r",
+        meta=meta(
+            sop_class_uid=REG_CLASS,
+            sop_instance_uid="1.7.40.1",
+            series_uid="1.7.40",
+            patient_id="PAT-001",
+            frame_of_reference_uid=PLAN_FRAME,
+            modality="REG",
+            kind=InstanceKind.SPATIAL_REGISTRATION,
+            referenced_frame_uids=(CBCT_FRAME,),
+            referenced_series_uids=("1.2.3.100",),
+        ),
+    )
+    return store
+
+
+def test_planning_index_queries(planned: Store) -> None:
+    plans = planned.plans_for_patient("PAT-001")
+    assert [(p.sop_instance_uid, p.label, p.frame_of_reference_uid) for p in plans] == [
+        ("1.5.20.1", "Prostate", PLAN_FRAME),
+        ("1.5.21.1", "Boost", None),
+    ]
+    assert plans[0].path.read_bytes() == b"p"
+    assert plans[0].received_at == "2026-11-21T18:30:03.000Z"
+    assert planned.plans_for_patient("PAT-404") == []
+    # the CBCT shares the planning frame but comes from the imaging peer: never a planning CT
+    assert planned.ct_series_for_frame("PAT-001", PLAN_FRAME) == ["1.5.10"]
+    assert planned.ct_series_for_frame("PAT-002", PLAN_FRAME) == []
+    structs = planned.structure_sets_for_frame("PAT-001", PLAN_FRAME)
+    assert [(s.sop_instance_uid, s.referenced_frame_uids) for s in structs] == [
+        ("1.5.30.1", (PLAN_FRAME,))
+    ]
+    assert [r.sop_instance_uid for r in planned.spatial_registrations_for_series("1.2.3.100")] == [
+        "1.7.40.1"
+    ]
+    for frame in (PLAN_FRAME, CBCT_FRAME):
+        found = planned.spatial_registrations_for_frame("PAT-001", frame)
+        assert [r.sop_instance_uid for r in found] == ["1.7.40.1"]
+    assert planned.spatial_registrations_for_frame("PAT-002", PLAN_FRAME) == []
+    record = planned.instance("1.7.40.1")
+    assert record is not None and record.referenced_series_uids == ("1.2.3.100",)
+
+
+@pytest.mark.parametrize(
+    ("patient", "plan", "error", "message"),
+    [
+        pytest.param(
+            "PAT-001",
+            "1.5.99.1",
+            UnknownPlanError,
+            "RT Plan 1.5.99.1 cannot be selected for patient 'PAT-001': no such plan was "
+            "received from a planning peer; plans received for this patient: 1.5.20.1, 1.5.21.1",
+            id="unknown-plan",
+        ),
+        pytest.param(
+            "PAT-001",
+            "1.6.20.1",
+            UnknownPlanError,
+            "RT Plan 1.6.20.1 cannot be selected for patient 'PAT-001': that plan was received "
+            "for another patient; plans received for this patient: 1.5.20.1, 1.5.21.1",
+            id="other-patients-plan",
+        ),
+        pytest.param(
+            "PAT-404",
+            "1.5.20.1",
+            UnknownPlanError,
+            "RT Plan 1.5.20.1 cannot be selected for patient 'PAT-404': that plan was received "
+            "for another patient; plans received for this patient: none",
+            id="unknown-patient",
+        ),
+        pytest.param(
+            "PAT-001",
+            "1.5.10.1",
+            UnknownPlanError,
+            "RT Plan 1.5.10.1 cannot be selected for patient 'PAT-001': no such plan",
+            id="a-ct-is-not-a-plan",
+        ),
+        pytest.param(
+            "PAT-001", "1.5.x", InvalidUidError, "the plan UID '1.5.x' is not", id="bad-uid"
+        ),
+    ],
+)
+def test_select_plan_refuses_what_was_not_received_for_the_patient(
+    planned: Store, patient: str, plan: str, error: type[StoreError], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        planned.select_plan(patient, plan)
+    assert str(caught.value).startswith(message)
+    assert planned.selected_plan(patient) is None
+
+
+def test_plan_selection_is_durable(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        store.store_instance(data=b"1", meta=planning("1.5.20.1", InstanceKind.RT_PLAN))
+        store.store_instance(data=b"2", meta=planning("1.5.21.1", InstanceKind.RT_PLAN))
+        assert store.selected_plan("PAT-001") is None
+        store.select_plan("PAT-001", "1.5.20.1")
+        store.select_plan("PAT-001", "1.5.21.1")
+    with Store.open(root) as store:
+        assert store.selected_plan("PAT-001") == "1.5.21.1"
+        assert store.selected_plan("PAT-002") is None
+
+
+# --- jobs and results ----------------------------------------------------------------------------
+def correction(series_uid: str, **extra: object) -> dict[str, object]:
+    return {
+        "schema": "igrt/correction/v1",
+        "seq": None,
+        "status": "ok",
+        "patient_id": "Zoë-01",
+        "cbct": {"series_uid": series_uid},
+        "correction": {"lateral_mm": 2.31, "longitudinal_mm": -1.72},
+        **extra,
+    }
+
+
+def test_claim_series_once_ever_across_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        assert store.job_state("1.2.3.100") is None
+        assert store.claim_series("1.2.3.100") is True
+        assert store.claim_series("1.2.3.100") is False
+        assert store.job_state("1.2.3.100") is JobState.CLAIMED
+        assert store.claim_series("1.2.3.200") is True
+        store.append_correction(correction("1.2.3.200"))
+    with Store.open(root) as store:
+        assert store.claim_series("1.2.3.100") is False
+        assert store.claim_series("1.2.3.200") is False
+        assert store.job_state("1.2.3.200") is JobState.DONE
+        assert store.interrupted_series() == ["1.2.3.100"]
+        with pytest.raises(InvalidUidError, match="Series Instance UID to register"):
+            store.claim_series("1.2..3")
+
+
+def test_seq_increases_by_one_and_never_repeats_across_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        assert store.last_seq() == 0
+        assert store.latest_correction() is None
+        assert store.latest_correction_json() is None
+        seqs = [store.append_correction(correction(f"1.2.3.{n}"))["seq"] for n in (1, 2, 3)]
+        assert seqs == [1, 2, 3]
+    with Store.open(root) as store:
+        assert store.last_seq() == 3
+        assert store.append_correction(correction("1.2.3.4"))["seq"] == 4
+    with Store.open(root) as store:
+        assert store.last_seq() == 4
+
+
+def test_latest_is_the_identical_json_text_after_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        store.append_correction(correction("1.2.3.1"))
+        stored = store.append_correction(correction("1.2.3.2", reasons=["pitch_deg > 3"]))
+        text = store.latest_correction_json()
+    assert text == encode_correction(stored)
+    assert text is not None and text.startswith('{"schema":"igrt/correction/v1","seq":2,')
+    assert '"patient_id":"Zoë-01"' in text  # UTF-8 kept, not \u-escaped
+    with Store.open(root) as store:
+        assert store.latest_correction_json() == text
+        assert store.latest_correction() == stored
+        assert store.correction_for_series("1.2.3.1") == {**correction("1.2.3.1"), "seq": 1}
+        assert store.correction_for_series("1.2.3.9") is None
+
+
+def test_seq_is_appended_when_the_message_has_none(store: Store) -> None:
+    stored = store.append_correction({"schema": "igrt/correction/v1", "status": "failed"})
+    assert list(stored) == ["schema", "status", "seq"]
+    assert store.correction_for_series("1.2.3.1") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(float("inf"), id="infinity"),
+        pytest.param({1, 2}, id="not-json"),
+    ],
+)
+def test_unpublishable_message_is_refused_and_consumes_no_seq(store: Store, bad: object) -> None:
+    store.append_correction(correction("1.2.3.1"))
+    with pytest.raises(StoreError, match="cannot be stored as JSON"):
+        store.append_correction(correction("1.2.3.2", measured={"pitch_deg": bad}))
+    assert store.last_seq() == 1
+    assert store.job_state("1.2.3.2") is None
+    assert store.append_correction(correction("1.2.3.3"))["seq"] == 2
+
+
+# --- threads -------------------------------------------------------------------------------------
+def test_concurrent_stores_and_corrections_are_all_recorded(store: Store) -> None:
+    threads_n, per_thread = 8, 4
+    barrier = threading.Barrier(threads_n)
+    failures: list[BaseException] = []
+    seqs: list[int] = []
+
+    def work(t: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for i in range(1, per_thread + 1):
+                store.store_instance(
+                    data=bytes([t, i]) * 500,
+                    meta=meta(sop_instance_uid=f"1.2.3.100.{t}.{i}", association_id=f"a{t}"),
+                )
+                seqs.append(store.append_correction(correction(f"1.2.4.{t}.{i}"))["seq"])
+        except BaseException as exc:  # collected and asserted below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(1, threads_n + 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert failures == []
+    assert sorted(seqs) == list(range(1, 33))
+    paths = store.series_instances("1.2.3.100")
+    assert len(paths) == 32
+    for path in paths:  # 1.2.3.100.<t>.<i>.dcm holds bytes([t, i]) * 500
+        t, i = (int(part) for part in path.stem.split(".")[-2:])
+        assert path.read_bytes() == bytes([t, i]) * 500
+    info = store.series_info("1.2.3.100")
+    assert info is not None
+    assert info.instance_count == 32
+    assert sorted(a.association_id for a in info.associations) == [f"a{t}" for t in range(1, 9)]
+    assert files_under(store.root / "tmp") == []
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+def test_a_second_open_of_the_same_directory_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    first = Store.open(root)
+    with pytest.raises(StoreInUseError, match="already open in another igrt store"):
+        Store.open(root)
+    first.close()
+    first.close()  # idempotent
+    with pytest.raises(StoreError, match="is closed"):
+        first.last_seq()
+    with Store.open(root) as again:
+        assert again.last_seq() == 0
+
+
+def test_open_clears_leftovers_of_a_crash(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    Store.open(root).close()
+    (root / "tmp" / "abc.part").write_bytes(b"half-writ")
+    with Store.open(root):
+        assert files_under(root / "tmp") == []
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    Store.open(root).close()
+    with contextlib.closing(sqlite3.connect(root / "igrt.sqlite")) as conn, conn:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,)
+        )
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, but this igrt"):
+        Store.open(root)
+    with contextlib.closing(sqlite3.connect(root / "igrt.sqlite")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        pytest.param(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), "2026-01-02T03:04:05.678Z"),
+        pytest.param(
+            datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+            "2026-01-02T01:04:05.000Z",
+            id="converted-to-utc",
+        ),
+    ],
+)
+def test_timestamps_are_utc_with_z(moment: datetime, text: str) -> None:
+    assert iso_utc(moment) == text
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        iso_utc(datetime(2026, 1, 2))
