@@ -188,7 +188,7 @@ def _present(value: Any) -> bool:
         return False
     if isinstance(value, str):
         return value.strip() != ""
-    if isinstance(value, bytes | list | tuple) or hasattr(value, "__len__"):
+    if hasattr(value, "__len__"):  # bytes, MultiValue, Sequence
         return len(value) > 0
     return True
 
@@ -205,8 +205,7 @@ def _check_header(ds: Dataset, label: str) -> None:
     if _present(sop_class) and str(sop_class) not in CT_SOP_CLASSES:
         name = UID(str(sop_class)).name
         raise NotCtError(
-            f"{label} is a {name} ({sop_class}), not CT Image Storage or Enhanced CT Image "
-            "Storage"
+            f"{label} is a {name} ({sop_class}), not CT Image Storage or Enhanced CT Image Storage"
         )
     for keyword in _REQUIRED_HEADER:
         _require(ds, keyword, label)
@@ -219,16 +218,22 @@ def _check_header(ds: Dataset, label: str) -> None:
         raise InvalidAttributeError(f"{label} has SamplesPerPixel {spp}; CT must be greyscale (1)")
 
 
+def _instances(n: int) -> str:
+    return f"{n} instance{'' if n == 1 else 's'}"
+
+
 def _check_one_series(datasets: Sequence[Dataset]) -> None:
     series = Counter(str(ds.SeriesInstanceUID) for ds in datasets)
     if len(series) > 1:
-        listed = ", ".join(f"{uid} ({n} instances)" for uid, n in series.most_common())
+        listed = ", ".join(f"{uid} ({_instances(n)})" for uid, n in series.most_common())
         raise MixedSeriesError(f"the instances belong to {len(series)} series: {listed}")
     uid = next(iter(series))
     for keyword, what in _SERIES_WIDE:
         values = Counter(str(ds.get(keyword) or "").strip() for ds in datasets)
         if len(values) > 1:
-            listed = ", ".join(f"{v or '(empty)'} ({n} instances)" for v, n in values.most_common())
+            listed = ", ".join(
+                f"{v or '(empty)'} ({_instances(n)})" for v, n in values.most_common()
+            )
             raise MixedSeriesError(f"series {uid} mixes {len(values)} {what}: {listed}")
     sops = Counter(str(ds.SOPInstanceUID) for ds in datasets)
     twice = [sop for sop, n in sops.items() if n > 1]
@@ -255,7 +260,9 @@ def _floats(value: Any, count: int, keyword: str, where: str) -> tuple[float, ..
 def _slice_geometry(
     ipp_src: Dataset, iop_src: Dataset, ps_src: Dataset, ds: Dataset, where: str
 ) -> SliceGeometry:
-    ipp = _floats(_require(ipp_src, "ImagePositionPatient", where), 3, "ImagePositionPatient", where)
+    ipp = _floats(
+        _require(ipp_src, "ImagePositionPatient", where), 3, "ImagePositionPatient", where
+    )
     iop = _floats(
         _require(iop_src, "ImageOrientationPatient", where), 6, "ImageOrientationPatient", where
     )

@@ -16,6 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
@@ -38,9 +39,7 @@ def uid(*parts: object) -> str:
 
 def hu_pattern(n_slices: int = N_SLICES, rows: int = ROWS, columns: int = COLUMNS) -> np.ndarray:
     """``hu[s, r, c] = c + columns*r + columns*rows*s - 1024``: unique per voxel, integral."""
-    s, r, c = np.meshgrid(
-        np.arange(n_slices), np.arange(rows), np.arange(columns), indexing="ij"
-    )
+    s, r, c = np.meshgrid(np.arange(n_slices), np.arange(rows), np.arange(columns), indexing="ij")
     return (c + columns * r + columns * rows * s - 1024).astype(np.float64)
 
 
@@ -153,7 +152,9 @@ def enhanced_ct(
         return inner
 
     def orientation(single: Dataset) -> Dataset:
-        return item(PlaneOrientationSequence=[item(ImageOrientationPatient=single.ImageOrientationPatient)])
+        return item(
+            PlaneOrientationSequence=[item(ImageOrientationPatient=single.ImageOrientationPatient)]
+        )
 
     def measures(single: Dataset) -> Dataset:
         return item(
@@ -275,8 +276,8 @@ def _stored(hu: np.ndarray, slope: float, intercept: float, signed: bool) -> npt
 
 def _file_meta(sop_class_uid: str, sop_instance_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return meta
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_factory import ct_series, enhanced_ct, instance, uid, write
 from pydicom.uid import (
     MRImageStorage,
     RTIonPlanStorage,
@@ -16,9 +17,11 @@ from pydicom.uid import (
     SpatialRegistrationStorage,
 )
 
-from dicom_factory import ct_series, enhanced_ct, instance, uid, write
 from igrt.dicom_files import ScanResult, scan
 from igrt.dicom_series import load_series_files
+
+# the "no-data-set.dcm" fixture file makes pydicom warn while it reads it
+pytestmark = pytest.mark.filterwarnings("ignore:End of file reached before delimiter")
 
 
 @pytest.fixture
@@ -30,7 +33,9 @@ def store(tmp_path: Path) -> Path:
     write([instance(RTPlanStorage, name="plan")], tmp_path, prefix="rtplan")
     write([instance(RTIonPlanStorage, name="ionplan")], tmp_path, prefix="rtionplan")
     write([instance(RTStructureSetStorage, name="rs", modality="RTSTRUCT")], tmp_path, prefix="rs")
-    write([instance(SpatialRegistrationStorage, name="reg", modality="REG")], tmp_path, prefix="reg")
+    write(
+        [instance(SpatialRegistrationStorage, name="reg", modality="REG")], tmp_path, prefix="reg"
+    )
     write([instance(MRImageStorage, name="mr", modality="MR")], tmp_path, prefix="mr")
     (tmp_path / "phantom.json").write_text('{"phantom": "water"}')
     (tmp_path / "empty.dcm").write_bytes(b"")
@@ -39,7 +44,9 @@ def store(tmp_path: Path) -> Path:
     (tmp_path / "no-data-set.dcm").write_bytes(good[:132] + b"\xff" * 64)
     meta_end = 144 + int.from_bytes(good[140:144], "little")  # after (0002,0000) group length
     # SOP Class UID with an unknown VR "ZZ"
-    (tmp_path / "garbled.dcm").write_bytes(good[:meta_end] + b"\x08\x00\x16\x00ZZ\x10\x00" + b"1" * 16)
+    (tmp_path / "garbled.dcm").write_bytes(
+        good[:meta_end] + b"\x08\x00\x16\x00ZZ\x10\x00" + b"1" * 16
+    )
     nameless = ct_series(name="nameless", n_slices=2)[0]
     del nameless.SeriesInstanceUID
     write([nameless], tmp_path, prefix="nameless")

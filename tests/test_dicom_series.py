@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_factory import COLUMNS, ROWS, ct_series, enhanced_ct, hu_pattern, uid, write
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -22,7 +23,6 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_factory import COLUMNS, ROWS, ct_series, enhanced_ct, hu_pattern, uid, write
 from igrt.dicom_series import (
     CT_IMAGE_STORAGE,
     ENHANCED_CT_IMAGE_STORAGE,
@@ -219,23 +219,30 @@ REFUSALS = [
     pytest.param(
         _set("FrameOfReferenceUID", "1.2.3.4"), MixedSeriesError,
         rf"series {uid('ct', 'series')} mixes 2 Frame of Reference UIDs: "
-        rf"{uid('ct', 'for')} \(9 instances\), 1\.2\.3\.4 \(1 instances\)",
+        rf"{uid('ct', 'for')} \(9 instances\), 1\.2\.3\.4 \(1 instance\)",
         id="two-frames-of-reference",
     ),
     pytest.param(
         _set("PatientID", "PAT-002"), MixedSeriesError,
-        r"mixes 2 Patient IDs: PAT-001 \(9 instances\), PAT-002 \(1 instances\)",
+        r"mixes 2 Patient IDs: PAT-001 \(9 instances\), PAT-002 \(1 instance\)",
         id="two-patients",
     ),
     pytest.param(
         _set("StudyInstanceUID", "1.2.3.5"), MixedSeriesError,
-        r"mixes 2 Study Instance UIDs: .* 1\.2\.3\.5 \(1 instances\)",
+        r"mixes 2 Study Instance UIDs: .* 1\.2\.3\.5 \(1 instance\)",
         id="two-studies",
     ),
     pytest.param(
         _set("PatientPosition", "FFS"), MixedSeriesError,
-        r"mixes 2 Patient Positions: HFS \(9 instances\), FFS \(1 instances\)",
+        r"mixes 2 Patient Positions: HFS \(9 instances\), FFS \(1 instance\)",
         id="two-patient-positions",
+    ),
+    pytest.param(
+        lambda d: d[:5] + [enhanced_ct(d[5:])],
+        MixedSeriesError,
+        rf"mixes 2 SOP Classes: {CT_IMAGE_STORAGE} \(5 instances\), "
+        rf"{ENHANCED_CT_IMAGE_STORAGE} \(1 instance\)",
+        id="ct-and-enhanced-ct",
     ),
     pytest.param(
         lambda d: [*d, d[2]], DuplicateSliceError,
@@ -386,13 +393,19 @@ CODECS = [
 ]
 
 
-def _signed_series(**kwargs: object) -> list[Dataset]:
+def _signed_series(*, padding_value: int | None = None) -> list[Dataset]:
     """4 slices of 32 x 48, signed stored values -1024..5119 (HU = stored): codecs see negatives.
 
     (OpenJPEG's default 6 wavelet resolutions need at least 32 pixels a side.)
     """
-    return ct_series(  # type: ignore[arg-type]
-        n_slices=4, rows=32, columns=48, signed=True, intercepts=0.0, name="codec", **kwargs
+    return ct_series(
+        n_slices=4,
+        rows=32,
+        columns=48,
+        signed=True,
+        intercepts=0.0,
+        name="codec",
+        padding_value=padding_value,
     )
 
 
@@ -436,9 +449,7 @@ ENHANCED = [
     pytest.param(
         {"row_cosine": (1.0, 0.0, 0.0), "column_cosine": (0.0, 0.8, 0.6)}, {}, id="oblique"
     ),
-    pytest.param(
-        {"signed": True, "intercepts": 0.0, "padding_value": -1024}, {}, id="padding"
-    ),
+    pytest.param({"signed": True, "intercepts": 0.0, "padding_value": -1024}, {}, id="padding"),
 ]
 
 
@@ -604,3 +615,17 @@ def test_padding_only_in_some_instances() -> None:
     series = load_series(datasets)
     assert series.padding_mask is not None
     assert series.padding_mask[0, :2].all() and series.padding_mask.sum() == 2 * COLUMNS
+
+
+def test_enhanced_ct_per_frame_group_wins_over_shared() -> None:
+    # not conformant (a group belongs in one place), but if both are there the frame's own applies
+    singles = ct_series(slopes=[1.0, 0.5] * 5, intercepts=[-1024.0, -2000.0] * 5)
+    multi = enhanced_ct(singles)
+    shared = multi.SharedFunctionalGroupsSequence[0]
+    shared.PixelValueTransformationSequence = (
+        enhanced_ct(singles, shared_rescale=True)
+        .SharedFunctionalGroupsSequence[0]
+        .PixelValueTransformationSequence
+    )
+    shared.PixelValueTransformationSequence[0].RescaleIntercept = "5000"
+    _assert_same_volume(load_series([multi]), load_series(singles))

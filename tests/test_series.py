@@ -180,7 +180,9 @@ def test_position_tolerance_is_a_keyword() -> None:
 
 def test_orientation_tolerance_is_a_keyword() -> None:
     geo = slices([(0.0, 0.0, 0.0), (0.0, 0.0, 2.0)])
-    tilted = SliceGeometry((0.0, 0.0, 4.0), (1.0, 0.0, 0.0), (0.0, 1.0, 5e-4), (0.8, 0.5), 12, 16, "s2")
+    tilted = SliceGeometry(
+        (0.0, 0.0, 4.0), (1.0, 0.0, 0.0), (0.0, 1.0, 5e-4), (0.8, 0.5), 12, 16, "s2"
+    )
     with pytest.raises(InconsistentSlicesError, match="different orientations"):
         stack_geometry([*geo, tilted])
     assert stack_geometry([*geo, tilted], orientation_tol=1e-3).size_ijk == (16, 12, 3)
