@@ -39,8 +39,11 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=len(SHIFT_SET))
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="igrt-bench-"))
-    config = work / f"{args.engine}.toml"
-    config.write_text(f'[registration]\nengine = "{args.engine}"\n')
+    configs = {}
+    for convention in ("origin", "center"):
+        configs[convention] = work / f"{args.engine}-{convention}.toml"
+        configs[convention].write_text(
+            f'[registration]\nengine = "{args.engine}"\ncbct_isocenter = "{convention}"\n')
     igrt = Path(sys.executable).with_name("igrt")
     planning = {}
     rows = []
@@ -56,9 +59,10 @@ def main() -> int:
         cbct = write_cbct(work / f"cbct-{n:02d}", planning[position], known, frame=frame,
                           seed=100 + n)
         t0 = time.perf_counter()
-        proc = subprocess.run([str(igrt), "register", "--planning", str(planning[position].directory),
-                               "--cbct", str(cbct.directory), "--config", str(config)],
-                              capture_output=True, text=True, check=False)
+        config = configs["center" if frame == "center" else "origin"]
+        command = [str(igrt), "register", "--planning", str(planning[position].directory),
+                   "--cbct", str(cbct.directory), "--config", str(config)]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
         cli_s = time.perf_counter() - t0
         message = json.loads(proc.stdout)
         if message["measured"] is None:

@@ -73,7 +73,8 @@ class PhantomModel:
             h = CUBE_SIDE_MM / 2.0
             if abs(z_mm - cz) > h:
                 return None
-            return np.array([[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]])
+            corners = [(-h, -h), (h, -h), (h, h), (-h, h)]
+            return np.array([[cx + dx, cy + dy] for dx, dy in corners])
         a, b = _body_a(np.array([z_mm - cz]))[0], _body_b(np.array([z_mm - cz]))[0]
         t = np.linspace(0.0, 2.0 * math.pi, n_points, endpoint=False)
         e = 2.0 / BODY_POWER
@@ -170,6 +171,7 @@ def _render_body(canvas: Canvas, seed: int) -> None:
     _paint_muscles(canvas, c, z_lo, z_hi)
     _paint_abdomen(canvas, c, seed)
     _paint_thorax(canvas, c, seed, z_hi)
+    _paint_great_vessels(canvas, c)
     _paint_spine(canvas, c, z_lo, z_hi)
     _paint_ribs(canvas, c)
     _paint_pelvis(canvas, c)
@@ -216,6 +218,9 @@ def _paint_abdomen(canvas: Canvas, c: F64, seed: int) -> None:
         rot = rot_z(side * 20.0)
         paint(canvas, ellipsoid(canvas, centre, (27, 21, 52), rot), 34.0)
         paint(canvas, ellipsoid(canvas, centre + (-side * 10, 0, 0), (9, 7, 24), rot), -60.0)
+
+
+def _paint_great_vessels(canvas: Canvas, c: F64) -> None:
     paint(
         canvas,
         tube_z(canvas, z_range_mm=(c[2] - 130, c[2] + 125), center_x=c[0] + 15,
@@ -239,7 +244,9 @@ def _diaphragm(c: F64, side: float) -> tuple[float, float]:
 def _paint_thorax(canvas: Canvas, c: F64, seed: int, z_hi: float) -> None:
     lung_hu = -830.0
     lx, ly, lrx, lry = 78.0, 5.0, 58.0, 70.0
-    union = canvas.region(c + (-lx - lrx, ly - lry, -30.0), (c[0] + lx + lrx, c[1] + ly + lry, z_hi))
+    union = canvas.region(
+        c + (-lx - lrx, ly - lry, -30.0), (c[0] + lx + lrx, c[1] + ly + lry, z_hi)
+    )
     if union is None:
         return
     lung_alpha = np.zeros(
@@ -255,18 +262,25 @@ def _paint_thorax(canvas: Canvas, c: F64, seed: int, z_hi: float) -> None:
         x, y, z = canvas.grid(region)
         qx, qy = (x - c[0] - side * lx) / lrx, (y - c[1] - ly) / lry
         g = np.abs(qx) ** 2.2 + np.abs(qy) ** 2.2  # (1, ny, nx)
-        d_xy = (g - 1.0) * 0.5 * min(lrx, lry)
-        surface = c[2] + base + dome * (1.0 - np.clip(qx * qx + qy * qy, 0.0, 1.0))
-        alpha = canvas.alpha(np.maximum(d_xy, surface - z))
+        d_xy = ((g - 1.0) * 0.5 * min(lrx, lry)).astype(np.float32)
+        # Dome apex antero-medial: the lung reaches lowest in the posterior recess.
+        apex = (qx + side * 0.25) ** 2 + ((qy + 0.35) / 1.35) ** 2
+        surface = (c[2] + base + dome * (1.0 - np.clip(apex, 0.0, 1.0))).astype(np.float32)
+        alpha = canvas.alpha(np.maximum(d_xy, (surface - z) * np.float32(canvas.z_scale)))
         canvas.paint(region, alpha, lung_hu)
-        offs = tuple(slice(r.start - u.start, r.stop - u.start) for r, u in zip(region, union))
+        offs = tuple(
+            slice(r.start - u.start, r.stop - u.start) for r, u in zip(region, union, strict=True)
+        )
         lung_alpha[offs] = np.maximum(lung_alpha[offs], alpha)
     # Vessels: where two smooth random fields are both near zero (a network of tubes).
     rng = np.random.default_rng([seed, 21])
     f1 = shapes.region_field(canvas, union, cell_mm=7.0, rng=rng)
     f2 = shapes.region_field(canvas, union, cell_mm=7.0, rng=rng)
-    tube = np.clip(0.5 - (np.abs(f1) - 0.12) / 0.08, 0, 1) * np.clip(
-        0.5 - (np.abs(f2) - 0.12) / 0.08, 0, 1
+    x, _, _ = canvas.grid(union)
+    hilum = np.clip(1.0 - (np.abs(x - c[0]) - 15.0) / 100.0, 0.0, 1.0)
+    width = (0.13 + 0.2 * hilum).astype(np.float32)  # larger vessels toward the hilum
+    tube = np.clip(0.5 - (np.abs(f1) - width) / 0.08, 0, 1) * np.clip(
+        0.5 - (np.abs(f2) - width) / 0.08, 0, 1
     )
     canvas.add(union, (lung_alpha * tube * 760.0).astype(np.float32))
     # Mediastinum: pericardial fat, heart (myocardium and blood), sternum.
@@ -311,8 +325,8 @@ def _paint_spine(canvas: Canvas, c: F64, z_lo: float, z_hi: float) -> None:
         )  # vertebral body: cortical shell and trabecular interior
         paint(canvas, prism(yv, 19 * s, 14 * s, zv + 10.5, zv + period - 10.5), 85.0)  # disc
         paint(canvas, prism(yv + 27 * s, 15 * s, 12 * s, zv - 7, zv + 7), 560.0)  # neural arch
-        spinous = c + (0.0, yv - c[1] + 48 * s, u - 6.0)
-        paint(canvas, shapes.box(canvas, spinous, (3.5, 14 * s, 5.0), rot_x(-25.0)), 580.0)
+        spinous = c + (0.0, yv - c[1] + 44 * s, u - 6.0)
+        paint(canvas, shapes.box(canvas, spinous, (3.5, 12 * s, 5.0), rot_x(-25.0)), 580.0)
         for side in (-1.0, 1.0):
             tp = (c[0] + side * 27 * s, yv + 21 * s, zv)
             paint(canvas, shapes.box(canvas, tp, (12 * s, 4.0, 4.5), rot_z(side * 15.0)), 560.0)
@@ -423,7 +437,7 @@ def _layers(
 
 
 def ct_couch(lateral_mm: F64, depth_mm: F64, top_mm: float, *, edge_mm: float) -> tuple[F64, F64]:
-    """CT (planning) couch: a slightly curved carbon cradle on a narrow pedestal.
+    """CT (planning) couch: a slightly curved carbon cradle on a hollow pedestal.
 
     ``lateral_mm`` from the couch centre line, ``depth_mm`` along the room's down direction;
     ``top_mm`` is the depth of the top surface at the centre line. Returns (alpha, HU).
@@ -432,12 +446,14 @@ def ct_couch(lateral_mm: F64, depth_mm: F64, top_mm: float, *, edge_mm: float) -
     alpha, value = _layers(
         lateral_mm, t, [(0.0, 2.0, 350.0), (2.0, 48.0, -930.0), (48.0, 50.0, 350.0)], edge_mm
     )
-    side = np.clip(0.5 - (np.abs(lateral_mm) - 250.0) / edge_mm, 0.0, 1.0)
-    alpha = alpha * side
-    ped_alpha, ped_value = _layers(lateral_mm, t, [(50.0, 140.0, 90.0)], edge_mm)
-    ped_alpha = ped_alpha * np.clip(0.5 - (np.abs(lateral_mm) - 80.0) / edge_mm, 0.0, 1.0)
-    value = np.where(ped_alpha > alpha, ped_value, value)
-    return np.maximum(alpha, ped_alpha), value
+    alpha = alpha * np.clip(0.5 - (np.abs(lateral_mm) - 250.0) / edge_mm, 0.0, 1.0)
+    plate, _ = _layers(lateral_mm, t, [(52.0, 56.0, 250.0)], edge_mm)
+    plate = plate * np.clip(0.5 - (np.abs(lateral_mm) - 82.0) / edge_mm, 0.0, 1.0)
+    walls, _ = _layers(lateral_mm, t, [(52.0, 1000.0, 250.0)], edge_mm)
+    walls = walls * np.clip(0.5 - (np.abs(np.abs(lateral_mm) - 80.0) - 2.0) / edge_mm, 0.0, 1.0)
+    pedestal = np.maximum(plate, walls)
+    value = np.where(pedestal > alpha, 250.0, value)
+    return np.maximum(alpha, pedestal), value
 
 
 def treatment_couch(
@@ -456,6 +472,14 @@ def treatment_couch(
 
 
 def composite_over_air(volume_hu: F32, alpha: F64, couch_hu: F64) -> None:
-    """Blend a couch into a volume where the volume holds air (the anatomy wins on overlap)."""
-    air = np.clip((-volume_hu - 600.0) / 300.0, 0.0, 1.0)
-    volume_hu += (alpha * air * (couch_hu - volume_hu)).astype(np.float32)
+    """Blend a couch (2-D profiles ``[j, i]``, constant along ``k``) into ``volume_hu[k, j, i]``
+    where the volume holds air (the anatomy wins on overlap). In place."""
+    rows = np.nonzero(alpha.max(axis=-1) > 0.0)[0]
+    if rows.size == 0:
+        return
+    band = slice(int(rows[0]), int(rows[-1]) + 1)  # only the rows the couch occupies
+    block = volume_hu[:, band, :]
+    a = alpha[band].astype(np.float32)
+    hu = couch_hu[band].astype(np.float32)
+    air = np.clip((-block - 600.0) / 300.0, 0.0, 1.0)
+    block += a * air * (hu - block)

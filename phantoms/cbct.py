@@ -241,7 +241,8 @@ def simulate(
     if degradation.blur_sigma_mm > 0.0:
         image = sitk.GetImageFromArray(hu)
         image.CopyInformation(geom.reference_image())
-        image = sitk.DiscreteGaussian(image, degradation.blur_sigma_mm**2, 32, 0.01, True)
+        variance = [degradation.blur_sigma_mm**2] * 3
+        image = sitk.DiscreteGaussian(image, variance, 32, 0.01, True)
         hu = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)
     hu *= np.float32(degradation.hu_scale)
     hu += np.float32(degradation.hu_offset)

@@ -166,15 +166,12 @@ def write_image_series(
             + ", ".join(str(u) for u in UNCOMPRESSED + COMPRESSED)
         )
     directory.mkdir(parents=True, exist_ok=True)
-    stored = np.clip(np.rint(hu) - RESCALE_INTERCEPT, 0, STORED_MAX).astype(np.int16)
     pad = stored_value(outside_hu)
-    if outside is not None:
-        stored[outside] = pad
     origin = np.asarray(series.origin_mm, dtype=np.float64)
     slice_step = series.direction[:, 2] * series.spacing_mm[2]
     iop = [ds(v) for v in (*series.direction[:, 0], *series.direction[:, 1])]
     refs: list[tuple[str, tuple[float, float, float]]] = []
-    for k in range(stored.shape[0]):
+    for k in range(hu.shape[0]):
         sop_uid = uids.uid("image", series.series_uid, k)
         position = origin + k * slice_step
         ipp = [ds(v) for v in position]
@@ -201,7 +198,7 @@ def write_image_series(
         d.PixelSpacing = [ds(series.spacing_mm[1]), ds(series.spacing_mm[0])]  # row, column
         d.SamplesPerPixel = 1
         d.PhotometricInterpretation = "MONOCHROME2"
-        d.Rows, d.Columns = int(stored.shape[1]), int(stored.shape[2])
+        d.Rows, d.Columns = int(hu.shape[1]), int(hu.shape[2])
         d.BitsAllocated, d.BitsStored, d.HighBit, d.PixelRepresentation = 16, 16, 15, 1
         d.RescaleIntercept = ds(RESCALE_INTERCEPT)
         d.RescaleSlope = "1"
@@ -211,7 +208,9 @@ def write_image_series(
             d.ImageComments = series.image_comments
         if padding_attribute:
             d.add_new(0x00280120, "SS", pad)  # PixelPaddingValue, in stored units
-        pixels = np.ascontiguousarray(stored[k])
+        pixels = np.clip(np.rint(hu[k]) - RESCALE_INTERCEPT, 0, STORED_MAX).astype(np.int16)
+        if outside is not None:
+            pixels[outside[k]] = pad
         if ts in COMPRESSED:
             d.compress(ts, pixels, generate_instance_uid=False)
         else:

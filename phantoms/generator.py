@@ -156,9 +156,7 @@ def planning_ct(
     for a in range(3):
         if direction[a, a] < 0:
             origin[a] += spacing[a] * (n[a] - 1)
-    return np.ascontiguousarray(hu[flips]), (float(origin[0]), float(origin[1]), float(origin[2])), (
-        direction
-    )
+    return hu[flips], (float(origin[0]), float(origin[1]), float(origin[2])), direction
 
 
 # --- planning set --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from scipy import ndimage
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Region = tuple[slice, slice, slice]
-ZFunction = Callable[[F64], F64]
+ZFunction = Callable[[F32], npt.NDArray[np.floating]]
 
 _EPS = 1e-6
 
@@ -62,13 +62,20 @@ class Canvas:
             slices.append(slice(a, b))
         return (slices[0], slices[1], slices[2])
 
-    def grid(self, region: Region) -> tuple[F64, F64, F64]:
-        """Broadcastable coordinates ``x (1,1,nx)``, ``y (1,ny,1)``, ``z (nz,1,1)`` of a region."""
+    def grid(self, region: Region) -> tuple[F32, F32, F32]:
+        """Broadcastable float32 coordinates ``x (1,1,nx)``, ``y (1,ny,1)``, ``z (nz,1,1)``
+        of a region (float32 keeps the 3-D temporaries of the primitives small)."""
         zs, ys, xs = region
-        x = self.axis_coords(0, xs)[None, None, :]
-        y = self.axis_coords(1, ys)[None, :, None]
-        z = self.axis_coords(2, zs)[:, None, None]
+        x = self.axis_coords(0, xs).astype(np.float32)[None, None, :]
+        y = self.axis_coords(1, ys).astype(np.float32)[None, :, None]
+        z = self.axis_coords(2, zs).astype(np.float32)[:, None, None]
         return x, y, z
+
+    @property
+    def z_scale(self) -> float:
+        """Factor turning a distance along z into an in-plane-equivalent distance, so that edges
+        across slices blur over one slice thickness (partial volume of thick slices)."""
+        return self.edge_mm / self.spacing_mm[2]
 
     def alpha(self, distance_mm: npt.NDArray[np.floating]) -> F32:
         a = np.clip(0.5 - distance_mm / self.edge_mm, 0.0, 1.0)
@@ -88,11 +95,12 @@ def _rotation(rotation: npt.ArrayLike | None) -> F64:
 
 def _rotated_local(
     canvas: Canvas, region: Region, center: F64, rot: F64
-) -> tuple[F64, F64, F64]:
-    """Local coordinates ``q = Rᵀ (p - c)`` of a region (three 3-D arrays)."""
+) -> tuple[F32, F32, F32]:
+    """Local coordinates ``q = Rᵀ (p - c)`` of a region (three float32 3-D arrays)."""
     x, y, z = canvas.grid(region)
-    dx, dy, dz = x - center[0], y - center[1], z - center[2]
-    q = [rot[0, i] * dx + rot[1, i] * dy + rot[2, i] * dz for i in range(3)]
+    c32, r32 = center.astype(np.float32), rot.astype(np.float32)
+    dx, dy, dz = x - c32[0], y - c32[1], z - c32[2]
+    q = [r32[0, i] * dx + r32[1, i] * dy + r32[2, i] * dz for i in range(3)]
     return q[0], q[1], q[2]
 
 
@@ -111,15 +119,20 @@ def ellipsoid(
     region = canvas.region(c - half, c + half)
     if region is None:
         return None
+    r32 = r.astype(np.float32)
     if rotation is None:
         x, y, z = canvas.grid(region)
-        qx, qy, qz = (x - c[0]) / r[0], (y - c[1]) / r[1], (z - c[2]) / r[2]
+        c32 = c.astype(np.float32)
+        qx, qy, qz = (x - c32[0]) / r32[0], (y - c32[1]) / r32[1], (z - c32[2]) / r32[2]
         g = qx * qx + qy * qy + qz * qz
-        grad = 2.0 * np.sqrt((qx / r[0]) ** 2 + (qy / r[1]) ** 2 + (qz / r[2]) ** 2)
+        zs = np.float32(canvas.z_scale)  # in-plane-equivalent gradient: thick slices blur more
+        grad = 2.0 * np.sqrt((qx / r32[0]) ** 2 + (qy / r32[1]) ** 2 + (qz / r32[2] / zs) ** 2)
     else:
         q0, q1, q2 = _rotated_local(canvas, region, c, rot)
-        g = (q0 / r[0]) ** 2 + (q1 / r[1]) ** 2 + (q2 / r[2]) ** 2
-        grad = 2.0 * np.sqrt((q0 / r[0] ** 2) ** 2 + (q1 / r[1] ** 2) ** 2 + (q2 / r[2] ** 2) ** 2)
+        g = (q0 / r32[0]) ** 2 + (q1 / r32[1]) ** 2 + (q2 / r32[2]) ** 2
+        grad = 2.0 * np.sqrt(
+            (q0 / r32[0] ** 2) ** 2 + (q1 / r32[1] ** 2) ** 2 + (q2 / r32[2] ** 2) ** 2
+        )
     return region, canvas.alpha((g - 1.0) / np.maximum(grad, _EPS))
 
 
@@ -140,7 +153,7 @@ def box(
     if region is None:
         return None
     q = _rotated_local(canvas, region, c, rot)
-    inner = h - corner_radius_mm
+    inner = (h - corner_radius_mm).astype(np.float32)
     e = [np.abs(q[i]) - inner[i] for i in range(3)]
     outside = np.sqrt(sum(np.maximum(ei, 0.0) ** 2 for ei in e))
     inside = np.minimum(np.maximum(np.maximum(e[0], e[1]), e[2]), 0.0)
@@ -172,7 +185,7 @@ def tube_z(
 
     fx, fy, frx, fry = as_fn(center_x), as_fn(center_y), as_fn(radius_x), as_fn(radius_y)
     if max_extent_mm is None:
-        zz = np.array([z0], dtype=np.float64)
+        zz = np.array([z0], dtype=np.float32)
         cx, cy, rx, ry = (float(f(zz)[0]) for f in (fx, fy, frx, fry))
         max_extent_mm = (cx - rx, cx + rx, cy - ry, cy + ry)
     xmin, xmax, ymin, ymax = max_extent_mm
@@ -181,8 +194,10 @@ def tube_z(
         return None
     x, y, z = canvas.grid(region)
     zf = z[:, 0, 0]
-    cx3, cy3 = fx(zf)[:, None, None], fy(zf)[:, None, None]
-    rx3, ry3 = frx(zf)[:, None, None], fry(zf)[:, None, None]
+    def column(f: ZFunction) -> F32:
+        return np.asarray(f(zf), dtype=np.float32)[:, None, None]
+
+    cx3, cy3, rx3, ry3 = column(fx), column(fy), column(frx), column(fry)
     ax = np.abs(x - cx3) / rx3  # (nz, 1, nx)
     ay = np.abs(y - cy3) / ry3  # (nz, ny, 1)
     if power == 2.0:
@@ -195,7 +210,7 @@ def tube_z(
         gy = power * py / np.maximum(ay, _EPS) / ry3
         grad = np.sqrt(gx * gx + gy * gy)
     d_xy = (g - 1.0) / np.maximum(grad, _EPS)
-    d_z = np.maximum(z0 - z, z - z1)
+    d_z = np.maximum(np.float32(z0) - z, z - np.float32(z1)) * np.float32(canvas.z_scale)
     return region, canvas.alpha(np.maximum(d_xy, d_z))
 
 

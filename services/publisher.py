@@ -76,7 +76,8 @@ def bind_socket(sock: zmq.Socket[Any], endpoint: str, key: str) -> str:
             if exc.errno == zmq.EADDRINUSE
             else "check the address"
         )
-        raise EndpointError(f"{key}: cannot bind {endpoint!r}: {exc.strerror}; {hint}") from exc
+        reason = zmq.strerror(exc.errno) if exc.errno else str(exc)
+        raise EndpointError(f"{key}: cannot bind {endpoint!r}: {reason}; {hint}") from exc
     return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
@@ -154,7 +155,10 @@ class Publisher:
         with self._lock:
             was_accepting, self._accepting = self._accepting, False
         if was_accepting:
-            self._queue.put(_STOP)  # blocks only if QUEUE_MAX messages are waiting
+            try:  # waits only while QUEUE_MAX messages are queued, for the thread to send some
+                self._queue.put(_STOP, timeout=timeout_s)
+            except queue.Full:
+                log.error("the publisher queue stayed full for %g s; stopping anyway", timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():

@@ -18,17 +18,24 @@ BoolArray = npt.NDArray[np.bool_]
 class Level:
     """One level of the multi-resolution pyramid."""
 
+    voxel_mm: float  # working voxel size: images are bin-shrunk toward it (0 = native)
     smoothing_mm: float  # Gaussian sigma applied to both images before sampling
+    margin_mm: float  # planning CT kept around the CBCT region as currently mapped
     samples: int  # random metric samples (drawn once per level, fixed seed)
     iterations: int  # iteration cap
     step_mm: float  # initial optimiser step (parameters scaled to mm of voxel motion)
     min_step_mm: float  # convergence: the step has shrunk below this
 
 
+#: Coarse to fine. The first level's margin covers the capture range (30 mm and 5°, which moves
+#: a corner of the default box by another ~10 mm); later levels start close to the answer.
 DEFAULT_LEVELS: tuple[Level, ...] = (
-    Level(smoothing_mm=4.0, samples=8000, iterations=200, step_mm=4.0, min_step_mm=0.1),
-    Level(smoothing_mm=1.5, samples=12000, iterations=200, step_mm=1.0, min_step_mm=0.02),
-    Level(smoothing_mm=0.0, samples=20000, iterations=200, step_mm=0.5, min_step_mm=0.005),
+    Level(voxel_mm=4.0, smoothing_mm=4.0, margin_mm=45.0, samples=8000, iterations=200,
+          step_mm=4.0, min_step_mm=0.1),
+    Level(voxel_mm=2.0, smoothing_mm=1.5, margin_mm=15.0, samples=12000, iterations=200,
+          step_mm=1.0, min_step_mm=0.02),
+    Level(voxel_mm=0.0, smoothing_mm=0.0, margin_mm=10.0, samples=20000, iterations=200,
+          step_mm=0.5, min_step_mm=0.005),
 )
 
 

@@ -31,7 +31,7 @@ from igrt.volume import FloatArray, Volume
 log = logging.getLogger(__name__)
 
 #: How much further than the box the planning CT is kept: the capture range plus rotation.
-MOVING_MARGIN_MM = 60.0
+MOVING_MARGIN_MM = 50.0
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
 #: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).

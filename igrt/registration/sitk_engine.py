@@ -10,8 +10,12 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
+from igrt import geometry
+from igrt.errors import NoOverlapError
+from igrt.registration import region
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
+    BoolArray,
     Level,
     RegistrationProblem,
     RegistrationResult,
@@ -22,7 +26,7 @@ from igrt.registration.sitk_images import (
     matrix_from_transform,
     to_sitk,
 )
-from igrt.volume import FloatArray
+from igrt.volume import FloatArray, Volume
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +49,28 @@ class SimpleItkEngine:
         levels: tuple[Level, ...] = DEFAULT_LEVELS,
     ) -> RegistrationResult:
         t0 = time.perf_counter()
-        fixed = to_sitk(problem.fixed)
-        moving = to_sitk(problem.moving)
-        fixed_mask = (mask_to_sitk(problem.fixed_mask, problem.fixed)
-                      if problem.fixed_mask is not None else None)
-        moving_mask = (mask_to_sitk(problem.moving_mask, problem.moving)
-                       if problem.moving_mask is not None else None)
         matrix = problem.initial if start is None else start
         iterations = 0
         stop = ""
         metric = float("nan")
+        fixed_full = to_sitk(problem.fixed)
+        fixed_mask_full = (mask_to_sitk(problem.fixed_mask, problem.fixed)
+                           if problem.fixed_mask is not None else None)
         for number, level in enumerate(levels):
-            f = _smooth(fixed, level.smoothing_mm)
-            m = _smooth(moving, level.smoothing_mm)
+            fixed, fixed_mask = _level_images(fixed_full, fixed_mask_full, level)
+            moving_volume, moving_mask_array = _moving_region(problem, matrix, level.margin_mm)
+            moving_full = to_sitk(moving_volume)
+            moving_mask_full = (mask_to_sitk(moving_mask_array, moving_volume)
+                                if moving_mask_array is not None else None)
+            moving, moving_mask = _level_images(moving_full, moving_mask_full, level)
             transform = euler_from_matrix(matrix, problem.center_mm)
-            fraction = sampling_fraction(level.samples, problem.fixed_mask,
-                                         problem.fixed.voxels.size)
+            usable = (int(np.count_nonzero(sitk.GetArrayViewFromImage(fixed_mask)))
+                      if fixed_mask is not None else fixed.GetNumberOfPixels())
+            fraction = min(1.0, level.samples / max(usable, 1))
             method = self._method(level, fraction, problem.seed + number, fixed_mask,
                                   moving_mask)
             method.SetInitialTransform(transform, inPlace=True)
-            method.Execute(f, m)
+            method.Execute(fixed, moving)
             matrix = matrix_from_transform(transform)
             iterations += method.GetOptimizerIteration()
             stop = method.GetOptimizerStopConditionDescription()
@@ -108,14 +114,33 @@ class SimpleItkEngine:
         return method
 
 
-def _smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
-    if sigma_mm <= 0:
-        return image
-    return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
+def _level_images(image: sitk.Image, mask: sitk.Image | None,
+                  level: Level) -> tuple[sitk.Image, sitk.Image | None]:
+    """Bin-shrink toward the level's voxel size (an average: cheap anti-aliasing), then smooth."""
+    if level.voxel_mm > 0:
+        factors = [max(1, int(round(level.voxel_mm / s))) for s in image.GetSpacing()]
+        if any(f > 1 for f in factors):
+            image = sitk.BinShrink(image, factors)
+            if mask is not None:
+                shrunk = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), factors)
+                mask = sitk.Cast(shrunk >= 0.5, sitk.sitkUInt8)
+    if level.smoothing_mm > 0:
+        image = sitk.SmoothingRecursiveGaussian(image, level.smoothing_mm)
+    return image, mask
 
 
-def sampling_fraction(samples: int, mask: np.ndarray | None, n_voxels: int) -> float:
-    """Fraction of the fixed grid to draw so that about ``samples`` land in the mask (ITK
-    draws over the whole grid and drops the points outside the fixed mask)."""
-    usable = int(mask.sum()) if mask is not None else n_voxels
-    return float(min(1.0, samples / max(usable, 1)))
+def _moving_region(problem: RegistrationProblem, matrix: FloatArray,
+                   margin_mm: float) -> tuple[Volume, BoolArray | None]:
+    """The planning CT around where the CBCT region currently maps, plus ``margin_mm``."""
+    fixed = problem.fixed
+    ni, nj, nk = fixed.shape_ijk
+    corners = np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)],
+                       dtype=np.float64)
+    mapped = geometry.apply(matrix, fixed.index_to_point_mm(corners))
+    lo, hi = mapped.min(axis=0), mapped.max(axis=0)
+    box = region.index_box(problem.moving, (lo + hi) / 2.0, hi - lo + 2.0 * margin_mm)
+    if any(s.stop - s.start < 2 for s in box):
+        raise NoOverlapError("the CBCT region maps outside the planning CT")
+    volume = region.crop(problem.moving, box)
+    mask = problem.moving_mask
+    return volume, (np.ascontiguousarray(mask[box]) if mask is not None else None)

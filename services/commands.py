@@ -1,0 +1,353 @@
+"""The command socket of CONTRACT §4: a REP socket, one JSON object in, one JSON object out.
+
+Requests (every reply has ``"ok"``; ``"error"``, a sentence, when ``ok`` is false; ``"cmd"``
+echoes the command when there was one):
+
+- ``{"cmd": "ping"}`` → ``room``, ``time``;
+- ``{"cmd": "status"}`` → ``state``, ``last_seq``, ``room``, ``version``, ``time`` (and
+  ``queue_length`` when the service gives one);
+- ``{"cmd": "latest"}`` → ``message``: the last correction message exactly as published (the
+  stored text, parsed), or ``null``;
+- ``{"cmd": "result", "series_uid": "..."}`` → ``message`` for that CBCT series, or ``ok: false``
+  when there is none;
+- ``{"cmd": "select_plan", "patient_id": "...", "plan_uid": "..."}`` → ``patient_id``,
+  ``plan_uid`` once the selection is durable, or ``ok: false`` with the store's reason.
+
+Requests are checked strictly: not UTF-8 JSON, not an object, more than one frame, an unknown
+``cmd``, a missing, wrongly typed or unknown field all get ``ok: false`` naming the problem (an
+unknown field is refused so that a typo such as ``series_id`` is reported, not ignored). Every
+request gets exactly one reply, whatever happens while handling it, so the REP state machine
+never wedges.
+
+Threading model: the REP socket is created, bound, polled and closed by one thread only, the one
+:meth:`CommandServer.start` launches. It polls with a short timeout so :meth:`CommandServer.stop`
+ends it promptly. The store and the ``state`` / ``queue_length`` callables are called on that
+thread: they must be thread-safe (``igrt.store.Store`` is).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any, Protocol
+
+import zmq
+
+from igrt.config import Config
+from igrt.errors import IgrtError
+from igrt.messages import utc_now
+from igrt.store import uid_problem
+from services.publisher import START_TIMEOUT_S, EndpointError, bind_socket
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024  # larger requests are dropped by libzmq (and the peer with them)
+DEFAULT_POLL_S = 0.1
+
+
+class CommandStore(Protocol):
+    """What the command server needs of the store (``igrt.store.Store`` provides it)."""
+
+    def latest_correction_json(self) -> str | None: ...
+
+    def correction_for_series(self, series_uid: str) -> dict[str, Any] | None: ...
+
+    def last_seq(self) -> int: ...
+
+    def select_plan(self, patient_id: str, plan_uid: str) -> None: ...
+
+
+class CommandError(IgrtError):
+    """A request on the command socket cannot be answered with ``ok: true``."""
+
+    code = "command"
+    default_message = "the command cannot be carried out"
+
+
+# cmd -> its fields, all required non-empty strings; a field not listed is refused
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "ping": (),
+    "status": (),
+    "latest": (),
+    "result": ("series_uid",),
+    "select_plan": ("patient_id", "plan_uid"),
+}
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("igrt")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class CommandServer:
+    """Owns the REP socket at ``[zmq] command`` (or ``endpoint``) and its thread.
+
+    ``store``: the durable store (:class:`CommandStore`). ``state()``: the service state shown by
+    ``status``. ``queue_length()``: optional, CBCT series waiting for registration. ``version``:
+    defaults to the installed igrt version.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: CommandStore,
+        *,
+        state: Callable[[], str],
+        queue_length: Callable[[], int] | None = None,
+        version: str | None = None,
+        endpoint: str | None = None,
+        context: zmq.Context[Any] | None = None,
+        poll_s: float = DEFAULT_POLL_S,
+    ) -> None:
+        self._room = config.room
+        self._store = store
+        self._state = state
+        self._queue_length = queue_length
+        self._version = version if version is not None else _package_version()
+        self._requested = endpoint if endpoint is not None else config.zmq.command
+        self._own_context = context is None
+        self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
+        self._poll_ms = max(1, round(poll_s * 1000))
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._startup_error: IgrtError | None = None
+        self._endpoint: str | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Start the thread and bind; return the bound endpoint (actual port).
+        Raises :class:`~services.publisher.EndpointError` if it cannot be bound."""
+        if self._thread is not None:
+            raise CommandError("the command server was already started")
+        self._thread = threading.Thread(target=self._run, name="igrt-commands", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise CommandError(f"the command server did not bind {self._requested!r} within "
+                               f"{START_TIMEOUT_S:g} s")
+        if self._startup_error is not None:
+            self._thread.join()
+            self._finish_context()
+            raise self._startup_error
+        assert self._endpoint is not None
+        log.info("command socket on %s", self._endpoint)
+        return self._endpoint
+
+    def stop(self, *, timeout_s: float = 5.0) -> None:
+        """End the thread (within one poll interval) and close the socket. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the command thread did not end within %g s", timeout_s)
+                return
+        self._finish_context()
+
+    def __enter__(self) -> CommandServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        if self._endpoint is None:
+            raise CommandError("the command server is not bound yet; call start() first")
+        return self._endpoint
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    # --- request handling (pure of sockets) ------------------------------------------------------
+    def reply_to(self, frames: list[bytes]) -> bytes:
+        """The reply (UTF-8 JSON) to one request's frames. Never raises."""
+        cmd: str | None = None
+        try:
+            request = _parse_object(frames)
+            cmd = _parse_cmd(request)
+            _check_fields(cmd, request)
+            reply: dict[str, Any] = {"ok": True, "cmd": cmd, **self._execute(cmd, request)}
+        except CommandError as exc:
+            reply = _failure(cmd, exc.message)
+        except IgrtError as exc:  # the store's own sentence (unknown plan, invalid UID, I/O)
+            reply = _failure(cmd, exc.message)
+        except Exception as exc:
+            log.exception("command %r failed unexpectedly", cmd)
+            reply = _failure(
+                cmd, f"internal error while handling {cmd!r}: {type(exc).__name__}; see the log"
+            )
+        try:
+            return _encode(reply)
+        except (TypeError, ValueError) as exc:
+            log.error("reply to %r cannot be encoded as JSON: %s", cmd, exc)
+            return _encode(_failure(cmd, f"internal error: the reply to {cmd!r} is not JSON"))
+
+    def _execute(self, cmd: str, request: dict[str, Any]) -> dict[str, Any]:
+        if cmd == "ping":
+            return {"room": self._room, "time": utc_now()}
+        if cmd == "status":
+            status: dict[str, Any] = {
+                "state": str(self._state()),
+                "last_seq": self._store.last_seq(),
+                "room": self._room,
+                "version": self._version,
+                "time": utc_now(),
+            }
+            if self._queue_length is not None:
+                status["queue_length"] = int(self._queue_length())
+            return status
+        if cmd == "latest":
+            text = self._store.latest_correction_json()
+            return {"message": None if text is None else json.loads(text)}
+        if cmd == "result":
+            series_uid = request["series_uid"]
+            problem = uid_problem(series_uid)
+            if problem is not None:
+                raise CommandError(
+                    f"series_uid {series_uid!r} is not a valid DICOM UID ({problem})"
+                )
+            message = self._store.correction_for_series(series_uid)
+            if message is None:
+                raise CommandError(
+                    f"no result for series {series_uid}: it was not registered (yet)"
+                )
+            return {"message": message}
+        if cmd == "select_plan":
+            patient_id, plan_uid = request["patient_id"], request["plan_uid"]
+            self._store.select_plan(patient_id, plan_uid)
+            log.info("plan %s selected on the command socket", plan_uid)
+            return {"patient_id": patient_id, "plan_uid": plan_uid}
+        raise AssertionError(cmd)  # _parse_cmd admits only the commands above
+
+    # --- the command thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            sock = self._context.socket(zmq.REP)
+        except zmq.ZMQError as exc:
+            self._startup_error = EndpointError(f"zmq.command: cannot create a REP socket: {exc}")
+            self._ready.set()
+            return
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+            self._endpoint = bind_socket(sock, self._requested, "zmq.command")
+        except EndpointError as exc:
+            sock.close(linger=0)
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._serve(sock)
+        except Exception:
+            log.exception("the command thread failed; the command socket no longer answers")
+        finally:
+            sock.close(linger=0)
+
+    def _serve(self, sock: zmq.Socket[Any]) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(self._poll_ms):
+                continue
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            reply = self.reply_to(frames)
+            try:
+                sock.send(reply, zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # the requester went away: REP drops the reply
+                log.warning("cannot send a command reply: %s", exc)
+
+    def _finish_context(self) -> None:
+        if self._own_context and not self._context.closed:
+            self._context.term()
+
+
+# --- parsing -------------------------------------------------------------------------------------
+def _parse_object(frames: list[bytes]) -> dict[str, Any]:
+    if len(frames) != 1:
+        raise CommandError(
+            f"the request has {len(frames)} frames; send one frame holding one JSON object"
+        )
+    try:
+        text = frames[0].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"the request is not UTF-8 text (byte {exc.start})") from None
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"the request is not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise CommandError(
+            f"the request is a JSON {_json_type(request)}, not an object such as "
+            '{"cmd": "ping"}'
+        )
+    return request
+
+
+def _parse_cmd(request: dict[str, Any]) -> str:
+    known = ", ".join(_FIELDS)
+    if "cmd" not in request:
+        raise CommandError(f'the request has no "cmd"; use one of {known}')
+    cmd = request["cmd"]
+    if not isinstance(cmd, str):
+        raise CommandError(
+            f'"cmd" is a JSON {_json_type(cmd)}; it must be a string, one of {known}'
+        )
+    if cmd not in _FIELDS:
+        raise CommandError(f"unknown cmd {cmd[:64]!r}; use one of {known}")
+    return cmd
+
+
+def _check_fields(cmd: str, request: dict[str, Any]) -> None:
+    fields = _FIELDS[cmd]
+    extra = [k for k in request if k != "cmd" and k not in fields]
+    if extra:
+        allowed = ", ".join(fields) if fields else "none"
+        raise CommandError(
+            f"{cmd}: unknown field {extra[0][:64]!r}; the fields of {cmd} are: {allowed}"
+        )
+    for name in fields:
+        if name not in request:
+            raise CommandError(f"{cmd}: {name!r} is missing; it must be a non-empty string")
+        value = request[name]
+        if not isinstance(value, str) or not value.strip():
+            shown = "an empty string" if isinstance(value, str) else f"a JSON {_json_type(value)}"
+            raise CommandError(f"{cmd}: {name!r} is {shown}; it must be a non-empty string")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _failure(cmd: str | None, error: str) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": False}
+    if cmd is not None:
+        reply["cmd"] = cmd
+    reply["error"] = error
+    return reply
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
