@@ -128,8 +128,9 @@ class CommandServer:
         self._thread = threading.Thread(target=self._run, name="igrt-commands", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
-            raise CommandError(f"the command server did not bind {self._requested!r} within "
-                               f"{START_TIMEOUT_S:g} s")
+            raise CommandError(
+                f"the command server did not bind {self._requested!r} within {START_TIMEOUT_S:g} s"
+            )
         if self._startup_error is not None:
             self._thread.join()
             self._finish_context()
@@ -288,8 +289,7 @@ def _parse_object(frames: list[bytes]) -> dict[str, Any]:
         raise CommandError(f"the request is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
         raise CommandError(
-            f"the request is a JSON {_json_type(request)}, not an object such as "
-            '{"cmd": "ping"}'
+            f'the request is a JSON {_json_type(request)}, not an object such as {{"cmd": "ping"}}'
         )
     return request
 

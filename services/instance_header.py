@@ -16,7 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from igrt.store import InstanceKind, uid_problem
 from services.dicom_status import InvalidDataSetError
@@ -173,7 +175,7 @@ def _required_uid(ds: Dataset, keyword: str, name: str, what: str) -> str:
         raise InvalidDataSetError(
             f"{what} has no {name}; igrt needs it", comment=f"{name} is missing or empty"
         )
-    _check_uid(uid, name, what)
+    _check_uid(uid, keyword, name, what)
     return uid
 
 
@@ -181,16 +183,17 @@ def _optional_uids(items: list[Dataset], keyword: str, name: str, what: str) -> 
     """The non-empty ``keyword`` UIDs of ``items``, each checked."""
     uids = [uid for uid in (_text(item, keyword) for item in items) if uid is not None]
     for uid in uids:
-        _check_uid(uid, name, what)
+        _check_uid(uid, keyword, name, what)
     return uids
 
 
-def _check_uid(uid: str, name: str, what: str) -> None:
+def _check_uid(uid: str, keyword: str, name: str, what: str) -> None:
     problem = uid_problem(uid)
     if problem is not None:
+        tag = Tag(tag_for_keyword(keyword) or 0)
         raise InvalidDataSetError(
             f"{what}: {name} {uid[:80]!r} is not a valid DICOM UID ({problem})",
-            comment=f"invalid {name}: {problem}",
+            comment=f"invalid UID ({tag.group:04X},{tag.element:04X}): {problem}",
         )
 
 

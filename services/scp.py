@@ -160,7 +160,7 @@ class ScpLimits:
     network_timeout_s: float = 120.0  # an idle association is aborted after this
     max_associations: int = 10
     max_pdu_bytes: int = 262_144  # what we accept per PDU (the peer sends at most this)
-    close_grace_s: float = 10.0  # connection closed: wait this long for release/abort news
+    close_grace_s: float = 5.0  # connection closed: wait this long for release/abort news
 
 
 @dataclass(eq=False)
@@ -172,7 +172,8 @@ class _Session:
     role: Role | None  # None only if the AE is not a configured peer (negotiation prevents it)
     series: dict[str, InstanceKind] = field(default_factory=dict)  # delivered, in order
     outcome: AssociationOutcome | None = None
-    ended: threading.Event = field(default_factory=threading.Event)
+    closed: bool = False  # the TCP connection is gone
+    watchdog: threading.Timer | None = None  # closed before its end was known: fallback
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -261,6 +262,10 @@ class StorageScp:
         for assoc in open_associations:
             assoc.join(max(0.0, deadline - time.monotonic()))
         with self._sessions_lock:
+            unfinished = list(self._sessions)
+        for assoc in unfinished:  # no end news (yet): aborted, now, while the store is open
+            self._end(assoc, AssociationOutcome.ABORTED)
+        with self._sessions_lock:
             self._sessions.clear()
         logger.info("Storage SCP %s stopped", self._dicom.ae_title)
 
@@ -337,22 +342,42 @@ class StorageScp:
         self._end(event.assoc, AssociationOutcome.ABORTED)
 
     def _on_connection_closed(self, event: Event) -> None:
-        """The TCP connection is gone. Normally the association's release or abort was (or is
-        about to be) handled on its own thread; if that news does not come within
-        ``close_grace_s`` the association ended without a release, which counts as aborted."""
+        """The TCP connection is gone (on the connection's thread, which must not wait: pynetdicom
+        queues the abort indication for the association's thread only after this handler).
+        Normally the release or abort is, or is about to be, handled on the association's
+        thread; if no such news comes within ``close_grace_s``, the association ended without a
+        release, which counts as aborted."""
+        assoc = event.assoc
         with self._sessions_lock:
-            session = self._sessions.get(event.assoc)
+            session = self._sessions.get(assoc)
         if session is None:
             return  # never accepted (rejected, or no association request)
-        if not session.ended.wait(self._limits.close_grace_s):
+        with session.lock:
+            session.closed = True
+            ended = session.outcome is not None
+            if not ended:
+                session.watchdog = threading.Timer(
+                    self._limits.close_grace_s, self._closed_without_end, args=(assoc,)
+                )
+                session.watchdog.daemon = True
+                session.watchdog.start()
+        if ended:
+            self._forget(assoc)
+
+    def _closed_without_end(self, assoc: Association) -> None:
+        with self._sessions_lock:
+            session = self._sessions.get(assoc)
+        if session is not None and session.outcome is None:
             logger.warning(
                 "association %s from %s: connection closed without release or abort",
                 session.association_id,
                 session.calling_ae,
             )
-            self._end(event.assoc, AssociationOutcome.ABORTED)
+            self._end(assoc, AssociationOutcome.ABORTED)
+
+    def _forget(self, assoc: Association) -> None:
         with self._sessions_lock:
-            self._sessions.pop(event.assoc, None)
+            self._sessions.pop(assoc, None)
 
     def _end(self, assoc: Association, outcome: AssociationOutcome) -> None:
         with self._sessions_lock:
@@ -364,6 +389,11 @@ class StorageScp:
                 return  # the first news of the end wins (an abort after a release is moot)
             session.outcome = outcome
             delivered = list(session.series.items())
+            closed, watchdog = session.closed, session.watchdog
+        if watchdog is not None:
+            watchdog.cancel()
+        if closed:
+            self._forget(assoc)
         try:
             if delivered:
                 self._store.record_association(session.association_id, session.calling_ae, outcome)
@@ -374,8 +404,6 @@ class StorageScp:
                 session.calling_ae,
                 outcome.value,
             )
-        finally:
-            session.ended.set()
         logger.info(
             "association %s from %s %s (%d series delivered)",
             session.association_id,
