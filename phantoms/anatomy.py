@@ -2,8 +2,9 @@
 
 Two phantoms:
 
-* ``cube``: a 150 mm QA cube (solid-water-like) with inserts and eight high-contrast spherical
-  markers in an asymmetric pattern (:data:`CUBE_MARKERS_MM`, relative to the cube centre).
+* ``cube``: a 150 mm QA cube (solid-water-like) with inserts (lung, bone and fat equivalents,
+  air holes, a wedge, two oblique bars) and eight high-contrast spherical markers in an
+  asymmetric pattern (:data:`CUBE_MARKERS_MM`, relative to the cube centre).
 * ``body``: an anthropomorphic torso (skin, subcutaneous fat, muscle wall, spine with vertebral
   bodies, discs and processes, ribs, sternum, lungs with vessels, heart, liver, spleen, kidneys,
   stomach, bowel gas, pelvic bones) with a smooth random soft-tissue texture. Deterministic for a
@@ -122,6 +123,12 @@ def _render_cube(canvas: Canvas) -> None:
     paint(canvas, ellipsoid(canvas, c + (30, 35, 20), (18, 18, 18)), -100.0)
     paint(canvas, ellipsoid(canvas, c + (-40, 38, -35), (9, 9, 9)), AIR_HU)
     paint(canvas, shapes.box(canvas, c + (0, 45, -45), (40, 10, 15), rot_z(20.0)), 120.0)
+    # Two oblique bars and two air bubbles near the centre (the region a registration box of
+    # +-50 mm sees): oblique edges pin pitch, roll and rotation.
+    paint(canvas, shapes.box(canvas, c + (10, 0, 0), (6, 6, 60), rot_x(35.0)), 300.0)
+    paint(canvas, shapes.box(canvas, c + (0, 15, 5), (5, 5, 55), rot_y(-40.0)), 200.0)
+    paint(canvas, ellipsoid(canvas, c + (15, -10, 30), (6, 6, 6)), AIR_HU)
+    paint(canvas, ellipsoid(canvas, c + (-20, 22, -15), (7, 7, 7)), AIR_HU)
     for m in CUBE_MARKERS_MM:
         r = CUBE_MARKER_RADIUS_MM
         paint(canvas, ellipsoid(canvas, c + np.asarray(m), (r, r, r)), CUBE_MARKER_HU)

@@ -26,7 +26,6 @@ from pydicom.uid import (
     RLELossless,
     generate_uid,
 )
-from pydicom.valuerep import format_number_as_ds
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +44,13 @@ COMPRESSED = (RLELossless, JPEG2000Lossless)
 
 
 def ds(value: float) -> str:
-    """A decimal string (at most 16 characters) for ``value``."""
-    return str(format_number_as_ds(float(value)))
+    """The most precise decimal string of at most 16 characters for ``value``."""
+    v = float(value) + 0.0  # no "-0"
+    for digits in range(16, 0, -1):
+        text = f"{v:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    raise ValueError(f"{v!r} cannot be written as a decimal string")
 
 
 def stored_value(hu: float) -> int:

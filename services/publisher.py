@@ -137,9 +137,8 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="igrt-publisher", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
-            raise PublishError(
-                f"the publisher did not bind {self._requested!r} within {START_TIMEOUT_S:g} s"
-            )
+            raise PublishError(f"the publisher did not bind {self._requested!r} within "
+                               f"{START_TIMEOUT_S:g} s")
         if self._startup_error is not None:
             self._thread.join()
             self._finish_context()

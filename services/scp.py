@@ -118,7 +118,8 @@ ROLE_KINDS: Mapping[Role, frozenset[InstanceKind]] = {
     ),
 }
 
-#: Accepted for every storage SOP class, in order of preference.
+#: Accepted for every storage SOP class. When a peer proposes several in one presentation context,
+#: the first of this list among them is chosen: uncompressed first, so nothing needs decoding later.
 TRANSFER_SYNTAXES: tuple[str, ...] = (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -394,16 +395,6 @@ class StorageScp:
             watchdog.cancel()
         if closed:
             self._forget(assoc)
-        try:
-            if delivered:
-                self._store.record_association(session.association_id, session.calling_ae, outcome)
-        except Exception:
-            logger.exception(
-                "association %s from %s %s, but recording that failed",
-                session.association_id,
-                session.calling_ae,
-                outcome.value,
-            )
         logger.info(
             "association %s from %s %s (%d series delivered)",
             session.association_id,
@@ -411,13 +402,33 @@ class StorageScp:
             outcome.value,
             len(delivered),
         )
+        self._announce_end(session, outcome, delivered)
+
+    def _announce_end(
+        self,
+        session: _Session,
+        outcome: AssociationOutcome,
+        delivered: list[tuple[str, InstanceKind]],
+    ) -> None:
+        """Record the outcome (if the association delivered anything), then tell the caller,
+        one event per series delivered."""
+        if not delivered:
+            return
+        try:
+            self._store.record_association(session.association_id, session.calling_ae, outcome)
+        except Exception:
+            logger.exception(
+                "association %s from %s %s, but recording that failed",
+                session.association_id,
+                session.calling_ae,
+                outcome.value,
+            )
         if session.role is None:
             return
-        activity = ActivityKind(outcome.value)
         for series_uid, kind in delivered:
             self._emit(
                 SeriesEvent(
-                    event=activity,
+                    event=ActivityKind(outcome.value),
                     series_uid=series_uid,
                     kind=kind,
                     role=session.role,
@@ -442,13 +453,13 @@ class StorageScp:
     def _on_c_store(self, event: Event) -> Dataset:
         """The EVT_C_STORE handler: store durably, then ``0x0000``; never raises."""
         session = self._session(event.assoc)
-        request = event.request
-        sop_uid = _shown(getattr(request, "AffectedSOPInstanceUID", None))
+        sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", None))[:80]
         try:
             meta = self._store_one(event, session)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, in one place
             reply = reply_for(exc)
-            what = f"C-STORE of SOP instance {sop_uid} from {session.calling_ae} " + (
+            what = (
+                f"C-STORE of SOP instance {sop_uid} from {session.calling_ae} "
                 f"(association {session.association_id})"
             )
             if isinstance(exc, InstanceRefusedError):
@@ -459,7 +470,9 @@ class StorageScp:
                 logger.exception("%s failed (0x%04X) with an unexpected error", what, reply.status)
             return _status(reply)
         with session.lock:
+            new_series = meta.series_uid not in session.series
             session.series.setdefault(meta.series_uid, meta.kind)
+            ended = session.outcome  # the end overtook this C-STORE (server stop, dropped link)
         self._emit(
             SeriesEvent(
                 event=ActivityKind.INSTANCE,
@@ -472,6 +485,8 @@ class StorageScp:
                 sop_instance_uid=meta.sop_instance_uid,
             )
         )
+        if ended is not None and new_series:
+            self._announce_end(session, ended, [(meta.series_uid, meta.kind)])
         return _status(StatusReply(StoreStatus.SUCCESS))
 
     def _store_one(self, event: Event, session: _Session) -> InstanceMeta:
@@ -546,8 +561,8 @@ def _check_role(kind: InstanceKind, session: _Session) -> None:
     if kind not in ROLE_KINDS[session.role]:
         allowed = ", ".join(sorted(KIND_NAMES[k] for k in ROLE_KINDS[session.role]))
         raise RoleNotAllowedError(
-            f"{name} from {session.calling_ae} refused: it is configured as an "
-            f"{session.role.value!r} peer, which may send only {allowed}",
+            f"{name} from {session.calling_ae} refused: its role in [[dicom.peers]] is "
+            f"{session.role.value!r}, which may send only {allowed}",
             comment=f"{name} not accepted from {session.role.value} peer {session.calling_ae}",
         )
 
@@ -558,8 +573,3 @@ def _status(reply: StatusReply) -> Dataset:
     if reply.comment:
         ds.ErrorComment = reply.comment
     return ds
-
-
-def _shown(value: object) -> str:
-    """A UID (or whatever the peer sent instead) fit for one log line."""
-    return repr(value)[:80] if not isinstance(value, str) else value[:80]

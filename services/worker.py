@@ -143,17 +143,13 @@ class Worker:
                 pending.released = True
                 pending.last_activity_s = now
             else:
-                log.warning(
-                    "association %s aborted: series %s is not registered", a.association_id, uid
-                )
+                log.warning("association %s aborted: series %s is not registered",
+                            a.association_id, uid)
                 del self._pending[uid]
 
     def _due(self, now: float) -> list[str]:
-        due = [
-            uid
-            for uid, p in self._pending.items()
-            if p.released and now - p.last_activity_s >= self.config.dicom.settle_s
-        ]
+        due = [uid for uid, p in self._pending.items()
+               if p.released and now - p.last_activity_s >= self.config.dicom.settle_s]
         for uid in due:
             del self._pending[uid]
         return due
@@ -174,7 +170,8 @@ class Worker:
             self.publish(text)
         except Exception as exc:  # noqa: BLE001 - the service must keep running
             log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
-            self.publish_error(f"internal: {type(exc).__name__}: {exc}", {"series_uid": series_uid})
+            self.publish_error(f"internal: {type(exc).__name__}: {exc}",
+                               {"series_uid": series_uid})
         finally:
             self._state = State.IDLE
 
@@ -184,48 +181,35 @@ class Worker:
         info = store.series_info(series_uid)
 
         def load_sros(cbct: ImageSeries) -> list[SpatialRegistration]:
-            records = {
-                r.sop_instance_uid: r
-                for r in store.spatial_registrations_for_series(series_uid)
-                + store.spatial_registrations_for_frame(
-                    cbct.info.patient_id, cbct.info.frame_of_reference_uid
-                )
-            }
+            records = {r.sop_instance_uid: r for r in
+                       store.spatial_registrations_for_series(series_uid)
+                       + store.spatial_registrations_for_frame(
+                           cbct.info.patient_id, cbct.info.frame_of_reference_uid)}
             return [read_spatial_registration(_read(r.path)) for r in records.values()]
 
         outcome = pipeline.run(
             series_uid=series_uid,
             patient_id=info.patient_id if info is not None else None,
             load_cbct=lambda: load_series_files(store.series_instances(series_uid)),
-            load_plans=lambda pid: [read_plan(_read(r.path)) for r in store.plans_for_patient(pid)],
+            load_plans=lambda pid: [read_plan(_read(r.path))
+                                    for r in store.plans_for_patient(pid)],
             load_structure_sets=lambda plan: [
-                read_structure_set(_read(r.path))
-                for r in store.structure_sets_for_frame(
-                    plan.patient_id, plan.frame_of_reference_uid
-                )
-            ],
+                read_structure_set(_read(r.path)) for r in
+                store.structure_sets_for_frame(plan.patient_id, plan.frame_of_reference_uid)],
             load_planning_ct=self._planning_ct,
             load_sros=load_sros,
             config=self.config,
             selected_plan_uid=store.selected_plan,
         )
-        return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof, seq=0)
+        return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
+                                  seq=0)
 
     def _planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet]) -> ImageSeries:
         candidates = self.store.ct_series_for_frame(plan.patient_id, plan.frame_of_reference_uid)
-        preferred = next(
-            (
-                s.referenced_series_uid
-                for s in structure_sets
-                if s.sop_instance_uid == plan.referenced_structure_set_uid
-            ),
-            None,
-        )
-        uid = choose_planning_ct(
-            {c: plan.frame_of_reference_uid for c in candidates},
-            plan,
-            preferred_series_uid=preferred,
-        )
+        preferred = next((s.referenced_series_uid for s in structure_sets
+                          if s.sop_instance_uid == plan.referenced_structure_set_uid), None)
+        uid = choose_planning_ct({c: plan.frame_of_reference_uid for c in candidates}, plan,
+                                 preferred_series_uid=preferred)
         info = self.store.series_info(uid)
         key = f"{uid}:{info.instance_count if info else 0}:{info.last_arrival_at if info else ''}"
         cached = self._ct_cache.get(key)
@@ -241,19 +225,11 @@ class Worker:
         for uid in self.store.interrupted_series():
             if self.store.correction_for_series(uid) is not None:
                 continue
-            outcome = Outcome(
-                patient_id=None,
-                cbct_series_uid=uid,
-                plan=None,
-                measured=None,
-                reasons=(
-                    "interrupted: the service stopped while registering this "
-                    "CBCT; acquire or send a new CBCT",
-                ),
-            )
-            message = correction_message(
-                outcome, room=self.config.room, dof=self.config.couch.dof, seq=0
-            )
+            outcome = Outcome(patient_id=None, cbct_series_uid=uid, plan=None, measured=None,
+                              reasons=("interrupted: the service stopped while registering this "
+                                       "CBCT; acquire or send a new CBCT",))
+            message = correction_message(outcome, room=self.config.room,
+                                         dof=self.config.couch.dof, seq=0)
             self.store.append_correction(message)
             text = self.store.latest_correction_json()
             if text is not None:
@@ -261,9 +237,8 @@ class Worker:
         now = time.monotonic()
         for info in self.store.unclaimed_series(Role.IMAGING):
             if info.released:
-                self._pending[info.series_uid] = _Pending(
-                    info.last_association.association_id, now, released=True
-                )
+                self._pending[info.series_uid] = _Pending(info.last_association.association_id,
+                                                          now, released=True)
 
 
 def _read(path: Path) -> pydicom.Dataset:

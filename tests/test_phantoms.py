@@ -40,9 +40,12 @@ class Loaded:
     direction: npt.NDArray[np.float64]  # columns: LPS directions of i, j, k
     datasets: list[pydicom.Dataset]
 
-    def points(self) -> npt.NDArray[np.float64]:
+    def points(self, region: tuple[slice, slice, slice] | None = None) -> npt.NDArray[np.float64]:
+        """LPS positions ``[k, j, i, 3]`` of the voxels (of a ``[k, j, i]`` region)."""
         nk, nj, ni = self.hu.shape
-        k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+        zs, ys, xs = region or (slice(None), slice(None), slice(None))
+        k, j, i = np.meshgrid(np.arange(nk)[zs], np.arange(nj)[ys], np.arange(ni)[xs],
+                              indexing="ij")
         idx = np.stack([i, j, k], axis=-1) * self.spacing
         return np.asarray(self.origin + idx @ self.direction.T)
 
@@ -61,8 +64,8 @@ class Loaded:
 
 def load_series(directory: Path) -> Loaded:
     """CT image files of a directory, sorted by position along the slice normal (not by name)."""
-    datasets = [pydicom.dcmread(p) for p in directory.iterdir()]
-    datasets = [d for d in datasets if d.SOPClassUID == CT_STORAGE]
+    files = [pydicom.dcmread(p) for p in directory.iterdir()]
+    datasets: list[pydicom.Dataset] = [d for d in files if d.SOPClassUID == CT_STORAGE]
     iop = np.array(datasets[0].ImageOrientationPatient, dtype=float)
     normal = np.cross(iop[:3], iop[3:])
     datasets.sort(key=lambda d: float(normal @ np.array(d.ImagePositionPatient, dtype=float)))
@@ -78,10 +81,15 @@ def load_series(directory: Path) -> Loaded:
 def centroid(vol: Loaded, near: npt.ArrayLike, *, radius_mm: float = 9.0,
              threshold_hu: float = 750.0) -> npt.NDArray[np.float64]:
     """Weighted centroid of the voxels above ``threshold_hu`` within ``radius_mm`` of ``near``."""
-    pts = vol.points()
+    ijk = vol.direction.T @ (np.asarray(near) - vol.origin) / vol.spacing
+    reach = radius_mm / vol.spacing + 1
+    zs, ys, xs = (slice(max(int(ijk[a] - reach[a]), 0), int(ijk[a] + reach[a]) + 1)
+                  for a in (2, 1, 0))
+    region = (zs, ys, xs)
+    pts = vol.points(region)
     inside = np.linalg.norm(pts - np.asarray(near), axis=-1) < radius_mm
-    w = np.clip(vol.hu[inside] - threshold_hu, 0.0, None)
-    assert w.sum() > 0, f"no marker voxel near {near}"
+    w = np.clip(vol.hu[region][inside] - threshold_hu, 0.0, None)
+    assert w.sum() > 0, f"no marker voxel near {np.asarray(near)}"
     return np.asarray((pts[inside] * w[:, None]).sum(axis=0) / w.sum())
 
 

@@ -20,6 +20,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -80,9 +81,11 @@ def scp(state_dir: Path, store: Store, events: queue.Queue[SeriesEvent]) -> Iter
 
 
 # --- data sets -----------------------------------------------------------------------------------
-def ct(name: str, *, size: int = 8, **kwargs: object) -> Dataset:
+def ct(name: str, *, size: int = 8, patient_id: str = "PAT-001") -> Dataset:
     """One single-frame CT slice (``size`` x ``size``) with everything igrt needs."""
-    return factory.ct_series(n_slices=1, rows=size, columns=size, name=name, **kwargs)[0]  # type: ignore[arg-type]
+    return factory.ct_series(n_slices=1, rows=size, columns=size, name=name, patient_id=patient_id)[
+        0
+    ]
 
 
 def rt_plan(name: str) -> Dataset:
@@ -522,7 +525,8 @@ def test_invalid_sop_instance_uid_never_becomes_a_file(
     scp: StorageScp, store: Store, state_dir: Path
 ) -> None:
     bad = ct("bad uid")
-    bad.SOPInstanceUID = bad.file_meta.MediaStorageSOPInstanceUID = "1.2.03"
+    bad.SOPInstanceUID = "1.2.03"
+    bad.file_meta.MediaStorageSOPInstanceUID = UID("1.2.03")
     with pytest.warns(UserWarning, match="Invalid value for VR UI"):
         replies = store_all(scp.port, [bad], calling="LINAC")
     assert replies == [(0xA900, "invalid SOP Instance UID: component 3 ('03') has a leading zero")]
@@ -712,3 +716,26 @@ def test_out_of_space_is_refused_out_of_resources_and_the_service_recovers(
                 ("instance", big.SeriesInstanceUID),
                 ("released", big.SeriesInstanceUID),
             ]
+
+
+# --- privacy -------------------------------------------------------------------------------------
+def test_logs_never_hold_the_patient_name_or_id(
+    scp: StorageScp,
+    store: Store,
+    events: queue.Queue[SeriesEvent],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    accepted, refused = ct("private"), ct("private refused")
+    for ds in (accepted, refused):
+        ds.PatientName, ds.PatientID = "Doe^Jane", "MRN-4711"
+    del refused.PixelSpacing
+    assert store_all(scp.port, [accepted, refused], calling="LINAC") == [
+        (0x0000, None),
+        (0xA900, "Pixel Spacing (0028,0030) missing or invalid"),
+    ]
+    next_events(events, 2)  # the association's end is logged before its event
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith(("services", "igrt"))]
+    assert any(accepted.SOPInstanceUID in m for m in ours)
+    assert any("Pixel Spacing" in m for m in ours)
+    assert [m for m in ours if "Doe" in m or "MRN-4711" in m] == []

@@ -100,14 +100,16 @@ def field_of_view(volume: Volume, padding: BoolArray | None, *, erode_mm: float 
     return np.asarray(good[:, None, None] & disc[None, :, :])
 
 
-def body_mask(volume: Volume, *, threshold_hu: float = BODY_THRESHOLD_HU,
-              opening_mm: float = 6.0, margin_mm: float = 10.0) -> BoolArray:
+def body_mask(volume: Volume, *, down_lps: npt.ArrayLike | None = None,
+              threshold_hu: float = BODY_THRESHOLD_HU, opening_mm: float = 6.0,
+              margin_mm: float = 10.0) -> BoolArray:
     """The patient in a planning CT, without the CT couch, grown by ``margin_mm``.
 
     Threshold, an in-plane opening that removes thin shells (couch tops, immobilisation masks,
     cables), the largest connected component, holes filled per slice, then a margin so the skin
-    edge takes part in the metric. Couch tops thicker than ``opening_mm`` may remain attached;
-    the region box around the isocentre then limits their weight.
+    edge takes part in the metric. The margin does not grow toward ``down_lps`` (the couch side,
+    room vertical-down): the patient lies on the couch, and the planning CT's couch differs from
+    the treatment couch, which is fixed in the room and must not pull the result.
     """
     sx, sy, _ = volume.spacing_mm
     dense = volume.voxels > threshold_hu
@@ -121,8 +123,21 @@ def body_mask(volume: Volume, *, threshold_hu: float = BODY_THRESHOLD_HU,
     body = labels == (int(np.argmax(sizes)) + 1)
     body = np.stack([ndimage.binary_fill_holes(s) for s in body])
     grow = max(1, int(round(margin_mm / min(sx, sy))))
-    grown = ndimage.binary_dilation(body, structure=_disk(grow)[None, :, :])
+    element = _disk(grow)
+    if down_lps is not None:
+        element = _without_side(element, volume.direction, np.asarray(down_lps, dtype=float))
+    grown = ndimage.binary_dilation(body, structure=element[None, :, :])
     return np.asarray(grown)
+
+
+def _without_side(element: npt.NDArray[np.bool_], direction: npt.NDArray[np.float64],
+                  down_lps: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """The in-plane structuring element with the offsets pointing toward ``down_lps`` removed
+    (a structuring element's offsets are the directions a dilation grows in)."""
+    r = element.shape[0] // 2
+    jj, ii = np.mgrid[-r:r + 1, -r:r + 1]
+    toward = ii * float(direction[:, 0] @ down_lps) + jj * float(direction[:, 1] @ down_lps)
+    return np.asarray(element & (toward <= 1e-9))
 
 
 def _disk(radius: int) -> npt.NDArray[np.bool_]:

@@ -95,17 +95,18 @@ def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
     if case.region_mask is not None:
         moving_mask = np.ascontiguousarray(case.region_mask[moving_box])
     else:
-        moving_mask = _body_mask(moving)
+        moving_mask = _body_mask(moving, case.position)
     if not moving_mask.any():
         raise NoOverlapError("the registration region holds no voxel of the planning CT")
     return RegistrationProblem(fixed=fixed, moving=moving, initial=initial, center_mm=iso_cbct,
                                fixed_mask=fixed_mask, moving_mask=moving_mask, seed=cfg.seed)
 
 
-def _body_mask(ct: Volume) -> BoolArray:
+def _body_mask(ct: Volume, position: PatientPosition) -> BoolArray:
     """The body mask, computed on every second in-plane voxel and brought back to full grid."""
     step = 2 if min(ct.spacing_mm[:2]) < 1.5 else 1
-    coarse = region.body_mask(region.subsample(ct, step))
+    down = geometry.LPS_TO_IEC[position].T @ np.array([0.0, 0.0, -1.0])
+    coarse = region.body_mask(region.subsample(ct, step), down_lps=down)
     full = np.repeat(np.repeat(coarse, step, axis=1), step, axis=2)
     return np.ascontiguousarray(full[:, :ct.voxels.shape[1], :ct.voxels.shape[2]])
 
