@@ -96,6 +96,10 @@ class Worker:
         """Enqueue an SCP event; never blocks, never registers on the caller's thread."""
         self._queue.put(activity)
 
+    def queue_length(self) -> int:
+        """Series received and waiting to be registered."""
+        return len(self._pending)
+
     def state(self) -> str:
         if self._state == State.IDLE and self._pending:
             return State.RECEIVING
@@ -160,20 +164,35 @@ class Worker:
             return
         self._state = State.REGISTERING
         try:
-            message = self.register(series_uid)
+            try:
+                message = self.register(series_uid)
+            except Exception as exc:  # noqa: BLE001 - a failed result, never silence
+                log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
+                outcome = Outcome(patient_id=None, cbct_series_uid=series_uid, plan=None,
+                                  measured=None,
+                                  reasons=(f"internal: {type(exc).__name__}: {exc}",))
+                message = correction_message(outcome, room=self.config.room,
+                                             dof=self.config.couch.dof, seq=0)
             stored = self.store.append_correction(message)
-            text = self.store.latest_correction_json()
-            if text is None or stored.get("seq") != self.store.last_seq():
-                raise RuntimeError("the stored correction could not be read back")
             self.registered += 1
             log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
-            self.publish(text)
-        except Exception as exc:  # noqa: BLE001 - the service must keep running
-            log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
-            self.publish_error(f"internal: {type(exc).__name__}: {exc}",
-                               {"series_uid": series_uid})
+            self._publish_stored(series_uid)
         finally:
             self._state = State.IDLE
+
+    def _publish_stored(self, series_uid: str) -> None:
+        """Publish the stored text (what ``latest`` returns, byte for byte)."""
+        text = self.store.latest_correction_json()
+        try:
+            if text is None:
+                raise RuntimeError("the stored correction could not be read back")
+            self.publish(text)
+        except Exception as exc:  # noqa: BLE001 - stored durably; `latest` still serves it
+            log.error("series %s: could not publish: %s", series_uid, exc)
+            try:
+                self.publish_error(f"publish: {exc}", {"series_uid": series_uid})
+            except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
+                log.exception("could not publish the error for series %s", series_uid)
 
     def register(self, series_uid: str) -> dict[str, Any]:
         """The correction message (seq not yet allocated) for one complete CBCT series."""
@@ -231,9 +250,7 @@ class Worker:
             message = correction_message(outcome, room=self.config.room,
                                          dof=self.config.couch.dof, seq=0)
             self.store.append_correction(message)
-            text = self.store.latest_correction_json()
-            if text is not None:
-                self.publish(text)
+            self._publish_stored(uid)
         now = time.monotonic()
         for info in self.store.unclaimed_series(Role.IMAGING):
             if info.released:

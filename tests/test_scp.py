@@ -391,17 +391,19 @@ def test_association_from_unknown_or_to_wrong_ae_is_rejected(
     assert sum(logged in r.getMessage() for r in caplog.records) == 2  # pynetdicom + storescu
 
 
-def test_unsupported_sop_class_and_lossy_syntax_are_not_accepted(scp: StorageScp) -> None:
+def test_negotiation_refuses_unsupported_classes_and_lossy_syntaxes_prefers_uncompressed(
+    scp: StorageScp,
+) -> None:
     requested = [
         (MRImageStorage, [ExplicitVRLittleEndian]),
         (CTImageStorage, [JPEGBaseline8Bit]),
-        (CTImageStorage, [ImplicitVRLittleEndian]),
+        (CTImageStorage, [JPEGLSLossless, ImplicitVRLittleEndian, ExplicitVRLittleEndian]),
     ]
     with associated(scp.port, calling="LINAC", contexts=requested) as assoc:
         assert assoc.is_established
         accepted = [(cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts]
         rejected = sorted((cx.abstract_syntax, cx.result) for cx in assoc.rejected_contexts)
-        assert accepted == [(CTImageStorage, ImplicitVRLittleEndian)]
+        assert accepted == [(CTImageStorage, ExplicitVRLittleEndian)]  # uncompressed preferred
         # 0x03: abstract syntax not supported; 0x04: transfer syntaxes not supported
         assert rejected == [(CTImageStorage, 0x04), (MRImageStorage, 0x03)]
         mr = ct("mr")
