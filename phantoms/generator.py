@@ -317,8 +317,11 @@ def write_cbct(
 
     ``degrade=False`` switches off noise, blur, HU error, cupping and streaks (the FOV cylinder
     and the room-fixed treatment couch remain); ``degradation_kwargs`` are fields of
-    :class:`phantoms.cbct.Degradation` and override either default. ``frame="sro"`` also writes
-    a Spatial Registration object into ``directory``.
+    :class:`phantoms.cbct.Degradation` and override either default. ``deform_mm`` is the peak
+    of a smooth displacement field (CBCT space) that is zero on and within ~4 mm of bone and
+    zero-mean over the anatomy, so the rigid answer stays ``correction``. ``frame="sro"`` also
+    writes a Spatial Registration object into ``directory``. UIDs are deterministic for the
+    same arguments and directory.
     """
     directory = Path(directory)
     known = {f.name for f in fields(cbct.Degradation)}

@@ -416,10 +416,11 @@ def test_default_degradation_is_noisy_and_uncalibrated(
     write_cbct(tmp_path, cubes[HFS], CouchCorrection.zero(), seed=5)
     vol = load_series(tmp_path)
     pts = vol.points()
-    centre = np.all(np.abs(pts - (0.0, 0.0, 0.0)) < (12.0, 12.0, 12.0), axis=-1)
-    # Solid water 8 HU -> 0.9 * 8 - 60 HU offset - 40 HU cupping at the axis = -92.8 HU.
-    assert vol.hu[centre].mean() == pytest.approx(-92.8, abs=8.0)
-    assert 20.0 < vol.hu[centre].std() < 40.0
+    # A uniform part of the cube, 40 mm from the scanner axis (through the isocentre).
+    water = np.all(np.abs(pts - (-40.0, 0.0, -30.0)) < (10.0, 10.0, 10.0), axis=-1)
+    # Solid water 8 HU -> 0.9 * 8 - 60 (offset) - 40 * (1 - (40 / 222)^2) (cupping) = -91.5 HU.
+    assert vol.hu[water].mean() == pytest.approx(-91.5, abs=6.0)
+    assert 20.0 < vol.hu[water].std() < 40.0
 
 
 def test_unknown_degradation_argument_is_refused(

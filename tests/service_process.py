@@ -1,0 +1,135 @@
+"""Run the real ``igrt serve`` in a subprocess on free ports with a temporary store, and talk
+to it over real sockets (DICOM, ZeroMQ). Every wait has a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from igrt.config import config_to_toml, parse_config
+
+READY_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    def __init__(self, directory: Path, *, settle_s: float = 0.5,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.directory = directory
+        self.dicom_port = free_port()
+        self.publish = f"tcp://127.0.0.1:{free_port()}"
+        self.command = f"tcp://127.0.0.1:{free_port()}"
+        data: dict[str, Any] = {
+            "room": "TEST",
+            "dicom": {"port": self.dicom_port, "settle_s": settle_s},
+            "zmq": {"publish": self.publish, "command": self.command, "heartbeat_s": 0.5},
+            "storage": {"dir": str(directory / "state")},
+        }
+        for key, value in (extra or {}).items():
+            data.setdefault(key, {}).update(value)
+        self.config = parse_config(data)
+        self.config_path = directory / "igrt.toml"
+        self.config_path.write_text(config_to_toml(self.config))
+        self.log_path = directory / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.context: zmq.Context[Any] = zmq.Context()
+
+    def start(self) -> ServiceProcess:
+        igrt = str(Path(sys.executable).with_name("igrt"))
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([igrt, "serve", "--config", str(self.config_path)],
+                                     stdout=log, stderr=log, env=dict(os.environ))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"igrt serve exited: {self.log()}")
+            if "igrt: ready" in self.log():
+                return self
+            time.sleep(0.05)  # polling a log file for start-up, not dodging a race
+        raise TimeoutError(f"igrt serve not ready in {READY_TIMEOUT_S} s: {self.log()}")
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=10)
+        self.proc = None
+        return code
+
+    def close(self) -> None:
+        self.stop()
+        self.context.destroy(linger=0)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --- ZeroMQ ----------------------------------------------------------------------------------
+    def request(self, payload: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
+        req = self.context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(self.command)
+        try:
+            req.send(json.dumps(payload).encode())
+            if not req.poll(int(timeout_s * 1000)):
+                raise TimeoutError(f"no reply to {payload} in {timeout_s} s")
+            return dict(json.loads(req.recv()))
+        finally:
+            req.close()
+
+    def subscriber(self, timeout_s: float = 10.0) -> zmq.Socket[Any]:
+        """A SUB socket whose subscription is proven live (a heartbeat arrived)."""
+        sub = self.context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.publish)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if sub.poll(200):
+                topic, _ = sub.recv_multipart()
+                if topic == b"heartbeat":
+                    return sub
+        raise TimeoutError("no heartbeat on the feed")
+
+
+def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
+                        timeout_s: float = 120.0) -> tuple[dict[str, Any], bytes]:
+    """The next correction message for ``series_uid`` (and its raw JSON frame)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sub.poll(200):
+            topic, body = sub.recv_multipart()
+            if topic == b"correction":
+                message = json.loads(body)
+                if message["cbct"]["series_uid"] == series_uid:
+                    return dict(message), body
+    raise TimeoutError(f"no correction for {series_uid} in {timeout_s} s")
+
+
+def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
+    """Every correction published during ``seconds`` (to prove that none was)."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if sub.poll(int(left * 1000) + 1):
+            topic, body = sub.recv_multipart()
+            if topic == b"correction":
+                out.append(json.loads(body))
+    return out
