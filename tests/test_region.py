@@ -1,0 +1,73 @@
+"""igrt.registration.region: box, field of view, body mask (hand-built arrays)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from igrt.registration import region
+from igrt.volume import Volume
+
+
+def volume(voxels: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+           direction: np.ndarray | None = None) -> Volume:
+    return Volume(voxels.astype(np.float32), (0.0, 0.0, 0.0), spacing,
+                  np.eye(3) if direction is None else direction)
+
+
+def cylinder_cbct(pad: float = -3024.0) -> Volume:
+    v = np.full((10, 41, 41), pad, dtype=np.float32)
+    j, i = np.mgrid[0:41, 0:41]
+    inside = (i - 20) ** 2 + (j - 20) ** 2 <= 18 ** 2
+    v[:, inside] = -1000.0
+    v[:, 15:25, 15:25] = 40.0
+    return volume(v)
+
+
+def test_index_box_clips_and_centres() -> None:
+    v = volume(np.zeros((10, 20, 30)))
+    box = region.index_box(v, (15.0, 10.0, 5.0), (10.0, 4.0, 2.0), margin_vox=0)
+    assert box == (slice(4, 7), slice(8, 13), slice(10, 21))
+    assert region.index_box(v, (0, 0, 0), (1000, 1000, 1000)) == (slice(0, 10), slice(0, 20),
+                                                                   slice(0, 30))
+
+
+def test_crop_moves_the_origin() -> None:
+    v = Volume(np.zeros((4, 5, 6), np.float32), (10.0, 20.0, 30.0), (2.0, 3.0, 4.0),
+               np.diag([-1.0, 1.0, 1.0]))
+    c = region.crop(v, (slice(1, 3), slice(2, 5), slice(3, 6)))
+    assert c.origin_mm == (10.0 - 3 * 2.0, 20.0 + 2 * 3.0, 30.0 + 1 * 4.0)
+    assert c.voxels.shape == (2, 3, 3)
+
+
+def test_detect_padding_only_for_a_constant_minimum_in_the_corners() -> None:
+    pad = region.detect_padding(cylinder_cbct())
+    assert pad is not None and pad[0, 0, 0] and not pad[0, 20, 20]
+    noisy = cylinder_cbct()
+    noisy.voxels[:, 0, 0] = 5.0
+    assert region.detect_padding(noisy) is None
+
+
+def test_field_of_view_is_the_cylinder_trimmed() -> None:
+    v = cylinder_cbct()
+    fov = region.field_of_view(v, region.detect_padding(v), erode_mm=2.0)
+    assert fov[5, 20, 20] and not fov[5, 20, 2]  # rim trimmed by 2 mm
+    assert not fov[0].any() and not fov[-1].any()  # 2 mm = 2 slices trimmed at each end
+    assert fov[2].any()
+    assert region.field_of_view(v, None).all()
+
+
+def test_body_mask_leaves_out_a_thin_couch_and_does_not_grow_toward_it() -> None:
+    v = np.full((3, 60, 60), -1000.0)
+    v[:, 10:30, 15:45] = 40.0  # the patient
+    v[:, 30:32, 0:60] = 300.0  # a 2 mm couch shell touching the patient from below (+row)
+    vol = volume(v)
+    down = np.array([0.0, 1.0, 0.0])  # +y = rows = posterior for this grid
+    mask = region.body_mask(vol, down_lps=down, margin_mm=5.0)
+    assert mask[1, 20, 30]
+    assert not mask[1, 31, 5]  # the couch away from the patient
+    assert mask[1, 5, 30]  # grown 5 mm upward (anterior)
+    # the shell in direct contact survives the opening, but nothing grows beyond it downward
+    assert not mask[1, 33:, 15:45].any()
+    assert mask[1, 20, 11]  # grown sideways
+    both_ways = region.body_mask(vol, margin_mm=5.0)
+    assert both_ways[1, 34, 30]

@@ -1,0 +1,126 @@
+"""igrt.registration.runner and the engines: a CBCT written at a known correction, registered
+by each engine, must give that correction back (the ITKElastix way of testing registration);
+the quality checks turn a result to review when they should."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from phantom_cases import planning_set
+
+from igrt import geometry
+from igrt.config import EngineName, parse_config
+from igrt.dicom_files import scan
+from igrt.dicom_series import load_series_files
+from igrt.errors import NoOverlapError
+from igrt.geometry import CouchCorrection
+from igrt.plan import read_plan
+from igrt.reference import build_case
+from igrt.registration.runner import Case, measure, prepare
+from phantoms.generator import write_cbct
+
+KNOWN = CouchCorrection(7.0, -9.0, 4.0, 2.0, -1.5, 2.5)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
+    root = tmp_path_factory.mktemp("runner")
+    plan_case = planning_set(root)
+    cbct_case = write_cbct(root / "cbct", plan_case, KNOWN)
+    planning = scan(plan_case.directory)
+    ct = load_series_files(planning.image_series[0].paths)
+    plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
+    cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
+    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct, cfg=parse_config({}).registration)
+    return built
+
+
+def assert_known(measured: CouchCorrection) -> None:
+    err_mm = float(np.linalg.norm(measured.translation_mm - KNOWN.translation_mm))
+    err_deg = float(np.abs(measured.angles_deg - KNOWN.angles_deg).max())
+    assert err_mm <= 0.3 and err_deg <= 0.15, (err_mm, err_deg, measured)
+
+
+@pytest.mark.parametrize("engine", [EngineName.SIMPLEITK, EngineName.ELASTIX])
+def test_engine_recovers_the_known_correction(case: Case, engine: EngineName) -> None:
+    cfg = parse_config({"registration": {"engine": str(engine), "perturbation_check": False}})
+    m = measure(case, cfg.registration, cfg.review)
+    assert_known(m.measured)
+    assert m.details["primary"]["engine"] == str(engine)
+    assert "converged" in m.details["primary"]
+
+
+def test_simpleitk_is_deterministic(case: Case) -> None:
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    a = measure(case, cfg.registration, cfg.review).measured
+    b = measure(case, cfg.registration, cfg.review).measured
+    # no random sampling: equal up to floating-point summation order across threads
+    np.testing.assert_allclose(a.translation_mm, b.translation_mm, atol=1e-6)
+    np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
+
+
+def test_perturbed_restart_agrees_and_a_tiny_tolerance_flags_it(case: Case) -> None:
+    cfg = parse_config({})
+    m = measure(case, cfg.registration, cfg.review)
+    assert m.details["perturbation"]["translation_mm"] <= 0.5
+    assert not any(r.startswith("unstable") for r in m.reasons)
+    strict = parse_config({"registration": {"perturbation_tolerance_mm": 0.0001,
+                                            "perturbation_tolerance_deg": 0.0001}})
+    flagged = measure(case, strict.registration, strict.review)
+    assert any(r.startswith("unstable:") for r in flagged.reasons), flagged.reasons
+
+
+def test_cross_check_with_the_second_engine(case: Case) -> None:
+    cfg = parse_config({"registration": {"cross_check": "elastix", "perturbation_check": False,
+                                         "cross_check_tolerance_mm": 0.0001,
+                                         "cross_check_tolerance_deg": 0.0001}})
+    m = measure(case, cfg.registration, cfg.review)
+    cross = m.details["cross_check"]
+    assert cross["engine"] == "elastix"
+    assert cross["translation_mm"] <= 0.5  # the two engines agree to well under a millimetre
+    assert_known(CouchCorrection(**cross["measured"]))
+    assert any(r.startswith("engines_disagree:") for r in m.reasons)  # ... but not to 0.1 µm
+
+
+def test_review_limits(case: Case) -> None:
+    cfg = parse_config({"registration": {"perturbation_check": False},
+                        "review": {"max_translation_mm": 5.0, "max_rotation_deg": 2.2}})
+    m = measure(case, cfg.registration, cfg.review)
+    codes = [r.split(":")[0] for r in m.reasons]
+    assert codes == ["translation_limit", "rotation_limit"]  # 12.1 mm; rotation 2.5° only
+
+
+def test_region_outside_the_field_of_view_is_refused(case: Case) -> None:
+    far = dataclasses.replace(case, nominal=case.nominal @ geometry.translation((0, 0, -900.0)))
+    with pytest.raises(NoOverlapError, match="field of view"):
+        prepare(far, parse_config({}).registration)
+
+
+def test_prepare_masks_the_fov_and_the_body(case: Case) -> None:
+    problem = prepare(case, parse_config({}).registration)
+    assert problem.fixed_mask is not None and problem.moving_mask is not None
+    assert 0.3 < problem.fixed_mask.mean() < 1.0  # the box corners lie outside the cylinder
+    assert 0.05 < problem.moving_mask.mean() < 0.95
+
+
+def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
+    del case
+    plan_case = planning_set(tmp_path)
+    cbct_case = write_cbct(tmp_path / "cbct", plan_case, KNOWN)
+    planning = scan(plan_case.directory)
+    ct = load_series_files(planning.image_series[0].paths)
+    plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
+    from igrt.structures import read_structure_set
+
+    structures = [read_structure_set(pydicom.dcmread(f.path)) for f in planning.structure_sets]
+    cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
+    cfg = parse_config({"registration": {"roi_structure": "reg_box",
+                                         "perturbation_check": False}})
+    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct, structure_sets=structures,
+                             cfg=cfg.registration)
+    assert built.region_mask is not None and built.region_mask.any()
+    assert_known(measure(built, cfg.registration, cfg.review).measured)
