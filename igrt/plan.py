@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from igrt.dicom_values import floats as _floats
+from igrt.dicom_values import text as _text
 from igrt.errors import (
     AmbiguousPlanError,
     MultipleIsocentresError,
@@ -68,23 +70,6 @@ def normalise_patient_id(value: object) -> str:
     return "" if value is None else str(value).rstrip(" \x00")
 
 
-def _text(ds: Any, keyword: str) -> str | None:
-    value = ds.get(keyword)
-    if value is None:
-        return None
-    text = str(value).rstrip(" \x00")
-    return text or None
-
-
-def _floats(value: Any) -> list[float] | None:
-    """The numbers of a numeric element (one value or several); None if absent or not numbers."""
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str | bytes) or not hasattr(value, "__len__") else value
-    try:
-        return [float(v) for v in items]
-    except (TypeError, ValueError):
-        return None
 
 
 def _required(ds: Any, keyword: str, attribute: str, what: str) -> str:

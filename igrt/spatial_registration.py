@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from igrt.dicom_values import floats as _floats
+from igrt.dicom_values import text as _text
 from igrt.errors import PlanError
 from igrt.geometry import invert_rigid, is_rigid
 
@@ -71,23 +73,6 @@ class SpatialRegistration:
 
 
 # --- DICOM adapter -------------------------------------------------------------------------------
-def _text(ds: Any, keyword: str) -> str | None:
-    value = ds.get(keyword)
-    if value is None:
-        return None
-    text = str(value).rstrip(" \x00")
-    return text or None
-
-
-def _floats(value: Any) -> list[float] | None:
-    """The numbers of a numeric element (one value or several); None if absent or not numbers."""
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str | bytes) or not hasattr(value, "__len__") else value
-    try:
-        return [float(v) for v in items]
-    except (TypeError, ValueError):
-        return None
 
 
 def read_spatial_registration(

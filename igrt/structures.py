@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from igrt.dicom_values import floats as _floats
+from igrt.dicom_values import text as _text
 from igrt.errors import StructureError
 from igrt.polygon import BoolArray, fill_polygons, group_positions, min_gap, nearest_planes
 from igrt.volume import Volume
@@ -75,14 +77,6 @@ class StructureSet:
 
 
 # --- DICOM adapter -------------------------------------------------------------------------------
-def _text(ds: Any, keyword: str) -> str | None:
-    value = ds.get(keyword)
-    if value is None:
-        return None
-    text = str(value).rstrip(" \x00")
-    return text or None
-
-
 def _int(ds: Any, keyword: str) -> int | None:
     value = ds.get(keyword)
     if value is None or value == "":
@@ -93,15 +87,6 @@ def _int(ds: Any, keyword: str) -> int | None:
         raise StructureError(f"{keyword} is not an integer: {value!r}") from None
 
 
-def _floats(value: Any) -> list[float] | None:
-    """The numbers of a numeric element (one value or several); None if absent or not numbers."""
-    if value is None:
-        return None
-    items = [value] if isinstance(value, str | bytes) or not hasattr(value, "__len__") else value
-    try:
-        return [float(v) for v in items]
-    except (TypeError, ValueError):
-        return None
 
 
 def read_structure_set(ds: Any) -> StructureSet:
