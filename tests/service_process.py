@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,17 +50,31 @@ class ServiceProcess:
         self.context: zmq.Context[Any] = zmq.Context()
 
     def start(self) -> ServiceProcess:
+        """Start ``igrt serve`` and return once it says it is ready (all sockets bound)."""
         igrt = str(Path(sys.executable).with_name("igrt"))
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([igrt, "serve", "--config", str(self.config_path)],
-                                     stdout=log, stderr=log, env=dict(os.environ))
+        self.proc = proc = subprocess.Popen(
+            [igrt, "serve", "--config", str(self.config_path)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=dict(os.environ))
+        ready = threading.Event()
+        ended = threading.Event()
+
+        def copy_log() -> None:  # drains stderr into the log file, flags the ready line
+            assert proc.stderr is not None
+            with self.log_path.open("ab") as log:
+                for line in proc.stderr:
+                    log.write(line)
+                    log.flush()
+                    if line.startswith(b"igrt: ready"):
+                        ready.set()
+            ended.set()
+
+        threading.Thread(target=copy_log, daemon=True).start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"igrt serve exited: {self.log()}")
-            if "igrt: ready" in self.log():
+            if ready.wait(0.2):
                 return self
-            time.sleep(0.05)  # polling a log file for start-up, not dodging a race
+            if ended.is_set():
+                raise RuntimeError(f"igrt serve exited: {self.log()}")
         raise TimeoutError(f"igrt serve not ready in {READY_TIMEOUT_S} s: {self.log()}")
 
     def stop(self) -> int:
