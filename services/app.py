@@ -8,12 +8,13 @@ import logging
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from types import FrameType
 
 from igrt.config import Config
 from igrt.errors import IgrtError
-from igrt.sdnotify import Notifier
+from igrt.sdnotify import Notifier, watchdog_interval_s
 from igrt.store import Store
 from services.commands import CommandServer
 from services.publisher import Publisher
@@ -36,6 +37,8 @@ class Service:
     publisher: Publisher | None = None
     commands: CommandServer | None = None
     scp: StorageScp | None = None
+    watchdog_s: float | None = field(default_factory=watchdog_interval_s)
+    _last_watchdog: float = 0.0
 
     def start(self) -> None:
         cfg = self.config
@@ -56,10 +59,17 @@ class Service:
         return self.worker.state() if self.worker is not None else "starting"
 
     def _tick(self) -> None:
-        """Called from the worker's loop: the watchdog is fed only while the feed and the
-        command channel are alive too."""
+        """Called from the worker's loop (at least every 0.2 s, except during a registration):
+        the watchdog is fed, at half its interval, only while the feed and the command channel
+        are alive too."""
+        if self.watchdog_s is None:
+            return
+        now = time.monotonic()
+        if now - self._last_watchdog < self.watchdog_s / 2:
+            return
         if (self.publisher is not None and self.publisher.running
                 and self.commands is not None and self.commands.running):
+            self._last_watchdog = now
             self.notifier.watchdog()
 
     def describe(self) -> str:

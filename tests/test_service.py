@@ -221,3 +221,74 @@ def test_restart_keeps_latest_and_seq(work: Path) -> None:
     finally:
         svc.close()
         shutil.rmtree(directory / "state", ignore_errors=True)
+
+
+# --- systemd notifications from the real process -------------------------------------------------
+def test_ready_after_sockets_are_bound_and_watchdog_fed(work: Path) -> None:
+    import os
+    import socket as pysocket
+
+    directory = work / "notify"
+    directory.mkdir()
+    address = str(directory / "notify.sock")
+    listener = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(30.0)
+    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    os.environ["NOTIFY_SOCKET"] = address
+    os.environ["WATCHDOG_USEC"] = "1000000"  # 1 s: pings expected every 0.5 s
+    svc = ServiceProcess(directory)
+    try:
+        svc.start()
+        messages = []
+        while not any(m.startswith("READY=1") for m in messages):
+            messages.append(listener.recv(4096).decode())
+        # READY was sent: every socket answers
+        assert echo(calling_ae="LINAC", **dicom(svc))  # type: ignore[arg-type]
+        assert svc.request({"cmd": "ping"})["ok"]
+        while "WATCHDOG=1" not in messages:
+            messages.append(listener.recv(4096).decode())
+        assert svc.stop() == 0
+        while not any(m.startswith("STOPPING=1") for m in messages):
+            messages.append(listener.recv(4096).decode())
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        svc.close()
+        listener.close()
+
+
+def test_select_plan_resolves_an_ambiguous_choice(service: ServiceProcess, work: Path) -> None:
+    plan = planning_set(work, patient_id="TWO-PLANS")
+    files = dcm_files(plan.directory)
+    assert storescu(service, "TPS", files).returncode == 0
+    plan_file = next(f for f in files
+                     if pydicom.dcmread(f, stop_before_pixels=True).Modality == "RTPLAN")
+    second = pydicom.dcmread(plan_file)
+    second.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.4242"
+    second.file_meta.MediaStorageSOPInstanceUID = second.SOPInstanceUID
+    second.RTPlanLabel = "BOOST"
+    second_path = work / "second-plan.dcm"
+    second.save_as(second_path)
+    assert storescu(service, "TPS", [str(second_path)]).returncode == 0
+    sub = service.subscriber()
+    first = write_cbct(work / "cbct-two-plans-1", plan, CouchCorrection(1, 0, 0, 0, 0, 0))
+    send_directory(first.directory, calling_ae="LINAC", **dicom(service))
+    refused, _ = wait_for_correction(sub, first.series_uid)
+    assert refused["status"] == "failed" and refused["reasons"][0].startswith("ambiguous_plan")
+    reply = service.request({"cmd": "select_plan", "patient_id": "TWO-PLANS",
+                             "plan_uid": plan.plan_uid})
+    assert reply["ok"], reply
+    bad = service.request({"cmd": "select_plan", "patient_id": "TWO-PLANS",
+                           "plan_uid": "1.2.3.4.5"})
+    assert not bad["ok"] and bad["error"]
+    known = CouchCorrection(0, 2.0, -1.0, 0, 0, 0)
+    second_cbct = write_cbct(work / "cbct-two-plans-2", plan, known)
+    send_directory(second_cbct.directory, calling_ae="LINAC", **dicom(service))
+    chosen, _ = wait_for_correction(sub, second_cbct.series_uid)
+    assert chosen["plan"]["sop_instance_uid"] == plan.plan_uid
+    err_mm, _ = errors(chosen["measured"], known)
+    assert err_mm <= 0.3
