@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     listen = sub.add_parser("listen", help="print the feed as a console would see it")
     listen.add_argument("--config", type=Path)
     listen.add_argument("--count", type=int, default=0,
-                        help="stop after this many correction messages (0 = never)")
+                        help="stop after this many new correction messages, not counting the "
+                             "latest one shown at start (0 = never)")
     listen.add_argument("--timeout", type=float, default=0.0,
                         help="stop after this many seconds (0 = never)")
 
