@@ -89,7 +89,6 @@ class Worker:
     _thread: threading.Thread | None = None
     _state: str = State.IDLE
     _ct_cache: dict[str, ImageSeries] = field(default_factory=dict)
-    registered: int = 0
 
     # --- called from other threads --------------------------------------------------------------
     def notify(self, activity: SeriesActivity) -> None:
@@ -174,7 +173,6 @@ class Worker:
                 message = correction_message(outcome, room=self.config.room,
                                              dof=self.config.couch.dof, seq=0)
             stored = self.store.append_correction(message)
-            self.registered += 1
             log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
             self._publish_stored(series_uid)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from igrt.registration import region
 from igrt.volume import Volume
@@ -71,3 +72,28 @@ def test_body_mask_leaves_out_a_thin_couch_and_does_not_grow_toward_it() -> None
     assert mask[1, 20, 11]  # grown sideways
     both_ways = region.body_mask(vol, margin_mm=5.0)
     assert both_ways[1, 34, 30]
+
+
+@pytest.mark.parametrize(
+    ("row_axis_lps", "down_lps", "couch_side"),
+    [
+        # supine scan (rows along +y), couch posterior (+y): below = higher rows
+        pytest.param((0.0, 1.0, 0.0), (0.0, 1.0, 0.0), "high", id="HFS"),
+        # prone scan (IOP rows along -y), couch anterior (-y): again higher rows
+        pytest.param((0.0, -1.0, 0.0), (0.0, -1.0, 0.0), "high", id="HFP"),
+        # rows along +y but couch at -y: the couch side is the lower rows
+        pytest.param((0.0, 1.0, 0.0), (0.0, -1.0, 0.0), "low", id="rows-away-from-couch"),
+    ],
+)
+def test_body_margin_never_grows_toward_the_couch(row_axis_lps: tuple[float, float, float],
+                                                  down_lps: tuple[float, float, float],
+                                                  couch_side: str) -> None:
+    v = np.full((3, 60, 60), -1000.0)
+    v[:, 20:40, 15:45] = 40.0
+    direction = np.column_stack([(1.0, 0.0, 0.0), row_axis_lps,
+                                 np.cross((1.0, 0.0, 0.0), row_axis_lps)])
+    mask = region.body_mask(volume(v, direction=direction), down_lps=np.array(down_lps),
+                            margin_mm=5.0)
+    grew_high = bool(mask[1, 42, 30])
+    grew_low = bool(mask[1, 17, 30])
+    assert (grew_high, grew_low) == ((False, True) if couch_side == "high" else (True, False))

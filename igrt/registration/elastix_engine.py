@@ -69,12 +69,12 @@ class ElastixEngine:
         found = method.GetCombinationTransform()
         relative = _matrix_of(found)
         transform = initial @ relative
-        result_map = method.GetTransformParameterObject().GetParameterMap(0)
         iterations = sum(level.iterations for level in levels)
         return RegistrationResult(
             engine=self.name,
             transform=transform,
-            metric=_final_metric(result_map),
+            # itk-elastix does not hand back the final metric value: reported as null
+            metric=float("nan"),
             iterations=iterations,
             stop_condition="elastix ASGD: fixed iteration budget per level",
             converged=bool(np.all(np.isfinite(transform))),
@@ -166,10 +166,3 @@ def _matrix_of(transform: Any) -> FloatArray:
         out[:3, axis] = np.array(transform.TransformPoint(e), dtype=np.float64) - origin
     out[:3, 3] = origin
     return out
-
-
-def _final_metric(result_map: Any) -> float:
-    # elastix does not put the final metric value in the transform parameter map; report NaN
-    # rather than a made-up number (the caller re-evaluates the metric engine-independently).
-    del result_map
-    return float("nan")
