@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from service_process import ServiceProcess, wait_for_correction  # noqa: E402
 
-from igrt.geometry import CouchCorrection  # noqa: E402
+from igrt.core.geometry import CouchCorrection  # noqa: E402
 from phantoms.generator import write_cbct, write_planning_set  # noqa: E402
 from services.scu import send_directory  # noqa: E402
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shift_set import SHIFT_SET  # noqa: E402
 
-from igrt import geometry  # noqa: E402
+from igrt.core import geometry  # noqa: E402
 from phantoms.generator import write_cbct, write_planning_set  # noqa: E402
 
 

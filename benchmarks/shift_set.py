@@ -3,7 +3,7 @@ patient positions, translations up to 15 mm and rotations up to 3°, plus one at
 
 from __future__ import annotations
 
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection, PatientPosition
 
 HFS, FFS, HFP, FFP = (PatientPosition.HFS, PatientPosition.FFS, PatientPosition.HFP,
                       PatientPosition.FFP)

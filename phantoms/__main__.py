@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.cbct import FRAMES
 from phantoms.generator import (
     PHANTOMS,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from igrt.geometry import LPS_TO_IEC, PatientPosition, rot_x, rot_y, rot_z
+from igrt.core.geometry import LPS_TO_IEC, PatientPosition, rot_x, rot_y, rot_z
 from phantoms import shapes
 from phantoms.shapes import Canvas, ellipsoid, paint, shell, tube_z
 

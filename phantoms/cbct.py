@@ -1,6 +1,6 @@
 """Simulated CBCT acquisition of a phantom at a known couch correction.
 
-Geometry (binding, see ``igrt.geometry``): the CBCT has a nominal map ``N`` (CBCT point -> room
+Geometry (binding, see ``igrt.core.geometry``): the CBCT has a nominal map ``N`` (CBCT point -> room
 point at the nominal setup) chosen by ``frame``; for the correction ``C`` (room-frame couch
 motion) the CBCT voxel at CBCT point ``c`` shows the truth anatomy at planning point ``T(c)`` with
 ``T = registration_for_correction(C, N, iso)``. The treatment couch is drawn in room coordinates
@@ -17,7 +17,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 from scipy import ndimage
 
-from igrt.geometry import PatientPosition, translation
+from igrt.core.geometry import PatientPosition, translation
 from phantoms import anatomy
 from phantoms.anatomy import PhantomModel
 

@@ -19,11 +19,15 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     UID,
+    CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
+    RTPlanStorage,
+    RTStructureSetStorage,
+    SpatialRegistrationStorage,
     generate_uid,
 )
 
@@ -32,10 +36,6 @@ logger = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
-RT_PLAN_STORAGE = UID("1.2.840.10008.5.1.4.1.1.481.5")
-RT_STRUCTURE_SET_STORAGE = UID("1.2.840.10008.5.1.4.1.1.481.3")
-SPATIAL_REGISTRATION_STORAGE = UID("1.2.840.10008.5.1.4.1.1.66.1")
 
 RESCALE_INTERCEPT = -1024
 STORED_MAX = 4095  # HU 3071
@@ -180,7 +180,7 @@ def write_image_series(
         position = origin + k * slice_step
         ipp = [ds(v) for v in position]
         d = _dataset(
-            CT_IMAGE_STORAGE,
+            CTImageStorage,
             sop_uid,
             subject,
             modality="CT",
@@ -241,7 +241,7 @@ def write_rt_plan(
     ``isocenters_mm[b % len(isocenters_mm)]`` (one beam per isocentre when there are several)."""
     sop_uid = uids.uid("rtplan")
     d = _dataset(
-        RT_PLAN_STORAGE,
+        RTPlanStorage,
         sop_uid,
         subject,
         modality="RTPLAN",
@@ -258,7 +258,7 @@ def write_rt_plan(
     d.RTPlanGeometry = "PATIENT"
     d.ApprovalStatus = "APPROVED"
     ref_ss = Dataset()
-    ref_ss.ReferencedSOPClassUID = RT_STRUCTURE_SET_STORAGE
+    ref_ss.ReferencedSOPClassUID = RTStructureSetStorage
     ref_ss.ReferencedSOPInstanceUID = structure_set_uid
     d.ReferencedStructureSetSequence = DicomSequence([ref_ss])
     setup = Dataset()
@@ -351,7 +351,7 @@ def write_rt_struct(
     """RT Structure Set with CLOSED_PLANAR contours on the CT slices (matched by z)."""
     sop_uid = uids.uid("rtstruct")
     d = _dataset(
-        RT_STRUCTURE_SET_STORAGE,
+        RTStructureSetStorage,
         sop_uid,
         subject,
         modality="RTSTRUCT",
@@ -367,7 +367,7 @@ def write_rt_struct(
 
     def image_ref(uid: str) -> Dataset:
         ref = Dataset()
-        ref.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+        ref.ReferencedSOPClassUID = CTImageStorage
         ref.ReferencedSOPInstanceUID = uid
         return ref
 
@@ -448,7 +448,7 @@ def write_sro(
     item for the planning frame comes first, as consoles write it."""
     sop_uid = uids.uid("sro")
     d = _dataset(
-        SPATIAL_REGISTRATION_STORAGE,
+        SpatialRegistrationStorage,
         sop_uid,
         subject,
         modality="REG",
@@ -466,7 +466,7 @@ def write_sro(
         refs = []
         for uid in cbct_sop_uids:
             ref = Dataset()
-            ref.ReferencedSOPClassUID = CT_IMAGE_STORAGE
+            ref.ReferencedSOPClassUID = CTImageStorage
             ref.ReferencedSOPInstanceUID = uid
             refs.append(ref)
         return DicomSequence(refs)

@@ -2,7 +2,7 @@
 requested couch correction, with the answer known exactly by construction.
 
 The CBCT voxel at CBCT point ``c`` shows the truth anatomy at planning point ``T(c)``, with
-``T = igrt.geometry.registration_for_correction(from_iec(correction, position), N, iso)`` and
+``T = igrt.core.geometry.registration_for_correction(from_iec(correction, position), N, iso)`` and
 ``N`` the nominal map of the CBCT frame (``phantoms.cbct.cbct_geometry``). The truth anatomy is
 rendered once per (phantom, size, seed) on the planning CT grid and cached in-process.
 """
@@ -21,9 +21,10 @@ import numpy.typing as npt
 import pydicom
 import SimpleITK as sitk
 
-from igrt import geometry
-from igrt.errors import IgrtError
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core import geometry
+from igrt.core.errors import IgrtError
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.reasons import ReasonCode
 from phantoms import anatomy, cbct
 from phantoms.dicom_writer import (
     ImageSeries,
@@ -62,7 +63,7 @@ REG_BOX_HALF_MM = 50.0
 class PhantomError(IgrtError):
     """A directory does not hold a phantom planning set written by this generator."""
 
-    code = "phantom"
+    code = ReasonCode.PHANTOM
     default_message = "the directory does not hold a phantom planning set"
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from igrt.config import Config
-from igrt.errors import IgrtError
-from igrt.sdnotify import Notifier, watchdog_interval_s
+from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
 from services.publisher import Publisher
 from services.scp import StorageScp
+from services.sdnotify import Notifier, watchdog_interval_s
 from services.worker import Worker
 
 log = logging.getLogger(__name__)

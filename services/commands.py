@@ -37,10 +37,11 @@ from typing import Any, Protocol
 import zmq
 
 from igrt.config import Config
-from igrt.errors import IgrtError
-from igrt.messages import utc_now
-from igrt.store import uid_problem
-from services.publisher import START_TIMEOUT_S, EndpointError, bind_socket
+from igrt.core.clock import now_text
+from igrt.core.errors import CommandError, IgrtError
+from igrt.core.json_text import to_json_bytes
+from igrt.core.uids import uid_problem
+from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,6 @@ class CommandStore(Protocol):
     def select_plan(self, patient_id: str, plan_uid: str) -> None: ...
 
 
-class CommandError(IgrtError):
-    """A request on the command socket cannot be answered with ``ok: true``."""
-
-    code = "command"
-    default_message = "the command cannot be carried out"
-
-
 # cmd -> its fields, all required non-empty strings; a field not listed is refused
 _FIELDS: dict[str, tuple[str, ...]] = {
     "ping": (),
@@ -84,13 +78,18 @@ def _package_version() -> str:
         return "unknown"
 
 
-class CommandServer:
+class CommandServer(SocketThread):
     """Owns the REP socket at ``[zmq] command`` (or ``endpoint``) and its thread.
 
     ``store``: the durable store (:class:`CommandStore`). ``state()``: the service state shown by
     ``status``. ``queue_length()``: optional, CBCT series waiting for registration. ``version``:
     defaults to the installed igrt version.
     """
+
+    socket_type = zmq.REP
+    config_key = "zmq.command"
+    thread_name = "igrt-commands"
+    error_type = CommandError
 
     def __init__(
         self,
@@ -104,67 +103,29 @@ class CommandServer:
         context: zmq.Context[Any] | None = None,
         poll_s: float = DEFAULT_POLL_S,
     ) -> None:
+        super().__init__(endpoint if endpoint is not None else config.zmq.command,
+                         context=context)
         self._room = config.room
         self._store = store
         self._state = state
         self._queue_length = queue_length
         self._version = version if version is not None else _package_version()
-        self._requested = endpoint if endpoint is not None else config.zmq.command
-        self._own_context = context is None
-        self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
         self._poll_ms = max(1, round(poll_s * 1000))
         self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._startup_error: IgrtError | None = None
-        self._endpoint: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Start the thread and bind; return the bound endpoint (actual port).
-        Raises :class:`~services.publisher.EndpointError` if it cannot be bound."""
-        if self._thread is not None:
-            raise CommandError("the command server was already started")
-        self._thread = threading.Thread(target=self._run, name="igrt-commands", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT_S):
-            raise CommandError(
-                f"the command server did not bind {self._requested!r} within {START_TIMEOUT_S:g} s"
-            )
-        if self._startup_error is not None:
-            self._thread.join()
-            self._finish_context()
-            raise self._startup_error
-        assert self._endpoint is not None
-        log.info("command socket on %s", self._endpoint)
-        return self._endpoint
+    def configure(self, sock: zmq.Socket[Any]) -> None:
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
 
-    def stop(self, *, timeout_s: float = 5.0) -> None:
-        """End the thread (within one poll interval) and close the socket. Idempotent."""
+    def on_started(self) -> None:
+        log.info("command socket on %s", self.endpoint)
+
+    def request_stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.error("the command thread did not end within %g s", timeout_s)
-                return
-        self._finish_context()
-
-    def __enter__(self) -> CommandServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        if self._endpoint is None:
-            raise CommandError("the command server is not bound yet; call start() first")
-        return self._endpoint
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+        return self.thread_alive and not self._stop.is_set()
 
     # --- request handling (pure of sockets) ------------------------------------------------------
     def reply_to(self, frames: list[bytes]) -> bytes:
@@ -192,14 +153,14 @@ class CommandServer:
 
     def _execute(self, cmd: str, request: dict[str, Any]) -> dict[str, Any]:
         if cmd == "ping":
-            return {"room": self._room, "time": utc_now()}
+            return {"room": self._room, "time": now_text()}
         if cmd == "status":
             status: dict[str, Any] = {
                 "state": str(self._state()),
                 "last_seq": self._store.last_seq(),
                 "room": self._room,
                 "version": self._version,
-                "time": utc_now(),
+                "time": now_text(),
             }
             if self._queue_length is not None:
                 status["queue_length"] = int(self._queue_length())
@@ -228,31 +189,7 @@ class CommandServer:
         raise AssertionError(cmd)  # _parse_cmd admits only the commands above
 
     # --- the command thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            sock = self._context.socket(zmq.REP)
-        except zmq.ZMQError as exc:
-            self._startup_error = EndpointError(f"zmq.command: cannot create a REP socket: {exc}")
-            self._ready.set()
-            return
-        try:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
-            self._endpoint = bind_socket(sock, self._requested, "zmq.command")
-        except EndpointError as exc:
-            sock.close(linger=0)
-            self._startup_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self._serve(sock)
-        except Exception:
-            log.exception("the command thread failed; the command socket no longer answers")
-        finally:
-            sock.close(linger=0)
-
-    def _serve(self, sock: zmq.Socket[Any]) -> None:
+    def serve(self, sock: zmq.Socket[Any]) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         while not self._stop.is_set():
@@ -267,10 +204,6 @@ class CommandServer:
                 sock.send(reply, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # the requester went away: REP drops the reply
                 log.warning("cannot send a command reply: %s", exc)
-
-    def _finish_context(self) -> None:
-        if self._own_context and not self._context.closed:
-            self._context.term()
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -348,6 +281,4 @@ def _failure(cmd: str | None, error: str) -> dict[str, Any]:
 
 
 def _encode(reply: dict[str, Any]) -> bytes:
-    return json.dumps(reply, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
-        "utf-8"
-    )
+    return to_json_bytes(reply)

@@ -13,8 +13,8 @@ from typing import Any
 
 import zmq
 
-from igrt.config import Config, PeerRole
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.config import Config, Role
+from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.generator import write_cbct, write_planning_set
 from services.listen import connect_endpoint
 from services.scu import send_directory
@@ -30,8 +30,8 @@ def demo(config: Config, *, shift: str, position: str, size: str) -> int:
         print("igrt demo: --shift takes six numbers: lat,long,vert,pitch,roll,rotation",
               file=sys.stderr)
         return 2
-    planning_ae = next(p.ae_title for p in config.dicom.peers if p.role is PeerRole.PLANNING)
-    imaging_ae = next(p.ae_title for p in config.dicom.peers if p.role is PeerRole.IMAGING)
+    planning_ae = next(p.ae_title for p in config.dicom.peers if p.role is Role.PLANNING)
+    imaging_ae = next(p.ae_title for p in config.dicom.peers if p.role is Role.IMAGING)
     dicom = {"host": _connect_host(config.dicom.host), "port": config.dicom.port,
              "called_ae": config.dicom.ae_title}
     context: zmq.Context[Any] = zmq.Context.instance()

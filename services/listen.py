@@ -37,8 +37,9 @@ from typing import Any, TextIO, TypeGuard
 import zmq
 
 from igrt.config import Config
-from igrt.errors import ConfigError
-from igrt.messages import Topic
+from igrt.core.errors import ConfigError
+from igrt.core.json_text import to_json
+from igrt.core.messages import Topic
 
 log = logging.getLogger(__name__)
 
@@ -303,4 +304,4 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _compact(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return to_json(message)

@@ -38,47 +38,16 @@ from typing import Any
 import zmq
 
 from igrt.config import Config
-from igrt.errors import IgrtError
-from igrt.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
+from igrt.core.errors import PublishError
+from igrt.core.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
+from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
 
 SEND_HWM = 1000  # messages queued per subscriber before PUB drops (libzmq's default, explicit)
 QUEUE_MAX = 1000  # messages waiting for the publisher thread before publish_* refuses
 DEFAULT_CLOSE_LINGER_S = 1.0
-START_TIMEOUT_S = 10.0
 ERROR_STATE = "error"  # heartbeat state when the state or last_seq callable failed
-
-
-class EndpointError(IgrtError):
-    """A ZeroMQ socket cannot be bound to its configured endpoint."""
-
-    code = "zmq_endpoint"
-    default_message = "a ZeroMQ endpoint cannot be bound"
-
-
-class PublishError(IgrtError):
-    """A message cannot be published (publisher not running, queue full, not a message)."""
-
-    code = "publish"
-    default_message = "the message cannot be published"
-
-
-def bind_socket(sock: zmq.Socket[Any], endpoint: str, key: str) -> str:
-    """Bind ``sock`` to ``endpoint`` and return the endpoint actually bound (``LAST_ENDPOINT``:
-    the free port chosen for ``tcp://HOST:*``). Raises :class:`EndpointError` naming ``key``."""
-    try:
-        sock.bind(endpoint)
-    except zmq.ZMQError as exc:
-        hint = (
-            "another process (another igrt for this room?) may hold it; stop it or choose "
-            "another address"
-            if exc.errno == zmq.EADDRINUSE
-            else "check the address"
-        )
-        reason = zmq.strerror(exc.errno) if exc.errno else str(exc)
-        raise EndpointError(f"{key}: cannot bind {endpoint!r}: {reason}; {hint}") from exc
-    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -91,7 +60,7 @@ class _Outgoing:
 _STOP = object()  # queue marker: send what was queued before, then close
 
 
-class Publisher:
+class Publisher(SocketThread):
     """Owns the PUB socket at ``[zmq] publish`` (or ``endpoint``, e.g. ``tcp://127.0.0.1:*``
     in tests) and its thread. ``start()`` binds and returns the bound endpoint; ``stop()`` ends.
 
@@ -99,6 +68,11 @@ class Publisher:
     ``"registering"``...); ``last_seq()`` the last stored correction seq (``Store.last_seq``).
     Both are called on the publisher thread and must be thread-safe and quick.
     """
+
+    socket_type = zmq.PUB
+    config_key = "zmq.publish"
+    thread_name = "igrt-publisher"
+    error_type = PublishError
 
     def __init__(
         self,
@@ -110,80 +84,49 @@ class Publisher:
         context: zmq.Context[Any] | None = None,
         close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
     ) -> None:
+        super().__init__(endpoint if endpoint is not None else config.zmq.publish,
+                         context=context, close_linger_ms=max(0, round(close_linger_s * 1000)))
         self._room = config.room
-        self._requested = endpoint if endpoint is not None else config.zmq.publish
         self._heartbeat_s = config.zmq.heartbeat_s
         self._state = state
         self._last_seq = last_seq
-        self._own_context = context is None
-        self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
-        self._close_linger_ms = max(0, round(close_linger_s * 1000))
         self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_MAX)
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._startup_error: IgrtError | None = None
-        self._endpoint: str | None = None
         self._accepting = False
         self._lock = threading.Lock()  # guards _accepting against a concurrent stop()
+        self._stop_timeout_s = 5.0
         self._known_seq = 0  # last last_seq() read, reused when the callable fails
         self._callable_failed = False
 
     # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Start the thread, bind, send a first heartbeat; return the bound endpoint.
-        Raises :class:`EndpointError` if the endpoint cannot be bound."""
-        if self._thread is not None:
-            raise PublishError("the publisher was already started; create a new one to restart")
-        self._thread = threading.Thread(target=self._run, name="igrt-publisher", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT_S):
-            raise PublishError(f"the publisher did not bind {self._requested!r} within "
-                               f"{START_TIMEOUT_S:g} s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._finish_context()
-            raise self._startup_error
-        assert self._endpoint is not None
+    def configure(self, sock: zmq.Socket[Any]) -> None:
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+
+    def on_started(self) -> None:
         with self._lock:
             self._accepting = True
-        log.info("publishing on %s (heartbeat every %g s)", self._endpoint, self._heartbeat_s)
-        return self._endpoint
+        log.info("publishing on %s (heartbeat every %g s)", self.endpoint, self._heartbeat_s)
 
     def stop(self, *, timeout_s: float = 5.0) -> None:
         """Send what was published before this call, close the socket (short linger) and end the
         thread. Idempotent; later ``publish_*`` calls raise :class:`PublishError`."""
+        self._stop_timeout_s = timeout_s
+        super().stop(timeout_s=timeout_s)
+
+    def request_stop(self) -> None:
         with self._lock:
             was_accepting, self._accepting = self._accepting, False
         if was_accepting:
             try:  # waits only while QUEUE_MAX messages are queued, for the thread to send some
-                self._queue.put(_STOP, timeout=timeout_s)
+                self._queue.put(_STOP, timeout=self._stop_timeout_s)
             except queue.Full:
-                log.error("the publisher queue stayed full for %g s; stopping anyway", timeout_s)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.error("the publisher thread did not end within %g s", timeout_s)
-                return
-        self._finish_context()
-
-    def __enter__(self) -> Publisher:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        """The bound endpoint (with the actual port), once started."""
-        if self._endpoint is None:
-            raise PublishError("the publisher is not bound yet; call start() first")
-        return self._endpoint
+                log.error("the publisher queue stayed full for %g s; stopping anyway",
+                          self._stop_timeout_s)
 
     @property
     def running(self) -> bool:
         """The thread is alive and accepts messages (for the service's watchdog)."""
-        return self._accepting and self._thread is not None and self._thread.is_alive()
+        return self._accepting and self.thread_alive
 
     # --- publishing (any thread) -----------------------------------------------------------------
     def publish_correction_json(self, json_text: str) -> None:
@@ -230,32 +173,12 @@ class Publisher:
                 ) from None
 
     # --- the publisher thread --------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            sock = self._context.socket(zmq.PUB)
-        except zmq.ZMQError as exc:
-            self._startup_error = EndpointError(f"zmq.publish: cannot create a PUB socket: {exc}")
-            self._ready.set()
-            return
-        try:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, SEND_HWM)
-            sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            self._endpoint = bind_socket(sock, self._requested, "zmq.publish")
-        except EndpointError as exc:
-            sock.close(linger=0)
-            self._startup_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self._loop(sock)
-        except Exception:
-            log.exception("the publisher thread failed; no more messages are published")
-        finally:
-            with self._lock:
-                self._accepting = False
-            sock.close(linger=self._close_linger_ms)
+    def on_thread_end(self) -> None:
+        with self._lock:
+            self._accepting = False
+
+    def serve(self, sock: zmq.Socket[Any]) -> None:
+        self._loop(sock)
 
     def _loop(self, sock: zmq.Socket[Any]) -> None:
         next_heartbeat = time.monotonic()
@@ -313,7 +236,3 @@ class Publisher:
             log.info("correction seq %d published", item.seq)
         elif item.topic is Topic.ERROR:
             log.info("error message published")
-
-    def _finish_context(self) -> None:
-        if self._own_context and not self._context.closed:
-            self._context.term()

@@ -9,7 +9,7 @@ import pydicom
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from igrt.dicom_files import scan
+from igrt.dicom.files import scan
 
 
 def send(paths: Iterable[Path], *, host: str, port: int, called_ae: str, calling_ae: str,

@@ -7,8 +7,15 @@ registration. A series is claimed in the store before it is registered, so each 
 Instance UID is registered at most once, also across restarts; a re-send does not re-register and
 the stored result stays available.
 
+Faults are never silent: if a result cannot be stored (e.g. the disk is full) the worker publishes
+an ``error``, its state (shown in every heartbeat and by ``status``) is ``error``, and it keeps
+trying to store that result every :data:`RETRY_S`; once stored, the result is published and the
+state returns to normal. An unexpected exception in the loop is reported the same way and the
+loop goes on: the worker thread does not end until :meth:`Worker.stop`.
+
 The SCP's association threads only call :meth:`Worker.notify` (a queue put); everything else runs
-on the worker's own thread.
+on the worker's own thread. Tests drive the loop one :meth:`Worker.step` at a time with their
+own clock.
 """
 
 from __future__ import annotations
@@ -18,23 +25,24 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from enum import StrEnum
 from typing import Any, Protocol
-
-import pydicom
 
 from igrt import pipeline
 from igrt.config import Config
-from igrt.dicom_series import ImageSeries, load_series_files
-from igrt.messages import Outcome, correction_message
-from igrt.plan import Plan, choose_planning_ct, read_plan
-from igrt.spatial_registration import SpatialRegistration, read_spatial_registration
-from igrt.store import Role, Store
-from igrt.structures import StructureSet, read_structure_set
+from igrt.core.errors import IgrtError
+from igrt.core.kinds import Role
+from igrt.core.messages import Outcome, correction_message
+from igrt.core.reasons import ReasonCode, reason
+from igrt.planning.stored import StoredCbct, StoredPlanning
+from igrt.store import Store
 
 log = logging.getLogger(__name__)
+
+#: How often a result that could not be stored is tried again.
+RETRY_S = 5.0
 
 
 class SeriesActivity(Protocol):
@@ -53,10 +61,11 @@ class SeriesActivity(Protocol):
     def role(self) -> Any: ...
 
 
-class State:
+class WorkerState(StrEnum):
     IDLE = "idle"
     RECEIVING = "receiving"
     REGISTERING = "registering"
+    ERROR = "error"  # a fault is pending (see the module docstring)
 
 
 @dataclass
@@ -75,7 +84,8 @@ class _Stop:
 class Worker:
     """Owns the registration thread. ``publish`` receives the stored JSON text of each
     correction message; ``publish_error`` receives a reason and a context dict; ``tick`` is
-    called at least every ``poll_s`` (systemd watchdog)."""
+    called at least every ``poll_s`` (systemd watchdog); ``clock`` is the monotonic clock of the
+    settle timer."""
 
     config: Config
     store: Store
@@ -83,12 +93,20 @@ class Worker:
     publish_error: Callable[[str, dict[str, Any]], None]
     tick: Callable[[], None] = lambda: None
     poll_s: float = 0.2
+    clock: Callable[[], float] = time.monotonic
     _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _assoc_series: dict[str, set[str]] = field(default_factory=dict)
+    _unstored: dict[str, dict[str, Any]] = field(default_factory=dict)  # results to store again
+    _fault: str | None = None  # the pending fault (state ``error``)
+    _next_retry_s: float = 0.0
     _thread: threading.Thread | None = None
-    _state: str = State.IDLE
-    _ct_cache: dict[str, ImageSeries] = field(default_factory=dict)
+    _busy: bool = False
+    planning: StoredPlanning | None = None
+
+    def __post_init__(self) -> None:
+        if self.planning is None:
+            self.planning = StoredPlanning(self.store)
 
     # --- called from other threads --------------------------------------------------------------
     def notify(self, activity: SeriesActivity) -> None:
@@ -99,10 +117,17 @@ class Worker:
         """Series received and waiting to be registered."""
         return len(self._pending)
 
-    def state(self) -> str:
-        if self._state == State.IDLE and self._pending:
-            return State.RECEIVING
-        return self._state
+    def state(self) -> WorkerState:
+        if self._fault is not None:
+            return WorkerState.ERROR
+        if self._busy:
+            return WorkerState.REGISTERING
+        return WorkerState.RECEIVING if self._pending else WorkerState.IDLE
+
+    @property
+    def fault(self) -> str | None:
+        """The reason of the pending fault, or None."""
+        return self._fault
 
     def start(self) -> None:
         self._recover()
@@ -117,20 +142,34 @@ class Worker:
     # --- the worker thread ----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self.tick()
             try:
-                item = self._queue.get(timeout=self.poll_s)
-            except queue.Empty:
-                item = None
-            if isinstance(item, _Stop):
-                return
-            if item is not None:
-                self._on_activity(item)
-            for uid in self._due(time.monotonic()):
-                self._register_claimed(uid)
+                if not self.step(self.poll_s):
+                    return
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one fault
+                self._report_fault(f"unexpected error in the worker loop: "
+                                   f"{type(exc).__name__}: {exc}", {})
+                log.error("worker loop error\n%s", traceback.format_exc())
+
+    def step(self, timeout_s: float) -> bool:
+        """One turn of the loop: wait up to ``timeout_s`` for an event, then register whatever
+        is due. False once stopped."""
+        self.tick()
+        try:
+            item = self._queue.get(timeout=timeout_s) if timeout_s > 0 else \
+                self._queue.get_nowait()
+        except queue.Empty:
+            item = None
+        if isinstance(item, _Stop):
+            return False
+        if item is not None:
+            self._on_activity(item)
+        self._retry_unstored()
+        for uid in self._due(self.clock()):
+            self._register_claimed(uid)
+        return True
 
     def _on_activity(self, a: SeriesActivity) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if a.event == "instance":
             if a.series_uid is None or str(a.role) != Role.IMAGING.value:
                 return
@@ -161,22 +200,56 @@ class Worker:
         if not self.store.claim_series(series_uid):
             log.info("series %s was registered before: not registering it again", series_uid)
             return
-        self._state = State.REGISTERING
+        self._busy = True
         try:
             try:
                 message = self.register(series_uid)
             except Exception as exc:  # noqa: BLE001 - a failed result, never silence
                 log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
-                outcome = Outcome(patient_id=None, cbct_series_uid=series_uid, plan=None,
-                                  measured=None,
-                                  reasons=(f"internal: {type(exc).__name__}: {exc}",))
-                message = correction_message(outcome, room=self.config.room,
-                                             dof=self.config.couch.dof, seq=0)
-            stored = self.store.append_correction(message)
-            log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
-            self._publish_stored(series_uid)
+                message = self._failed(series_uid, reason(
+                    ReasonCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            self._store_and_publish(series_uid, message)
         finally:
-            self._state = State.IDLE
+            self._busy = False
+
+    def _failed(self, series_uid: str, why: str) -> dict[str, Any]:
+        outcome = Outcome(patient_id=None, cbct_series_uid=series_uid, plan=None, measured=None,
+                          reasons=(why,))
+        return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
+                                  seq=0)
+
+    def _store_and_publish(self, series_uid: str, message: dict[str, Any]) -> None:
+        try:
+            stored = self.store.append_correction(message)
+        except IgrtError as exc:
+            self._unstored[series_uid] = message
+            self._next_retry_s = self.clock() + RETRY_S
+            self._report_fault(
+                f"the result of CBCT series {series_uid} could not be stored ({exc.reason}); "
+                f"it is neither published nor applied; igrt tries again every {RETRY_S:g} s",
+                {"series_uid": series_uid})
+            return
+        self._unstored.pop(series_uid, None)
+        if not self._unstored:
+            self._fault = None
+        log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
+        self._publish_stored(series_uid)
+
+    def _retry_unstored(self) -> None:
+        if not self._unstored or self.clock() < self._next_retry_s:
+            return
+        for series_uid, message in list(self._unstored.items()):
+            log.info("series %s: storing its result again", series_uid)
+            self._store_and_publish(series_uid, message)
+
+    def _report_fault(self, why: str, context: dict[str, Any]) -> None:
+        text = reason(ReasonCode.WORKER, why)
+        self._fault = text
+        log.error("%s", text)
+        try:
+            self.publish_error(text, context)
+        except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
+            log.exception("could not publish the worker fault")
 
     def _publish_stored(self, series_uid: str) -> None:
         """Publish the stored text (what ``latest`` returns, byte for byte)."""
@@ -188,53 +261,17 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - stored durably; `latest` still serves it
             log.error("series %s: could not publish: %s", series_uid, exc)
             try:
-                self.publish_error(f"publish: {exc}", {"series_uid": series_uid})
+                self.publish_error(reason(ReasonCode.PUBLISH, str(exc)),
+                                   {"series_uid": series_uid})
             except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
                 log.exception("could not publish the error for series %s", series_uid)
 
     def register(self, series_uid: str) -> dict[str, Any]:
         """The correction message (seq not yet allocated) for one complete CBCT series."""
-        store = self.store
-        info = store.series_info(series_uid)
-
-        def load_sros(cbct: ImageSeries) -> list[SpatialRegistration]:
-            records = {r.sop_instance_uid: r for r in
-                       store.spatial_registrations_for_series(series_uid)
-                       + store.spatial_registrations_for_frame(
-                           cbct.info.patient_id, cbct.info.frame_of_reference_uid)}
-            return [read_spatial_registration(_read(r.path)) for r in records.values()]
-
-        outcome = pipeline.run(
-            series_uid=series_uid,
-            patient_id=info.patient_id if info is not None else None,
-            load_cbct=lambda: load_series_files(store.series_instances(series_uid)),
-            load_plans=lambda pid: [read_plan(_read(r.path))
-                                    for r in store.plans_for_patient(pid)],
-            load_structure_sets=lambda plan: [
-                read_structure_set(_read(r.path)) for r in
-                store.structure_sets_for_frame(plan.patient_id, plan.frame_of_reference_uid)],
-            load_planning_ct=self._planning_ct,
-            load_sros=load_sros,
-            config=self.config,
-            selected_plan_uid=store.selected_plan,
-        )
+        assert self.planning is not None
+        outcome = pipeline.run(StoredCbct(self.store, series_uid), self.planning, self.config)
         return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
                                   seq=0)
-
-    def _planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet]) -> ImageSeries:
-        candidates = self.store.ct_series_for_frame(plan.patient_id, plan.frame_of_reference_uid)
-        preferred = next((s.referenced_series_uid for s in structure_sets
-                          if s.sop_instance_uid == plan.referenced_structure_set_uid), None)
-        uid = choose_planning_ct({c: plan.frame_of_reference_uid for c in candidates}, plan,
-                                 preferred_series_uid=preferred)
-        info = self.store.series_info(uid)
-        key = f"{uid}:{info.instance_count if info else 0}:{info.last_arrival_at if info else ''}"
-        cached = self._ct_cache.get(key)
-        if cached is None:
-            cached = load_series_files(self.store.series_instances(uid))
-            self._ct_cache.clear()  # one planning CT in memory at a time
-            self._ct_cache[key] = cached
-        return cached
 
     def _recover(self) -> None:
         """After a restart: a series claimed but never finished gets a ``failed`` result; a
@@ -242,19 +279,11 @@ class Worker:
         for uid in self.store.interrupted_series():
             if self.store.correction_for_series(uid) is not None:
                 continue
-            outcome = Outcome(patient_id=None, cbct_series_uid=uid, plan=None, measured=None,
-                              reasons=("interrupted: the service stopped while registering this "
-                                       "CBCT; acquire or send a new CBCT",))
-            message = correction_message(outcome, room=self.config.room,
-                                         dof=self.config.couch.dof, seq=0)
-            self.store.append_correction(message)
-            self._publish_stored(uid)
-        now = time.monotonic()
+            self._store_and_publish(uid, self._failed(uid, reason(
+                ReasonCode.INTERRUPTED,
+                "the service stopped while registering this CBCT; acquire or send a new CBCT")))
+        now = self.clock()
         for info in self.store.unclaimed_series(Role.IMAGING):
             if info.released:
                 self._pending[info.series_uid] = _Pending(info.last_association.association_id,
                                                           now, released=True)
-
-
-def _read(path: Path) -> pydicom.Dataset:
-    return pydicom.dcmread(path)

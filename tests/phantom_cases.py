@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.generator import PlanningCase, write_planning_set
 
 _CACHE: dict[tuple[str, str, str, str], PlanningCase] = {}

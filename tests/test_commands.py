@@ -18,9 +18,10 @@ import pytest
 import zmq
 from test_publisher import RECEIVE_TIMEOUT_S, ServiceState, correction, make_config
 
-from igrt.store import InstanceKind, InstanceMeta, Role, Store
+from igrt.core.errors import EndpointError
+from igrt.core.kinds import InstanceKind, Role
+from igrt.store import InstanceMeta, Store
 from services.commands import CommandServer
-from services.publisher import EndpointError
 
 PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
 COMMANDS = "ping, status, latest, result, select_plan"

@@ -16,9 +16,9 @@ from igrt.config import (
     DicomConfig,
     EngineName,
     Peer,
-    PeerRole,
     RegistrationConfig,
     ReviewConfig,
+    Role,
     StorageConfig,
     ZmqConfig,
     config_to_toml,
@@ -26,7 +26,7 @@ from igrt.config import (
     load_config,
     parse_config,
 )
-from igrt.errors import ConfigError
+from igrt.core.errors import ConfigError
 
 DOCUMENTED = Path(__file__).resolve().parent.parent / "config" / "igrt.toml"
 ENV = {"HOME": "/home/physicist"}
@@ -41,7 +41,7 @@ def test_defaults_are_complete_safe_and_loopback_only() -> None:
             host="127.0.0.1",
             port=11112,
             settle_s=1.0,
-            peers=(Peer("LINAC", PeerRole.IMAGING), Peer("TPS", PeerRole.PLANNING)),
+            peers=(Peer("LINAC", Role.IMAGING), Peer("TPS", Role.PLANNING)),
         ),
         zmq=ZmqConfig(
             publish="tcp://127.0.0.1:5556", command="tcp://127.0.0.1:5557", heartbeat_s=1.0
@@ -123,11 +123,11 @@ def test_peers_in_the_file_replace_the_default_list() -> None:
     """
     cfg = parse_config(tomllib.loads(text), environ=ENV)
     assert cfg.dicom.peers == (
-        Peer("TRUEBEAM_TB2", PeerRole.IMAGING),
-        Peer("ECLIPSE", PeerRole.PLANNING),
-        Peer("ARIA", PeerRole.PLANNING),
+        Peer("TRUEBEAM_TB2", Role.IMAGING),
+        Peer("ECLIPSE", Role.PLANNING),
+        Peer("ARIA", Role.PLANNING),
     )
-    assert cfg.dicom.peer("ECLIPSE ") == Peer("ECLIPSE", PeerRole.PLANNING)
+    assert cfg.dicom.peer("ECLIPSE ") == Peer("ECLIPSE", Role.PLANNING)
     assert cfg.dicom.peer("LINAC") is None
 
 

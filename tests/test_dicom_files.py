@@ -1,4 +1,4 @@
-"""Tests for igrt.dicom_files: classify the files of a directory by SOP class."""
+"""Tests for igrt.dicom.files: classify the files of a directory by SOP class."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pydicom.uid import (
     SpatialRegistrationStorage,
 )
 
-from igrt.dicom_files import ScanResult, scan
-from igrt.dicom_series import load_series_files
+from igrt.dicom.files import ScanResult, scan
+from igrt.dicom.series_loader import load_series_files
 
 # the "no-data-set.dcm" fixture file makes pydicom warn while it reads it
 pytestmark = pytest.mark.filterwarnings("ignore:End of file reached before delimiter")

@@ -1,4 +1,5 @@
-"""Tests for igrt.dicom_series: DICOM CT / Enhanced CT instances -> Volume with its geometry."""
+"""Tests for igrt.dicom.series_loader: DICOM CT / Enhanced CT instances -> Volume with its
+geometry."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pydicom
 import pytest
 from dicom_factory import COLUMNS, ROWS, ct_series, enhanced_ct, hu_pattern, uid, write
 from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage as CT_IMAGE_STORAGE
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -22,16 +24,9 @@ from pydicom.uid import (
     MRImageStorage,
     RLELossless,
 )
+from pydicom.uid import EnhancedCTImageStorage as ENHANCED_CT_IMAGE_STORAGE
 
-from igrt.dicom_series import (
-    CT_IMAGE_STORAGE,
-    ENHANCED_CT_IMAGE_STORAGE,
-    ImageSeries,
-    InvalidAttributeError,
-    load_series,
-    load_series_files,
-)
-from igrt.errors import (
+from igrt.core.errors import (
     DuplicateSliceError,
     GantryTiltError,
     IrregularSpacingError,
@@ -42,7 +37,13 @@ from igrt.errors import (
     SeriesError,
     UnreadableError,
 )
-from igrt.series import TooFewSlicesError
+from igrt.core.series import TooFewSlicesError
+from igrt.dicom.series_loader import (
+    ImageSeries,
+    InvalidAttributeError,
+    load_series,
+    load_series_files,
+)
 
 Vec3 = tuple[float, float, float]
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from igrt.errors import OutOfSpaceError, PlanError, StoreError
-from igrt.store import InstanceConflictError, InvalidInstanceError, InvalidUidError
-from services.dicom_status import (
+from igrt.core.errors import (
+    InstanceConflictError,
+    InvalidInstanceError,
+    InvalidUidError,
+    OutOfSpaceError,
+    PlanError,
+    StoreError,
+)
+from services.scp.status import (
     InvalidDataSetError,
     RoleNotAllowedError,
     StatusReply,

@@ -1,12 +1,12 @@
-"""Hand-computed sign tables for igrt.geometry (CONTRACT §1–2)."""
+"""Hand-computed sign tables for igrt.core.geometry (CONTRACT §1–2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from igrt import geometry as g
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core import geometry as g
+from igrt.core.geometry import CouchCorrection, PatientPosition
 
 HFS, FFS, HFP, FFP = (PatientPosition.HFS, PatientPosition.FFS, PatientPosition.HFP,
                       PatientPosition.FFP)

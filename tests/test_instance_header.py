@@ -17,9 +17,9 @@ from pydicom.uid import (
     SpatialRegistrationStorage,
 )
 
-from igrt.store import InstanceKind
-from services.dicom_status import InvalidDataSetError
-from services.instance_header import InstanceHeader, read_header
+from igrt.core.kinds import InstanceKind
+from igrt.dicom.header import InstanceHeader, read_header
+from services.scp.status import InvalidDataSetError
 
 KINDS = {
     "1.2.840.10008.5.1.4.1.1.2": InstanceKind.CT_IMAGE,

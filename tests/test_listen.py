@@ -26,7 +26,7 @@ import zmq
 from test_publisher import RECEIVE_TIMEOUT_S, ServiceState, correction, make_config
 
 from igrt.config import Config
-from igrt.errors import ConfigError
+from igrt.core.errors import ConfigError
 from igrt.store import Store
 from services.commands import CommandServer
 from services.listen import connect_endpoint, listen

@@ -1,4 +1,4 @@
-"""igrt.messages: the correction message of CONTRACT §4."""
+"""igrt.core.messages: the correction message of CONTRACT §4."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from igrt.geometry import CouchCorrection, PatientPosition
-from igrt.messages import Outcome, PlanRef, correction_message, encode, format_time
+from igrt.core.clock import iso_utc as format_time
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.messages import Outcome, PlanRef, correction_message, encode
 
 PLAN = PlanRef("1.2.4", (0.0, -110.0, -785.5), PatientPosition.HFS, "PELVIS")
 MEASURED = CouchCorrection(2.314, -1.716, 3.081, 0.6, -0.49, 1.18)

@@ -14,7 +14,7 @@ import pytest
 from phantom_cases import errors, planning_set
 
 from igrt.config import default_config, parse_config
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.offline import register_offline
 from phantoms.generator import write_cbct, write_planning_set
 

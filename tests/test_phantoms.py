@@ -1,5 +1,5 @@
 """Tests of the digital phantoms: DICOM content, scanner geometry per patient position, and the
-known-answer geometry of the CBCT (hand-computed, independent of ``igrt.geometry``)."""
+known-answer geometry of the CBCT (hand-computed, independent of ``igrt.core.geometry``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from igrt.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms import anatomy
 from phantoms.__main__ import main as cli_main
 from phantoms.generator import (

@@ -1,10 +1,10 @@
-"""RT Plan / RT Ion Plan reading and the plan decisions (CONTRACT §3)."""
+"""igrt.dicom.plan_reader: RT Plan / RT Ion Plan reading (CONTRACT §3). The decisions made
+with plans are tested in test_matching.py."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,27 +12,15 @@ from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import RTIonPlanStorage as RT_ION_PLAN_SOP_CLASS
+from pydicom.uid import RTPlanStorage as RT_PLAN_SOP_CLASS
 
-from igrt.errors import (
-    AmbiguousPlanError,
-    MultipleIsocentresError,
-    NoPlanError,
-    NoPlanningCtError,
-    PatientMismatchError,
+from igrt.core.errors import (
     PlanError,
 )
-from igrt.geometry import PatientPosition
-from igrt.plan import (
-    RT_ION_PLAN_SOP_CLASS,
-    RT_PLAN_SOP_CLASS,
-    Plan,
-    check_same_patient,
-    choose_plan,
-    choose_planning_ct,
-    distinct_points,
-    read_plan,
-    select_isocenter,
-)
+from igrt.core.geometry import PatientPosition
+from igrt.core.plan import Plan, distinct_points
+from igrt.dicom.plan_reader import read_plan
 
 FRAME = "1.2.826.0.1.3680043.8.498.1"
 ISO_A = (0.0, -110.0, -785.5)
@@ -105,21 +93,6 @@ def plan_ds(
         else:
             setattr(ds, keyword, value)
     return ds
-
-
-def make_plan(uid: str, patient_id: str = "PAT-001", label: str = "P", **kw: Any) -> Plan:
-    base = Plan(
-        sop_instance_uid=uid,
-        sop_class_uid=RT_PLAN_SOP_CLASS,
-        patient_id=patient_id,
-        frame_of_reference_uid=FRAME,
-        label=label,
-        patient_position=PatientPosition.HFS,
-        isocenters_mm=(ISO_A,),
-        referenced_structure_set_uid=None,
-        beam_count=1,
-    )
-    return replace(base, **kw)
 
 
 # --- read_plan -----------------------------------------------------------------------------------
@@ -294,96 +267,3 @@ def test_distinct_points_keeps_first_of_each_group() -> None:
         (0, 0, 0),
         (0.6, 0, 0),
     )
-
-
-# --- select_isocenter ----------------------------------------------------------------------------
-def test_select_single_isocentre() -> None:
-    assert select_isocenter(make_plan("1")) == ISO_A
-    assert select_isocenter(make_plan("1"), index=0) == ISO_A
-
-
-def test_several_isocentres_need_a_choice() -> None:
-    plan = make_plan("1", isocenters_mm=(ISO_A, ISO_B))
-    with pytest.raises(MultipleIsocentresError,
-                       match=r"2 distinct isocentres.*0: \(0.0, -110.0, -785.5\).*1: \(40.0"):
-        select_isocenter(plan)
-    assert select_isocenter(plan, index=1) == ISO_B
-
-
-@pytest.mark.parametrize("index", [2, -1])
-def test_isocentre_index_out_of_range(index: int) -> None:
-    plan = make_plan("1", isocenters_mm=(ISO_A, ISO_B))
-    with pytest.raises(PlanError, match=f"isocentre {index} was selected but .* has 2"):
-        select_isocenter(plan, index=index)
-
-
-# --- choose_plan ---------------------------------------------------------------------------------
-P1 = make_plan("1.1", label="ARC")
-P2 = make_plan("1.2", label="BOOST")
-OTHER = make_plan("9.9", patient_id="PAT-002", label="OTHER")
-
-
-@pytest.mark.parametrize(
-    ("plans", "selected", "expected"),
-    [
-        pytest.param([P1, OTHER], None, P1, id="only-plan-of-patient"),
-        pytest.param([P1, P1], None, P1, id="same-plan-twice"),
-        pytest.param([P1, P2, OTHER], "1.2", P2, id="selected"),
-        pytest.param([make_plan("1.1", patient_id="PAT-001 ")], None,
-                     make_plan("1.1", patient_id="PAT-001 "), id="trailing-space"),
-    ],
-)
-def test_choose_plan(plans: list[Plan], selected: str | None, expected: Plan) -> None:
-    assert choose_plan(plans, patient_id="PAT-001", selected_uid=selected) == expected
-
-
-@pytest.mark.parametrize(
-    ("plans", "patient", "selected", "error", "match"),
-    [
-        pytest.param([], "PAT-001", None, NoPlanError, "no RT Plan .* patient PAT-001",
-                     id="none"),
-        pytest.param([OTHER], "PAT-001", None, NoPlanError, "no RT Plan", id="only-other-patient"),
-        pytest.param([P1, P2], "PAT-001", None, AmbiguousPlanError,
-                     r"2 plans and none is selected: 'ARC' 1\.1; 'BOOST' 1\.2", id="ambiguous"),
-        pytest.param([P1, P2], "PAT-001", "1.3", NoPlanError, "1.3, has not been received",
-                     id="selected-unknown"),
-        pytest.param([P1, OTHER], "PAT-001", "9.9", NoPlanError, "belongs to another patient",
-                     id="selected-of-other-patient"),
-        pytest.param([P1], "", None, NoPlanError, "empty Patient ID", id="empty-patient-id"),
-        pytest.param([P1], "pat-001", None, NoPlanError, "no RT Plan", id="case-matters"),
-    ],
-)
-def test_choose_plan_refusals(
-    plans: list[Plan], patient: str, selected: str | None, error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        choose_plan(plans, patient_id=patient, selected_uid=selected)
-
-
-# --- check_same_patient --------------------------------------------------------------------------
-@pytest.mark.parametrize("cbct_id", ["PAT-001", "PAT-001 ", "PAT-001\x00"])
-def test_same_patient(cbct_id: str) -> None:
-    check_same_patient(cbct_id, P1)
-
-
-@pytest.mark.parametrize("cbct_id", ["PAT-002", "pat-001", " PAT-001", "", None])
-def test_patient_mismatch(cbct_id: str | None) -> None:
-    with pytest.raises(PatientMismatchError, match="is not the Patient ID 'PAT-001' of plan 1.1"):
-        check_same_patient(cbct_id, P1)
-
-
-# --- choose_planning_ct --------------------------------------------------------------------------
-def test_planning_ct_by_frame_of_reference() -> None:
-    series = {"2.1": "1.9.9", "2.2": FRAME}
-    assert choose_planning_ct(series, P1) == "2.2"
-
-
-def test_planning_ct_refusals() -> None:
-    with pytest.raises(NoPlanningCtError, match=f"Frame of Reference {FRAME} of plan 1.1"):
-        choose_planning_ct({"2.1": "1.9.9"}, P1)
-    two = {"2.1": FRAME, "2.2": FRAME}
-    with pytest.raises(PlanError, match="2 CT series share .* none is preferred: 2.1, 2.2"):
-        choose_planning_ct(two, P1)
-    with pytest.raises(PlanError, match="none is preferred"):
-        choose_planning_ct(two, P1, preferred_series_uid="2.3")
-    assert choose_planning_ct(two, P1, preferred_series_uid="2.2") == "2.2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from igrt.polygon import fill_polygons, group_positions, min_gap, nearest_planes
+from igrt.core.polygon import fill_polygons, group_positions, min_gap, nearest_planes
 
 
 def square(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

@@ -19,10 +19,11 @@ import pytest
 import zmq
 
 from igrt.config import Config, parse_config
-from igrt.geometry import CouchCorrection, PatientPosition
-from igrt.messages import Outcome, PlanRef, correction_message
+from igrt.core.errors import EndpointError
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.messages import Outcome, PlanRef, correction_message
 from igrt.store import Store
-from services.publisher import EndpointError, Publisher, PublishError
+from services.publisher import Publisher, PublishError
 
 HEARTBEAT_S = 0.2
 RECEIVE_TIMEOUT_S = 5.0

@@ -1,13 +1,14 @@
-"""igrt.registration.quality: review reasons from numbers."""
+"""igrt.core.quality: review reasons from numbers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from igrt import geometry as g
-from igrt.geometry import CouchCorrection
-from igrt.registration import quality
+from igrt.core import geometry as g
+from igrt.core import quality
+from igrt.core.geometry import CouchCorrection
+from igrt.core.reasons import ReasonCode
 
 
 def test_difference_of_a_pure_translation() -> None:
@@ -50,7 +51,8 @@ def test_bound_reasons() -> None:
 def test_agreement_reason() -> None:
     close = quality.Difference(0.2, 0.1)
     far = quality.Difference(0.8, 0.1)
-    assert quality.agreement_reason("unstable", "x", close, tolerance_mm=0.5,
+    assert quality.agreement_reason(ReasonCode.UNSTABLE, "x", close, tolerance_mm=0.5,
                                     tolerance_deg=0.3) is None
-    reason = quality.agreement_reason("unstable", "x", far, tolerance_mm=0.5, tolerance_deg=0.3)
+    reason = quality.agreement_reason(ReasonCode.UNSTABLE, "x", far, tolerance_mm=0.5,
+                                      tolerance_deg=0.3)
     assert reason is not None and reason.startswith("unstable: x differs by 0.80 mm")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from igrt.core.volume import Volume
 from igrt.registration import region
-from igrt.volume import Volume
 
 
 def volume(voxels: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),

@@ -44,7 +44,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from igrt.config import Config, parse_config
-from igrt.store import AssociationOutcome, InstanceKind, Role, Store
+from igrt.core.kinds import InstanceKind, Role
+from igrt.store import AssociationOutcome, Store
 from services.scp import ActivityKind, SeriesEvent, StorageScp
 
 WAIT_S = 10.0  # upper bound of every wait; the tests normally finish their waits in milliseconds
@@ -221,7 +222,7 @@ def test_pynetdicom_c_store_is_on_disk_byte_for_byte(
     assert stored.file_meta.MediaStorageSOPInstanceUID == sent.SOPInstanceUID
     assert stored.file_meta.SourceApplicationEntityTitle == "LINAC"
     assert np.array_equal(stored.pixel_array, sent.pixel_array)
-    info = store.series_info(series)
+    info = store.series_arrivals(series)
     assert info is not None
     assert (info.instance_count, info.released, info.last_association.association_id) == (
         1,
@@ -534,7 +535,7 @@ def test_invalid_sop_instance_uid_never_becomes_a_file(
     assert replies == [(0xA900, "invalid SOP Instance UID: component 3 ('03') has a leading zero")]
     assert instance_files(state_dir) == []
     assert list((state_dir / "tmp").iterdir()) == []
-    assert store.series_info(bad.SeriesInstanceUID) is None
+    assert store.series_arrivals(bad.SeriesInstanceUID) is None
 
 
 def test_undecodable_data_set_is_refused_cannot_understand(
@@ -659,7 +660,7 @@ def test_connection_closed_without_release_counts_as_aborted(
 def _assert_aborted(store: Store, events: queue.Queue[SeriesEvent], series_uid: str) -> None:
     received = next_events(events, 2)
     assert summary(received) == [("instance", series_uid), ("aborted", series_uid)]
-    info = store.series_info(series_uid)
+    info = store.series_arrivals(series_uid)
     assert info is not None
     assert (info.last_association.outcome, info.released) == (AssociationOutcome.ABORTED, False)
 
@@ -708,7 +709,7 @@ def test_out_of_space_is_refused_out_of_resources_and_the_service_recovers(
             assert store_all(server.port, [big], calling="LINAC") == [
                 (0xA700, "igrt store out of disk space; instance not kept, retry later")
             ]
-            assert store.series_info(big.SeriesInstanceUID) is None
+            assert store.series_arrivals(big.SeriesInstanceUID) is None
             assert list((root / "tmp").iterdir()) == []
             assert echo(server.port) == 0x0000
 

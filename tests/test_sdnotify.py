@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from igrt.sdnotify import Notifier, watchdog_interval_s
+from services.sdnotify import Notifier, watchdog_interval_s
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Tests for igrt.series: is a set of slice geometries a regular volume? (hand-computed grids)."""
+"""Tests for igrt.core.series: is a set of slice geometries a regular volume? (hand-computed
+grids)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from igrt.errors import (
+from igrt.core.errors import (
     DuplicateSliceError,
     GantryTiltError,
     IrregularSpacingError,
     MissingSliceError,
 )
-from igrt.series import (
+from igrt.core.series import (
     InconsistentSlicesError,
     InvalidGeometryError,
     SliceGeometry,

@@ -14,7 +14,7 @@ import pytest
 from phantom_cases import errors, planning_set
 from service_process import ServiceProcess, corrections_within, wait_for_correction
 
-from igrt.geometry import CouchCorrection
+from igrt.core.geometry import CouchCorrection
 from phantoms.generator import PlanningCase, write_cbct
 from services.scu import echo, send, send_directory
 

@@ -13,15 +13,15 @@ import numpy.typing as npt
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import SpatialRegistrationStorage as SPATIAL_REGISTRATION_SOP_CLASS
 
-from igrt.errors import PlanError
-from igrt.geometry import apply
-from igrt.spatial_registration import (
-    SPATIAL_REGISTRATION_SOP_CLASS,
+from igrt.core.errors import PlanError
+from igrt.core.geometry import apply
+from igrt.core.spatial_registration import (
     SpatialRegistrationError,
     nominal_matrix,
-    read_spatial_registration,
 )
+from igrt.dicom.registration_reader import read_spatial_registration
 
 PLAN = "1.2.826.0.1.3680043.8.498.10"
 CBCT = "1.2.826.0.1.3680043.8.498.20"

@@ -17,25 +17,26 @@ from pathlib import Path
 
 import pytest
 
-from igrt.errors import OutOfSpaceError, StoreError
+from igrt.core.clock import iso_utc
+from igrt.core.errors import (
+    InstanceConflictError,
+    InvalidInstanceError,
+    InvalidUidError,
+    OutOfSpaceError,
+    StoreError,
+    StoreInUseError,
+    UnknownPlanError,
+)
+from igrt.core.kinds import InstanceKind, Role
+from igrt.core.uids import is_valid_uid, uid_problem
 from igrt.store import (
     SCHEMA_VERSION,
     AssociationOutcome,
-    InstanceConflictError,
-    InstanceKind,
     InstanceMeta,
-    InvalidInstanceError,
-    InvalidUidError,
     JobState,
-    Role,
     Store,
-    StoreInUseError,
-    UnknownPlanError,
     encode_correction,
-    is_valid_uid,
-    uid_problem,
 )
-from igrt.store_records import iso_utc
 
 CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
@@ -180,7 +181,7 @@ def test_invalid_metadata_is_refused_before_any_write(
         store.store_instance(data=b"x", meta=meta(**overrides))
     assert files_under(store.root / "instances") == []
     assert files_under(store.root / "tmp") == []
-    assert store.series_info("1.2.3.100") is None
+    assert store.series_arrivals("1.2.3.100") is None
 
 
 def test_restoring_the_same_instance_replaces_it_without_a_second_row(store: Store) -> None:
@@ -191,7 +192,7 @@ def test_restoring_the_same_instance_replaces_it_without_a_second_row(store: Sto
     assert again.path == first.path
     assert first.path.read_bytes() == b"second!"
     assert files_under(store.root / "instances") == [first.path]
-    info = store.series_info("1.2.3.100")
+    info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert info.instance_count == 1
     assert [a.association_id for a in info.associations] == ["assoc-1", "assoc-2"]
@@ -237,7 +238,7 @@ def test_series_bookkeeping_and_association_outcomes(store: Store) -> None:
         data=b"c", meta=meta(sop_instance_uid="1.2.3.100.3", association_id="assoc-2")
     )
 
-    info = store.series_info("1.2.3.100")
+    info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert (info.instance_count, info.first_arrival_at, info.last_arrival_at) == (
         3,
@@ -250,14 +251,14 @@ def test_series_bookkeeping_and_association_outcomes(store: Store) -> None:
     assert info.associations[0].ended_at == "2026-11-21T18:30:05.000Z"
 
     store.record_association("assoc-2", "LINAC1", AssociationOutcome.RELEASED)
-    info = store.series_info("1.2.3.100")
+    info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert info.released is True
     assert info.last_association.ended_at == "2026-11-21T18:30:03.000Z"
 
     # an association recorded as aborted is never turned into a released one
     store.record_association("assoc-1", "LINAC1", "released")
-    info = store.series_info("1.2.3.100")
+    info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert info.associations[0].outcome is AssociationOutcome.ABORTED
 
@@ -283,8 +284,9 @@ def test_unclaimed_series_lists_only_imaging_series_not_yet_claimed(store: Store
 _RLIMIT_CHILD = """
 import json, resource, signal, sys
 from pathlib import Path
-from igrt.errors import StoreError
-from igrt.store import InstanceKind, InstanceMeta, Role, Store
+from igrt.core.errors import StoreError
+from igrt.core.kinds import InstanceKind, Role
+from igrt.store import InstanceMeta, Store
 root, limit, big = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 Store.open(root).close()  # schema written and checkpointed: the reopened WAL starts empty
 store = Store.open(root)
@@ -300,7 +302,7 @@ except StoreError as exc:
     out["big"] = exc.reason
 out["left_behind"] = sorted(p.name for p in root.rglob("*.dcm")) + sorted(
     p.name for p in (root / "tmp").iterdir())
-out["recorded"] = store.series_info("1.2.3.100") is not None
+out["recorded"] = store.series_arrivals("1.2.3.100") is not None
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 out["small"] = store.store_instance(data=b"y" * 4096, meta=meta("1.2.3.100.2")).size_bytes
 store.close()
@@ -388,7 +390,7 @@ def test_out_of_space_leaves_no_file_no_row_and_the_store_keeps_working(
                 assert str(caught.value) == tmpfs_message
                 assert files_under(root / "instances") == []
                 assert files_under(root / "tmp") == []
-                assert store.series_info("1.2.3.100") is None
+                assert store.series_arrivals("1.2.3.100") is None
                 filler.unlink(missing_ok=True)
                 after = store.store_instance(
                     data=b"y" * 4096, meta=meta(sop_instance_uid="1.2.3.100.2")
@@ -698,7 +700,7 @@ def test_concurrent_stores_and_corrections_are_all_recorded(store: Store) -> Non
     for path in paths:  # 1.2.3.100.<t>.<i>.dcm holds bytes([t, i]) * 500
         t, i = (int(part) for part in path.stem.split(".")[-2:])
         assert path.read_bytes() == bytes([t, i]) * 500
-    info = store.series_info("1.2.3.100")
+    info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert info.instance_count == 32
     assert sorted(a.association_id for a in info.associations) == [f"a{t}" for t in range(1, 9)]

@@ -16,16 +16,12 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import RTStructureSetStorage as RT_STRUCTURE_SET_SOP_CLASS
 
-from igrt.errors import StructureError
-from igrt.structures import (
-    RT_STRUCTURE_SET_SOP_CLASS,
-    StructureSet,
-    find_roi,
-    read_structure_set,
-    roi_mask,
-)
-from igrt.volume import Volume
+from igrt.core.errors import StructureError
+from igrt.core.structures import StructureSet, find_roi, roi_mask
+from igrt.core.volume import Volume
+from igrt.dicom.structure_reader import read_structure_set
 
 FRAME = "1.2.826.0.1.3680043.8.498.7"
 FFS_DIRECTION = np.array([[-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])

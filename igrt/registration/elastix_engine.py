@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from igrt import geometry
+from igrt.core import geometry
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
-    BoolArray,
     Level,
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.volume import FloatArray, Volume
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +61,60 @@ class ElastixEngine:
         moving_image = _to_itk(itk, moving.voxels.astype(np.float32), moving)
         params = itk.ParameterObject.New()
         params.AddParameterMap(_parameter_map(problem, levels))
-        method = itk.ElastixRegistrationMethod.New(fixed_image, moving_image)
-        method.SetParameterObject(params)
-        method.SetLogToConsole(os.environ.get("IGRT_ELASTIX_LOG") == "1")
-        if problem.fixed_mask is not None:
-            method.SetFixedMask(_mask_to_itk(itk, problem.fixed_mask, problem.fixed))
-        if problem.moving_mask is not None:
-            method.SetMovingMask(_mask_to_itk(itk, problem.moving_mask, moving))
-        itk.MersenneTwisterRandomVariateGenerator.GetInstance().SetSeed(problem.seed)
-        method.UpdateLargestPossibleRegion()
-        found = method.GetCombinationTransform()
+        with tempfile.TemporaryDirectory(prefix="igrt-elastix-") as out:
+            method = itk.ElastixRegistrationMethod.New(fixed_image, moving_image)
+            method.SetParameterObject(params)
+            method.SetOutputDirectory(out)
+            method.SetLogToFile(True)
+            method.SetLogToConsole(os.environ.get("IGRT_ELASTIX_LOG") == "1")
+            if problem.fixed_mask is not None:
+                method.SetFixedMask(_mask_to_itk(itk, problem.fixed_mask, problem.fixed))
+            if problem.moving_mask is not None:
+                method.SetMovingMask(_mask_to_itk(itk, problem.moving_mask, moving))
+            itk.MersenneTwisterRandomVariateGenerator.GetInstance().SetSeed(problem.seed)
+            method.UpdateLargestPossibleRegion()
+            found = method.GetCombinationTransform()
+            report = read_report(Path(out))
         relative = _matrix_of(found)
         transform = initial @ relative
-        iterations = sum(level.iterations for level in levels)
         return RegistrationResult(
             engine=self.name,
             transform=transform,
-            # itk-elastix does not hand back the final metric value: reported as null
-            metric=float("nan"),
-            iterations=iterations,
-            stop_condition="elastix ASGD: fixed iteration budget per level",
-            converged=bool(np.all(np.isfinite(transform))),
+            metric=report.final_metric,
+            iterations=report.iterations,
+            stop_condition=report.stop_condition,
+            converged=None,  # ASGD has no convergence criterion: it runs its iteration budget
             elapsed_s=time.perf_counter() - t0,
         )
+
+
+@dataclass(frozen=True)
+class ElastixReport:
+    """What elastix wrote about its own run: iterations executed (the IterationInfo tables),
+    the last level's stopping condition and the final metric value (elastix.log)."""
+
+    iterations: int
+    stop_condition: str
+    final_metric: float
+
+
+def read_report(directory: Path) -> ElastixReport:
+    """Parse elastix's output directory; unknown figures are 0 iterations / nan metric."""
+    iterations = 0
+    for table in sorted(directory.glob("IterationInfo.*.txt")):
+        rows = table.read_text(errors="replace").splitlines()[1:]  # first line: the header
+        iterations += sum(1 for row in rows if row.strip())
+    log_path = directory / "elastix.log"
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    stops = re.findall(r"^Stopping condition: (.*)$", text, flags=re.M)
+    metrics = re.findall(r"^Final metric value\s*=\s*(\S+)", text, flags=re.M)
+    try:
+        metric = float(metrics[-1]) if metrics else float("nan")
+    except ValueError:
+        metric = float("nan")
+    return ElastixReport(iterations=iterations,
+                         stop_condition=stops[-1].strip() if stops else "unknown",
+                         final_metric=metric)
 
 
 def _parameter_map(problem: RegistrationProblem,
@@ -125,6 +160,7 @@ def _parameter_map(problem: RegistrationProblem,
         "UseDirectionCosines": ("true",),
         "HowToCombineTransforms": ("Compose",),
         "WriteResultImage": ("false",),
+        "WriteIterationInfo": ("true",),
         "DefaultPixelValue": ("-1000",),
         "FixedInternalImagePixelType": ("float",),
         "MovingInternalImagePixelType": ("float",),

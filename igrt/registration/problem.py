@@ -6,12 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from igrt.volume import FloatArray, Volume
-
-BoolArray = npt.NDArray[np.bool_]
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 
 
 @dataclass(frozen=True)
@@ -64,10 +60,13 @@ class RegistrationResult:
 
     engine: str
     transform: FloatArray  # 4x4, CBCT point -> planning point
-    metric: float  # final metric value (Mattes mutual information, lower is better)
-    iterations: int  # total iterations over all levels
+    metric: float  # final metric value (Mattes mutual information, lower is better); nan: unknown
+    iterations: int  # total iterations executed over all levels
     stop_condition: str  # the optimiser's own words for the last level
-    converged: bool  # the last level stopped on a convergence criterion, not the iteration cap
+    #: the last level stopped on a convergence criterion (True) or at the iteration cap
+    #: (False); None for an optimiser that has no convergence criterion (elastix's ASGD runs a
+    #: fixed budget by design), so "not converged" is never claimed or denied for it
+    converged: bool | None
     elapsed_s: float
 
     def as_dict(self) -> dict[str, object]:

@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from igrt.registration.problem import BoolArray
-from igrt.volume import Volume
+from igrt.core.types import BoolArray
+from igrt.core.volume import Volume
 
 #: HU above which a voxel counts as patient (or couch) when finding the body.
 BODY_THRESHOLD_HU = -350.0

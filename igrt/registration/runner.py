@@ -15,18 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from igrt import geometry
 from igrt.config import EngineName, RegistrationConfig, ReviewConfig
-from igrt.errors import NoOverlapError
-from igrt.geometry import CouchCorrection, PatientPosition
-from igrt.registration import quality, region
+from igrt.core import geometry, quality
+from igrt.core.case import Case
+from igrt.core.errors import NoOverlapError
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.reasons import ReasonCode, reason
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
+from igrt.registration import region
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
-    BoolArray,
     Engine,
     RegistrationProblem,
 )
-from igrt.volume import FloatArray, Volume
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +39,6 @@ MIN_FOV_FRACTION = 0.25
 #: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
-
-
-@dataclass(frozen=True)
-class Case:
-    """Everything one registration needs, already read from DICOM."""
-
-    ct: Volume
-    cbct: Volume
-    cbct_padding: BoolArray | None  # declared padding (PixelPaddingValue); None = detect
-    nominal: FloatArray  # CBCT point -> room point at the nominal setup (CONTRACT §2)
-    isocenter_mm: FloatArray  # plan isocentre, planning coordinates
-    position: PatientPosition
-    region_mask: BoolArray | None = None  # planning structure on the CT grid, if configured
 
 
 @dataclass(frozen=True)
@@ -121,9 +110,10 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
     measured = _to_iec(result.transform, case)
     reasons: list[str] = []
     details: dict[str, Any] = {"primary": result.as_dict()}
-    if not result.converged:
-        reasons.append(f"not_converged: the {result.engine} optimiser stopped without "
-                       f"converging ({result.stop_condition})")
+    if result.converged is False:
+        reasons.append(reason(ReasonCode.NOT_CONVERGED,
+                              f"the {result.engine} optimiser stopped without converging "
+                              f"({result.stop_condition})"))
     reasons += quality.bound_reasons(measured)
     half = np.asarray(reg.roi_size_mm) / 2.0
     if reg.perturbation_check:
@@ -132,24 +122,24 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
         diff = quality.difference(again.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["perturbation"] = {**diff.as_dict(), "elapsed_s": round(again.elapsed_s, 3)}
-        reason = quality.agreement_reason(
-            "unstable", "a restart from a start perturbed by 2 mm and 1° per axis", diff,
+        flagged = quality.agreement_reason(
+            ReasonCode.UNSTABLE, "a restart from a start perturbed by 2 mm and 1° per axis", diff,
             tolerance_mm=reg.perturbation_tolerance_mm,
             tolerance_deg=reg.perturbation_tolerance_deg)
-        if reason:
-            reasons.append(reason)
+        if flagged:
+            reasons.append(flagged)
     if reg.cross_check is not None:
         other = make_engine(reg.cross_check).register(problem)
         diff = quality.difference(other.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["cross_check"] = {**other.as_dict(), **diff.as_dict(),
                                   "measured": _to_iec(other.transform, case).rounded().as_dict()}
-        reason = quality.agreement_reason(
-            "engines_disagree", f"the {other.engine} engine", diff,
+        flagged = quality.agreement_reason(
+            ReasonCode.ENGINES_DISAGREE, f"the {other.engine} engine", diff,
             tolerance_mm=reg.cross_check_tolerance_mm,
             tolerance_deg=reg.cross_check_tolerance_deg)
-        if reason:
-            reasons.append(reason)
+        if flagged:
+            reasons.append(flagged)
     reasons += quality.limit_reasons(measured, max_translation_mm=review.max_translation_mm,
                                      max_rotation_deg=review.max_rotation_deg)
     details["prepare_s"] = round(prepared_s, 3)

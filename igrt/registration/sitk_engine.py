@@ -10,12 +10,13 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from igrt import geometry
-from igrt.errors import NoOverlapError
+from igrt.core import geometry
+from igrt.core.errors import NoOverlapError
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 from igrt.registration import region
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
-    BoolArray,
     Level,
     RegistrationProblem,
     RegistrationResult,
@@ -26,7 +27,6 @@ from igrt.registration.sitk_images import (
     matrix_from_transform,
     to_sitk,
 )
-from igrt.volume import FloatArray, Volume
 
 log = logging.getLogger(__name__)
 

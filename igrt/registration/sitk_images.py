@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from igrt.registration.problem import BoolArray
-from igrt.volume import FloatArray, Volume
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 
 
 def to_sitk(volume: Volume) -> sitk.Image:

@@ -1,0 +1,307 @@
+"""Service configuration: one TOML file, read once into frozen dataclasses, validated here only.
+
+``load_config(path)`` reads the file with :mod:`tomllib`; ``parse_config(data)`` turns the parsed
+tables into a :class:`Config` or raises :class:`~igrt.core.errors.ConfigError` with a message that
+names the full dotted key (``dicom.port``, ``dicom.peers[1].role``,
+``registration.roi_size_mm[2]``), what is wrong and what is allowed. Missing keys take the
+built-in defaults, which are complete and safe (loopback only); a ``[[dicom.peers]]`` array in the
+file replaces the default peer list as a whole.
+
+The state directory is resolved here (not created): ``[storage] dir`` if given (absolute),
+else ``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``), else
+``$XDG_STATE_HOME/igrt/<room>``, else ``~/.local/state/igrt/<room>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from igrt.config.model import (
+    CHECK_TOLERANCE_MAX_DEG,
+    CHECK_TOLERANCE_MAX_MM,
+    COUCH_DOFS,
+    DEFAULT_PEERS,
+    DEFAULT_ROOM,
+    HEARTBEAT_MAX_S,
+    HEARTBEAT_MIN_S,
+    PORT_MAX,
+    REVIEW_MAX_DEG,
+    REVIEW_MAX_MM,
+    ROI_MAX_MM,
+    ROI_MIN_MM,
+    SEED_MAX,
+    SETTLE_MAX_S,
+    Config,
+    CouchConfig,
+    DicomConfig,
+    EngineName,
+    Peer,
+    RegistrationConfig,
+    ReviewConfig,
+    StorageConfig,
+    ZmqConfig,
+)
+from igrt.config.values import (
+    ROOM_RE,
+    Section,
+    check_ae_title,
+    check_endpoint,
+    check_host,
+    check_number,
+    check_roi_name,
+    describe,
+    endpoints_clash,
+    toml_value,
+)
+from igrt.core.errors import ConfigError
+from igrt.core.kinds import Role
+from igrt.core.nominal import CbctIsocenter
+
+logger = logging.getLogger(__name__)
+
+
+# --- public API ----------------------------------------------------------------------------------
+def default_config(*, environ: Mapping[str, str] | None = None) -> Config:
+    """The built-in configuration: loopback only, peers LINAC (imaging) and TPS (planning)."""
+    return parse_config({}, environ=environ)
+
+
+def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML file; ``None`` gives :func:`default_config`."""
+    if path is None:
+        return default_config(environ=environ)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration file {path} is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path} cannot be read: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (byte {exc.start}); TOML must be UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}") from None
+    try:
+        return parse_config(data, environ=environ)
+    except ConfigError as exc:
+        raise ConfigError(f"configuration file {path}: {exc.message}") from None
+
+
+def parse_config(data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate parsed TOML tables (missing keys take defaults) and build the :class:`Config`."""
+    env = os.environ if environ is None else environ
+    root = Section(data, "", Config)
+    room = root.string("room", DEFAULT_ROOM)
+    if not ROOM_RE.fullmatch(room):
+        raise ConfigError(
+            f"room: {room!r} is not a valid room name; use 1 to 32 letters, digits, '_' or '-'"
+        )
+    return Config(
+        room=room,
+        dicom=_parse_dicom(root.section("dicom", DicomConfig)),
+        zmq=_parse_zmq(root.section("zmq", ZmqConfig)),
+        storage=_parse_storage(root.section("storage", StorageConfig), env, room),
+        couch=_parse_couch(root.section("couch", CouchConfig)),
+        registration=_parse_registration(root.section("registration", RegistrationConfig)),
+        review=_parse_review(root.section("review", ReviewConfig)),
+    )
+
+
+def default_state_dir(environ: Mapping[str, str], room: str) -> Path:
+    """Where the store lives when ``[storage] dir`` is empty (see the module docstring)."""
+    state = environ.get("STATE_DIRECTORY", "")
+    if state:
+        # systemd joins several StateDirectory= entries with ':'; the first is ours.
+        first = Path(state.split(":")[0])
+        if first.is_absolute():
+            return first
+        logger.warning("ignoring $STATE_DIRECTORY=%r: not an absolute path", state)
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore relative paths
+        return Path(xdg) / "igrt" / room
+    home = environ.get("HOME", "")
+    base = Path(home) if home and Path(home).is_absolute() else Path.home()
+    return base / ".local" / "state" / "igrt" / room
+
+
+def config_to_toml(cfg: Config) -> str:
+    """A TOML document that :func:`parse_config` reads back to ``cfg`` (storage dir explicit)."""
+    reg = cfg.registration
+    tables: list[tuple[str, dict[str, object]]] = [
+        ("", {"room": cfg.room}),
+        ("[dicom]", {k: v for k, v in vars(cfg.dicom).items() if k != "peers"}),
+        *(("[[dicom.peers]]", vars(p)) for p in cfg.dicom.peers),
+        ("[zmq]", vars(cfg.zmq)),
+        ("[storage]", {"dir": str(cfg.storage.dir)}),
+        ("[couch]", vars(cfg.couch)),
+        (
+            "[registration]",
+            {
+                **vars(reg),
+                "cross_check": reg.cross_check or "none",
+                "roi_structure": reg.roi_structure or "",
+            },
+        ),
+        ("[review]", vars(cfg.review)),
+    ]
+    lines: list[str] = []
+    for header, values in tables:
+        lines += [header] if header else []
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- sections ------------------------------------------------------------------------------------
+def _parse_dicom(t: Section) -> DicomConfig:
+    ae_title = t.string("ae_title")
+    check_ae_title(ae_title, t.key("ae_title"))
+    host = t.string("host")
+    check_host(host, t.key("host"))
+    return DicomConfig(
+        ae_title=ae_title,
+        host=host,
+        port=t.integer("port", 0, PORT_MAX, note="(0 = let the system pick a free port)"),
+        settle_s=t.number("settle_s", 0.0, SETTLE_MAX_S),
+        peers=_parse_peers(t.data["peers"]) if "peers" in t.data else DEFAULT_PEERS,
+    )
+
+
+def _parse_peers(value: Any) -> tuple[Peer, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"dicom.peers: expected an array of tables ([[dicom.peers]] sections), "
+            f"got {describe(value)}"
+        )
+    peers: list[Peer] = []
+    first_use: dict[str, str] = {}
+    for i, item in enumerate(value):
+        t = Section(item, f"dicom.peers[{i}]", Peer, title="[[dicom.peers]]")
+        for name in ("ae_title", "role"):
+            if name not in t.data:
+                raise ConfigError(f"{t.key(name)}: missing; every [[dicom.peers]] table needs it")
+        ae_title = t.string("ae_title")
+        check_ae_title(ae_title, t.key("ae_title"))
+        if ae_title in first_use:
+            raise ConfigError(
+                f"{t.key('ae_title')}: {ae_title!r} is already used by {first_use[ae_title]}; "
+                f"each peer AE title may appear once"
+            )
+        first_use[ae_title] = t.key("ae_title")
+        peers.append(Peer(ae_title, t.enum("role", Role)))
+    for role in Role:
+        if not any(p.role is role for p in peers):
+            raise ConfigError(
+                f"dicom.peers: no peer has role {role.value!r}, so the service could never "
+                f'receive what that role sends; add a [[dicom.peers]] table with role = "{role}"'
+            )
+    return tuple(peers)
+
+
+def _parse_zmq(t: Section) -> ZmqConfig:
+    publish, command = t.string("publish"), t.string("command")
+    check_endpoint(publish, t.key("publish"))
+    check_endpoint(command, t.key("command"))
+    if endpoints_clash(publish, command):
+        raise ConfigError(
+            f"zmq.command: {command!r} is the same address as zmq.publish ({publish!r}); "
+            f"the command socket needs its own address"
+        )
+    note = "(the contract requires a heartbeat at least every 2 s)"
+    heartbeat_s = t.number("heartbeat_s", HEARTBEAT_MIN_S, HEARTBEAT_MAX_S, note=note)
+    return ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s)
+
+
+def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> StorageConfig:
+    raw = t.string("dir", "")
+    if not raw:
+        return StorageConfig(dir=default_state_dir(env, room))
+    path = Path(raw)
+    if "\0" in raw or not path.is_absolute():
+        raise ConfigError(
+            f"storage.dir: {raw!r} is not an absolute path; give an absolute path such as "
+            f"/var/lib/igrt/{room}, or leave it empty to use the default state directory"
+        )
+    state = env.get("STATE_DIRECTORY", "")
+    if state and Path(state.split(":")[0]) != path:
+        logger.warning(
+            "storage.dir %s overrides $STATE_DIRECTORY %s; under the systemd unit's "
+            "ProtectSystem=strict it must also be listed in ReadWritePaths=",
+            path,
+            state,
+        )
+    return StorageConfig(dir=path)
+
+
+def _parse_couch(t: Section) -> CouchConfig:
+    dof = t.integer("dof", min(COUCH_DOFS), max(COUCH_DOFS))
+    if dof not in COUCH_DOFS:
+        raise ConfigError(
+            f"couch.dof: {dof} is not a couch type; allowed 6 (all axes), "
+            f"4 (translations + rotation about the vertical axis) or 3 (translations only)"
+        )
+    return CouchConfig(dof=dof)
+
+
+def _parse_registration(t: Section) -> RegistrationConfig:
+    engine = t.enum("engine", EngineName)
+    cross_check = _cross_check(t, engine)
+    roi_structure = t.string("roi_structure", "")
+    check_roi_name(roi_structure, t.key("roi_structure"))
+    return RegistrationConfig(
+        cbct_isocenter=t.enum("cbct_isocenter", CbctIsocenter),
+        engine=engine,
+        cross_check=cross_check,
+        cross_check_tolerance_mm=t.positive("cross_check_tolerance_mm", CHECK_TOLERANCE_MAX_MM),
+        cross_check_tolerance_deg=t.positive("cross_check_tolerance_deg", CHECK_TOLERANCE_MAX_DEG),
+        roi_size_mm=_roi_size(t),
+        roi_structure=roi_structure or None,
+        perturbation_check=t.boolean("perturbation_check"),
+        perturbation_tolerance_mm=t.positive("perturbation_tolerance_mm", CHECK_TOLERANCE_MAX_MM),
+        perturbation_tolerance_deg=t.positive(
+            "perturbation_tolerance_deg", CHECK_TOLERANCE_MAX_DEG
+        ),
+        seed=t.integer("seed", 0, SEED_MAX),
+    )
+
+
+def _cross_check(t: Section, engine: EngineName) -> EngineName | None:
+    value = t.string("cross_check", "none")
+    if value == "none":
+        return None
+    other = t.enum("cross_check", EngineName, extra=("none",))
+    if other is engine:
+        alternative = next(e for e in EngineName if e is not engine)
+        raise ConfigError(
+            f"{t.key('cross_check')}: {value!r} is also registration.engine, and the same engine "
+            f"run twice cannot disagree; use {alternative.value!r} or 'none'"
+        )
+    return other
+
+
+def _roi_size(t: Section) -> tuple[float, float, float]:
+    key, value = t.key("roi_size_mm"), t.get("roi_size_mm")
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ConfigError(
+            f"{key}: expected an array of 3 numbers (x, y, z extents in mm), got {describe(value)}"
+        )
+    x, y, z = (check_number(v, f"{key}[{i}]", ROI_MIN_MM, ROI_MAX_MM) for i, v in enumerate(value))
+    return (x, y, z)
+
+
+def _parse_review(t: Section) -> ReviewConfig:
+    return ReviewConfig(
+        max_translation_mm=t.positive("max_translation_mm", REVIEW_MAX_MM),
+        max_rotation_deg=t.positive("max_rotation_deg", REVIEW_MAX_DEG),
+    )

@@ -1,0 +1,65 @@
+"""One registration case: the CBCT and the planning reference checked to belong together and
+assembled into what an engine needs (CONTRACT §2–3). Pure; reading files is the caller's
+business (``igrt.planning``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from igrt.core.geometry import PatientPosition
+from igrt.core.image_series import ImageSeries
+from igrt.core.matching import (
+    check_planning_ct,
+    check_same_patient,
+    choose_structure_set,
+    select_isocenter,
+)
+from igrt.core.messages import PlanRef
+from igrt.core.nominal import CbctIsocenter, Nominal, nominal_alignment
+from igrt.core.plan import Plan
+from igrt.core.spatial_registration import SpatialRegistration
+from igrt.core.structures import StructureSet, roi_mask
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
+
+
+@dataclass(frozen=True)
+class Case:
+    """Everything one registration needs, already read from DICOM."""
+
+    ct: Volume
+    cbct: Volume
+    cbct_padding: BoolArray | None  # declared padding (PixelPaddingValue); None = detect
+    nominal: FloatArray  # CBCT point -> room point at the nominal setup (CONTRACT §2)
+    isocenter_mm: FloatArray  # plan isocentre, planning coordinates
+    position: PatientPosition
+    region_mask: BoolArray | None = None  # planning structure on the CT grid, if configured
+
+
+def build_case(*, cbct: ImageSeries, plan: Plan, ct: ImageSeries,
+               sros: Sequence[SpatialRegistration] = (),
+               structure_sets: Sequence[StructureSet] = (),
+               isocenter_index: int | None = None,
+               convention: CbctIsocenter = CbctIsocenter.ORIGIN,
+               roi_structure: str | None = None) -> tuple[Case, PlanRef, Nominal]:
+    """Check that the pieces belong together and assemble the registration case.
+    ``roi_structure``: the RT Structure Set ROI used as the planning-side region, if any."""
+    check_same_patient(cbct.info.patient_id, plan)
+    check_planning_ct(ct, plan)
+    iso = np.asarray(select_isocenter(plan, index=isocenter_index), dtype=np.float64)
+    nominal = nominal_alignment(cbct, plan, iso, sros, convention)
+    mask = None
+    if roi_structure:
+        chosen = choose_structure_set(plan, structure_sets, roi_structure)
+        mask = roi_mask(chosen, roi_structure, ct.volume,
+                        frame_of_reference_uid=plan.frame_of_reference_uid)
+    case = Case(ct=ct.volume, cbct=cbct.volume, cbct_padding=cbct.padding_mask,
+                nominal=nominal.matrix, isocenter_mm=iso, position=plan.patient_position,
+                region_mask=mask)
+    ref = PlanRef(sop_instance_uid=plan.sop_instance_uid,
+                  isocenter_mm=(float(iso[0]), float(iso[1]), float(iso[2])),
+                  patient_position=plan.patient_position, label=plan.label)
+    return case, ref, nominal

@@ -1,0 +1,11 @@
+"""Array and point types shared by the library (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+Point = tuple[float, float, float]

@@ -1,0 +1,100 @@
+"""The planning source of ``igrt register``: a planning directory (planning CT, RT Plan, RT
+Structure Set) and a CBCT directory (one CBCT series, perhaps a Spatial Registration). Each
+directory is scanned once, on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import pydicom
+
+from igrt.core.errors import MixedSeriesError, SeriesError, UnreadableError
+from igrt.core.image_series import ImageSeries, SeriesInfo
+from igrt.core.matching import CtCandidate, choose_planning_ct, preferred_planning_ct
+from igrt.core.plan import Plan
+from igrt.core.spatial_registration import SpatialRegistration
+from igrt.core.structures import StructureSet
+from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
+from igrt.dicom.plan_reader import read_plan
+from igrt.dicom.registration_reader import read_spatial_registration
+from igrt.dicom.series_loader import load_series_files
+from igrt.dicom.structure_reader import read_structure_set
+
+
+class DirectoryCbct:
+    """The one CBCT series of a directory (a CbctSource)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def series_uid(self) -> str | None:
+        return None  # known only once the directory is read
+
+    @cached_property
+    def found(self) -> ScanResult:
+        return scan(self.directory)
+
+    def load(self) -> ImageSeries:
+        return load_series_files(self._the_cbct().paths)
+
+    def _the_cbct(self) -> SeriesFiles:
+        found = self.found
+        if found.other:
+            first = found.other[0]
+            raise UnreadableError(
+                f"{len(found.other)} file(s) in {self.directory} cannot be used, e.g. "
+                f"{first.path.name}: {first.reason}")
+        if not found.image_series:
+            raise SeriesError(f"no CT image series in {self.directory}")
+        if len(found.image_series) > 1:
+            raise MixedSeriesError(
+                f"{self.directory} holds {len(found.image_series)} image series; give one "
+                "CBCT: " + ", ".join(s.series_uid for s in found.image_series))
+        return found.image_series[0]
+
+
+class DirectoryPlanning:
+    """A planning directory as a PlanningSource. ``plan_uid`` is the plan chosen on the command
+    line (``--plan``); Spatial Registrations come from the planning directory and from the CBCT's
+    own directory."""
+
+    def __init__(self, directory: Path, *, cbct: DirectoryCbct | None = None,
+                 plan_uid: str | None = None) -> None:
+        self.directory = Path(directory)
+        self._cbct = cbct
+        self._plan_uid = plan_uid
+
+    @cached_property
+    def found(self) -> ScanResult:
+        return scan(self.directory)
+
+    def plans(self, patient_id: str) -> list[Plan]:
+        return [read_plan(_read(f)) for f in self.found.rt_plans]
+
+    def selected_plan_uid(self, patient_id: str) -> str | None:
+        return self._plan_uid
+
+    def structure_sets(self, plan: Plan) -> list[StructureSet]:
+        return [read_structure_set(_read(f)) for f in self.found.structure_sets]
+
+    def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
+                    cbct: SeriesInfo) -> ImageSeries:
+        candidates = [CtCandidate(s.series_uid, s.frame_of_reference_uid)
+                      for s in self.found.image_series if s.series_uid != cbct.series_uid]
+        uid = choose_planning_ct(candidates, plan,
+                                 preferred_series_uid=preferred_planning_ct(plan, structure_sets))
+        files = self.found.series(uid)
+        assert files is not None  # chosen among the scanned series
+        return load_series_files(files.paths)
+
+    def spatial_registrations(self, cbct: SeriesInfo) -> list[SpatialRegistration]:
+        own = list(self._cbct.found.registrations) if self._cbct is not None else []
+        return [read_spatial_registration(_read(f))
+                for f in own + list(self.found.registrations)]
+
+
+def _read(f: DicomFile) -> pydicom.Dataset:
+    return pydicom.dcmread(f.path)

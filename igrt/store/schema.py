@@ -1,0 +1,115 @@
+"""The store's sqlite schema and its version. Bump ``SCHEMA_VERSION`` with a migration step."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from igrt.core.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    frame_of_reference_uid TEXT,
+    modality TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('imaging', 'planning')),
+    calling_ae TEXT NOT NULL,
+    association_id TEXT NOT NULL,
+    label TEXT,
+    rel_path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    first_received_at TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX instances_by_series ON instances (series_uid);
+CREATE INDEX instances_by_patient ON instances (patient_id, kind);
+CREATE TABLE instance_refs (
+    sop_instance_uid TEXT NOT NULL REFERENCES instances (sop_instance_uid),
+    ref_type TEXT NOT NULL CHECK (ref_type IN ('frame', 'series')),
+    ref_uid TEXT NOT NULL,
+    PRIMARY KEY (sop_instance_uid, ref_type, ref_uid)
+);
+CREATE INDEX instance_refs_by_uid ON instance_refs (ref_type, ref_uid);
+CREATE TABLE series (
+    series_uid TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    frame_of_reference_uid TEXT,
+    modality TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,
+    first_arrival_at TEXT NOT NULL,
+    last_arrival_at TEXT NOT NULL
+);
+CREATE TABLE series_associations (
+    series_uid TEXT NOT NULL REFERENCES series (series_uid),
+    association_id TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    arrivals INTEGER NOT NULL,
+    first_arrival_at TEXT NOT NULL,
+    last_arrival_at TEXT NOT NULL,
+    PRIMARY KEY (series_uid, association_id)
+);
+CREATE TABLE associations (
+    association_id TEXT PRIMARY KEY,
+    calling_ae TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('released', 'aborted')),
+    ended_at TEXT NOT NULL
+);
+CREATE TABLE plan_selection (
+    patient_id TEXT PRIMARY KEY,
+    plan_uid TEXT NOT NULL,
+    selected_at TEXT NOT NULL
+);
+CREATE TABLE jobs (
+    series_uid TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('claimed', 'done')),
+    claimed_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE corrections (
+    seq INTEGER PRIMARY KEY CHECK (seq > 0),
+    series_uid TEXT,
+    message_json TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE INDEX corrections_by_series ON corrections (series_uid, seq);
+"""
+
+
+def migrate(conn: sqlite3.Connection, root: Path) -> None:
+    """Create the schema in a new database, accept the current version, refuse a newer one."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if has_meta is None:
+            for statement in _SCHEMA_V1.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        else:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row is not None else 0
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store database in {root} has schema version {version}, but this igrt "
+                    f"reads version {SCHEMA_VERSION}; use the igrt release that wrote it or a new "
+                    "[storage] dir"
+                )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

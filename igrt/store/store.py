@@ -1,0 +1,17 @@
+"""The store, whole: the base (``igrt.store.base``) with each capability mixed in.
+
+* ``instances``: received instances, association outcomes, series arrival bookkeeping;
+* ``planning_index``: plans, planning CTs, structure sets, spatial registrations, selections;
+* ``results``: registration jobs and correction messages (the only place a ``seq`` is made).
+"""
+
+from __future__ import annotations
+
+from igrt.store.instances import InstanceStore
+from igrt.store.planning_index import PlanningIndex
+from igrt.store.results import Results
+
+
+class Store(InstanceStore, PlanningIndex, Results):
+    """The durable store under one state directory. Open with :meth:`Store.open`; close when
+    done (or use it as a context manager)."""

@@ -1,0 +1,99 @@
+"""``igrt`` command line (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from igrt.config import Config, load_config
+from igrt.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="igrt", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service in the foreground")
+    serve.add_argument("--config", type=Path, help="TOML file (default: built-in defaults)")
+
+    register = sub.add_parser("register", help="register offline; print one correction message")
+    register.add_argument("--planning", type=Path, required=True,
+                          help="directory with the planning CT, RT Plan (and RT Structure Set)")
+    register.add_argument("--cbct", type=Path, required=True,
+                          help="directory with the CBCT series (and a Spatial Registration)")
+    register.add_argument("--config", type=Path)
+    register.add_argument("--plan", help="SOP Instance UID of the plan, if there are several")
+    register.add_argument("--isocenter", type=int,
+                          help="index of the isocentre, if the plan has several")
+
+    listen = sub.add_parser("listen", help="print the feed as a console would see it")
+    listen.add_argument("--config", type=Path)
+    listen.add_argument("--count", type=int, default=0,
+                        help="stop after this many new correction messages, not counting the "
+                             "latest one shown at start (0 = never)")
+    listen.add_argument("--timeout", type=float, default=0.0,
+                        help="stop after this many seconds (0 = never)")
+
+    demo = sub.add_parser("demo", help="send a phantom case to a running service and show the "
+                                       "correction received beside the known answer")
+    demo.add_argument("--config", type=Path)
+    demo.add_argument("--shift", default="3.0,-5.0,2.0,1.0,-0.5,1.5",
+                      help="known couch correction: lat,long,vert,pitch,roll,rotation")
+    demo.add_argument("--position", default="HFS", choices=["HFS", "FFS", "HFP", "FFP"])
+    demo.add_argument("--size", default="small", choices=["small", "full"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    return _run(args, config)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "register":
+        return _register(args, config)
+    if args.command == "serve":
+        from services.app import serve
+
+        return serve(config)
+    if args.command == "listen":
+        from services.listen import listen
+
+        return listen(config, count=args.count, timeout_s=args.timeout)
+    if args.command == "demo":
+        from services.demo import demo
+
+        return demo(config, shift=args.shift, position=args.position, size=args.size)
+    raise AssertionError(args.command)
+
+
+def _register(args: argparse.Namespace, config: Config) -> int:
+    """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed."""
+    from igrt.offline import register_offline
+
+    message = register_offline(args.planning, args.cbct, config, plan_uid=args.plan,
+                               isocenter_index=args.isocenter)
+    sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    return 1 if message["status"] == "failed" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

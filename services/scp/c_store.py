@@ -1,0 +1,150 @@
+"""The C-STORE handler, thin: refuse what the peer's role may not send, rebuild the Part-10
+bytes exactly as received (file meta + the encoded data set, not re-encoded), decode the header
+from those very bytes and check what igrt needs (:func:`igrt.dicom.header.read_header`), hand the
+bytes to :meth:`igrt.store.Store.store_instance` (atomic write + fsync + index) and only then
+answer ``0x0000``. Every failure is mapped to a status in one place
+(:func:`services.scp.status.reply_for`); no exception leaves the handler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from io import BytesIO
+from typing import cast
+
+import pydicom
+from pydicom.dataset import Dataset
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.events import Event
+
+from igrt.core.errors import (
+    IgrtError,
+    InstanceRefusedError,
+    InvalidDataSetError,
+    UnreadableDataSetError,
+)
+from igrt.core.kinds import KIND_NAMES
+from igrt.core.uids import uid_problem
+from igrt.dicom.header import read_header
+from igrt.store import InstanceMeta, Store
+from services.scp.events import ActivityKind, SeriesEvent
+from services.scp.policy import STORAGE_SOP_CLASSES, check_role
+from services.scp.sessions import Associations, Session
+from services.scp.status import StatusReply, StoreStatus, reply_for
+
+logger = logging.getLogger("services.scp")
+
+
+class CStoreHandler:
+    """The EVT_C_STORE handler of one Storage SCP."""
+
+    def __init__(self, store: Store, associations: Associations) -> None:
+        self._store = store
+        self._associations = associations
+
+    def __call__(self, event: Event) -> Dataset:
+        """The EVT_C_STORE handler: store durably, then ``0x0000``; never raises."""
+        session = self._associations.session(event.assoc)
+        sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", None))[:80]
+        try:
+            meta = self._store_one(event, session)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status, in one place
+            reply = reply_for(exc)
+            what = (
+                f"C-STORE of SOP instance {sop_uid} from {session.calling_ae} "
+                f"(association {session.association_id})"
+            )
+            if isinstance(exc, InstanceRefusedError):
+                logger.warning("%s refused (0x%04X): %s", what, reply.status, exc.message)
+            elif isinstance(exc, IgrtError):
+                logger.error("%s failed (0x%04X): %s", what, reply.status, exc.message)
+            else:
+                logger.exception("%s failed (0x%04X) with an unexpected error", what, reply.status)
+            return _status(reply)
+        with session.lock:
+            new_series = meta.series_uid not in session.series
+            session.series.setdefault(meta.series_uid, meta.kind)
+            ended = session.outcome  # the end overtook this C-STORE (server stop, dropped link)
+        self._associations.emit(
+            SeriesEvent(
+                event=ActivityKind.INSTANCE,
+                series_uid=meta.series_uid,
+                kind=meta.kind,
+                role=meta.role,
+                calling_ae=meta.calling_ae,
+                association_id=meta.association_id,
+                monotonic_s=time.monotonic(),
+                sop_instance_uid=meta.sop_instance_uid,
+            )
+        )
+        if ended is not None and new_series:
+            self._associations.announce_end(session, ended, [(meta.series_uid, meta.kind)])
+        return _status(StatusReply(StoreStatus.SUCCESS))
+
+    def _store_one(self, event: Event, session: Session) -> InstanceMeta:
+        request = cast(C_STORE, event.request)
+        sop_class = str(request.AffectedSOPClassUID)
+        sop_uid = str(request.AffectedSOPInstanceUID)
+        kind = STORAGE_SOP_CLASSES.get(sop_class)
+        if kind is None:  # negotiation accepts only the classes above
+            raise InvalidDataSetError(
+                f"SOP class {sop_class} is not stored by igrt",
+                comment=f"SOP class {sop_class} is not stored by igrt",
+            )
+        role = check_role(kind, session.role, session.calling_ae)
+        problem = uid_problem(sop_uid)
+        if problem is not None:
+            raise InvalidDataSetError(
+                f"the Affected SOP Instance UID {sop_uid[:80]!r} of the {KIND_NAMES[kind]} is "
+                f"not a valid DICOM UID ({problem}); nothing was stored",
+                comment=f"invalid SOP Instance UID: {problem}",
+            )
+        file_meta = event.file_meta
+        file_meta.SourceApplicationEntityTitle = session.calling_ae
+        data = b"".join(
+            (
+                b"\x00" * 128,
+                b"DICM",
+                encode_file_meta(file_meta),
+                event.encoded_dataset(include_meta=False),
+            )
+        )
+        try:
+            ds = pydicom.dcmread(BytesIO(data))
+            header = read_header(ds, kind=kind, sop_class_uid=sop_class, sop_instance_uid=sop_uid)
+        except InstanceRefusedError:
+            raise
+        except Exception as exc:
+            raise UnreadableDataSetError(
+                f"the {KIND_NAMES[kind]} {sop_uid} cannot be decoded "
+                f"({type(exc).__name__}: {exc}); transfer syntax "
+                f"{event.context.transfer_syntax}",
+                comment=f"data set cannot be decoded: {type(exc).__name__}",
+            ) from exc
+        meta = InstanceMeta(
+            sop_class_uid=sop_class,
+            sop_instance_uid=sop_uid,
+            series_uid=header.series_uid,
+            study_uid=header.study_uid,
+            patient_id=header.patient_id,
+            frame_of_reference_uid=header.frame_of_reference_uid,
+            modality=header.modality,
+            kind=kind,
+            role=role,
+            calling_ae=session.calling_ae,
+            association_id=session.association_id,
+            label=header.label,
+            referenced_frame_uids=header.referenced_frame_uids,
+            referenced_series_uids=header.referenced_series_uids,
+        )
+        self._store.store_instance(data=data, meta=meta)
+        return meta
+
+
+def _status(reply: StatusReply) -> Dataset:
+    ds = Dataset()
+    ds.Status = int(reply.status)
+    if reply.comment:
+        ds.ErrorComment = reply.comment
+    return ds
