@@ -21,14 +21,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from igrt.core.geometry import LPS_TO_IEC, PatientPosition, rot_x, rot_y, rot_z
+from igrt.core.types import Float32Array as F32
+from igrt.core.types import FloatArray as F64
 from phantoms import shapes
 from phantoms.shapes import Canvas, ellipsoid, paint, shell, tube_z
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
 AIR_HU = -1000.0
 

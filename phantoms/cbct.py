@@ -18,12 +18,11 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from igrt.core.geometry import PatientPosition, translation
+from igrt.core.types import BoolArray
+from igrt.core.types import Float32Array as F32
+from igrt.core.types import FloatArray as F64
 from phantoms import anatomy
 from phantoms.anatomy import PhantomModel
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 FRAMES = ("planning", "origin", "center", "sro")
 

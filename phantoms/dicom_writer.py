@@ -31,10 +31,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from igrt.core.types import Float32Array as F32
+from igrt.core.types import FloatArray as F64
+
 logger = logging.getLogger(__name__)
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
 
 RESCALE_INTERCEPT = -1024
@@ -114,7 +115,11 @@ def _dataset(
     series_uid: str,
     series_number: int,
     series_description: str,
+    frame_of_reference_uid: str | None = None,
+    instance_number: int = 1,
 ) -> Dataset:
+    """The modules every object shares (patient, study, series, SOP common, equipment), and the
+    Frame of Reference module when ``frame_of_reference_uid`` is given."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = UID(sop_uid)
@@ -140,6 +145,10 @@ def _dataset(
     d.SeriesInstanceUID = series_uid
     d.StudyID = "1"
     d.SeriesNumber = series_number
+    d.InstanceNumber = instance_number
+    if frame_of_reference_uid is not None:
+        d.FrameOfReferenceUID = frame_of_reference_uid
+        d.PositionReferenceIndicator = ""
     return d
 
 
@@ -187,14 +196,13 @@ def write_image_series(
             series_uid=series.series_uid,
             series_number=series.series_number,
             series_description=series.series_description,
+            frame_of_reference_uid=series.frame_of_reference_uid,
+            instance_number=k + 1,
         )
         d.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        d.FrameOfReferenceUID = series.frame_of_reference_uid
-        d.PositionReferenceIndicator = ""
         d.PatientPosition = series.patient_position
         d.KVP = ds(series.kvp)
         d.SliceThickness = ds(series.spacing_mm[2])
-        d.InstanceNumber = k + 1
         d.AcquisitionNumber = 1
         d.ImagePositionPatient = ipp
         d.ImageOrientationPatient = iop
@@ -240,18 +248,9 @@ def write_rt_plan(
     """RT Plan with at least two static photon beams; beam ``b`` is centred on
     ``isocenters_mm[b % len(isocenters_mm)]`` (one beam per isocentre when there are several)."""
     sop_uid = uids.uid("rtplan")
-    d = _dataset(
-        RTPlanStorage,
-        sop_uid,
-        subject,
-        modality="RTPLAN",
-        series_uid=uids.uid("rtplan-series"),
-        series_number=3,
-        series_description="RT Plan",
-    )
-    d.FrameOfReferenceUID = frame_of_reference_uid
-    d.PositionReferenceIndicator = ""
-    d.InstanceNumber = 1
+    d = _dataset(RTPlanStorage, sop_uid, subject, modality="RTPLAN",
+                 series_uid=uids.uid("rtplan-series"), series_number=3,
+                 series_description="RT Plan", frame_of_reference_uid=frame_of_reference_uid)
     d.RTPlanLabel = label
     d.RTPlanName = label
     d.RTPlanDate, d.RTPlanTime = subject.study_date, subject.study_time
@@ -350,16 +349,9 @@ def write_rt_struct(
 ) -> str:
     """RT Structure Set with CLOSED_PLANAR contours on the CT slices (matched by z)."""
     sop_uid = uids.uid("rtstruct")
-    d = _dataset(
-        RTStructureSetStorage,
-        sop_uid,
-        subject,
-        modality="RTSTRUCT",
-        series_uid=uids.uid("rtstruct-series"),
-        series_number=2,
-        series_description="Structures",
-    )
-    d.InstanceNumber = 1
+    d = _dataset(RTStructureSetStorage, sop_uid, subject, modality="RTSTRUCT",
+                 series_uid=uids.uid("rtstruct-series"), series_number=2,
+                 series_description="Structures")
     d.StructureSetLabel = "PHANTOM"
     d.StructureSetName = "PHANTOM"
     d.StructureSetDate, d.StructureSetTime = subject.study_date, subject.study_time
@@ -447,18 +439,9 @@ def write_sro(
     the CBCT frame holds the matrix taking CBCT coordinates to planning coordinates. An identity
     item for the planning frame comes first, as consoles write it."""
     sop_uid = uids.uid("sro")
-    d = _dataset(
-        SpatialRegistrationStorage,
-        sop_uid,
-        subject,
-        modality="REG",
-        series_uid=uids.uid("sro-series"),
-        series_number=99,
-        series_description="CBCT registration",
-    )
-    d.FrameOfReferenceUID = planning_frame_uid
-    d.PositionReferenceIndicator = ""
-    d.InstanceNumber = 1
+    d = _dataset(SpatialRegistrationStorage, sop_uid, subject, modality="REG",
+                 series_uid=uids.uid("sro-series"), series_number=99,
+                 series_description="CBCT registration", frame_of_reference_uid=planning_frame_uid)
     d.ContentLabel = "CBCT_NOMINAL"
     d.ContentDescription = "Nominal alignment of the CBCT to the planning frame"
     d.ContentCreatorName = ""

@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pydicom
 import SimpleITK as sitk
 
@@ -25,6 +24,8 @@ from igrt.core import geometry
 from igrt.core.errors import IgrtError
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.reasons import ReasonCode
+from igrt.core.types import Float32Array as F32
+from igrt.core.types import FloatArray as F64
 from phantoms import anatomy, cbct
 from phantoms.dicom_writer import (
     ImageSeries,
@@ -41,8 +42,6 @@ from phantoms.shapes import Canvas
 
 logger = logging.getLogger(__name__)
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
 PHANTOMS = ("cube", "body")
 SIZES = ("small", "full")

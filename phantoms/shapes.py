@@ -17,8 +17,9 @@ import numpy.typing as npt
 import SimpleITK as sitk
 from scipy import ndimage
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
+from igrt.core.types import Float32Array as F32
+from igrt.core.types import FloatArray as F64
+
 Region = tuple[slice, slice, slice]
 ZFunction = Callable[[F32], npt.NDArray[np.floating]]
 

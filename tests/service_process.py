@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,25 +19,24 @@ import zmq
 from igrt.config import config_to_toml, parse_config
 
 READY_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: ``igrt: ready: room TEST: DICOM IGRT@127.0.0.1:40123, publish tcp://..., command tcp://...``
+READY_RE = re.compile(rb"DICOM [^@]+@[^:]+:(?P<dicom>\d+), publish (?P<publish>\S+), "
+                      rb"command (?P<command>\S+),")
 
 
 class ServiceProcess:
     def __init__(self, directory: Path, *, settle_s: float = 0.5,
                  extra: dict[str, Any] | None = None) -> None:
         self.directory = directory
-        self.dicom_port = free_port()
-        self.publish = f"tcp://127.0.0.1:{free_port()}"
-        self.command = f"tcp://127.0.0.1:{free_port()}"
+        # Every port is chosen by the service (0 / *) and read back from its ready line.
+        self.dicom_port = 0
+        self.publish = ""
+        self.command = ""
         data: dict[str, Any] = {
             "room": "TEST",
-            "dicom": {"port": self.dicom_port, "settle_s": settle_s},
-            "zmq": {"publish": self.publish, "command": self.command, "heartbeat_s": 0.5},
+            "dicom": {"port": 0, "settle_s": settle_s},
+            "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*",
+                    "heartbeat_s": 0.5},
             "storage": {"dir": str(directory / "state")},
         }
         for key, value in (extra or {}).items():
@@ -50,7 +49,8 @@ class ServiceProcess:
         self.context: zmq.Context[Any] = zmq.Context()
 
     def start(self) -> ServiceProcess:
-        """Start ``igrt serve`` and return once it says it is ready (all sockets bound)."""
+        """Start ``igrt serve`` and return once it says it is ready (all sockets bound); the
+        ports it bound are read from its ready line."""
         igrt = str(Path(sys.executable).with_name("igrt"))
         self.proc = proc = subprocess.Popen(
             [igrt, "serve", "--config", str(self.config_path)], stdout=subprocess.DEVNULL,
@@ -65,6 +65,7 @@ class ServiceProcess:
                     log.write(line)
                     log.flush()
                     if line.startswith(b"igrt: ready"):
+                        self._read_ports(line)
                         ready.set()
             ended.set()
 
@@ -76,6 +77,14 @@ class ServiceProcess:
             if ended.is_set():
                 raise RuntimeError(f"igrt serve exited: {self.log()}")
         raise TimeoutError(f"igrt serve not ready in {READY_TIMEOUT_S} s: {self.log()}")
+
+    def _read_ports(self, line: bytes) -> None:
+        match = READY_RE.search(line)
+        if match is None:
+            raise RuntimeError(f"the ready line names no ports: {line!r}")
+        self.dicom_port = int(match["dicom"])
+        self.publish = match["publish"].decode()
+        self.command = match["command"].decode()
 
     def stop(self) -> int:
         if self.proc is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import zmq
-from test_publisher import RECEIVE_TIMEOUT_S, ServiceState, correction, make_config
+from zmq_clients import Client, ServiceState, correction, make_config
 
 from igrt.core.errors import EndpointError
 from igrt.core.kinds import InstanceKind, Role
@@ -43,47 +43,6 @@ def plan_meta(sop: str, patient_id: str = "PAT-001") -> InstanceMeta:
         association_id="tps-1",
         label="PELVIS",
     )
-
-
-class Client:
-    """A REQ socket; ``ask`` sends one request and waits (bounded) for the one reply."""
-
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
-        self.sock = context.socket(zmq.REQ)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def ask_raw(self, frames: list[bytes]) -> bytes:
-        self.sock.send_multipart(frames)
-        if not self.sock.poll(round(RECEIVE_TIMEOUT_S * 1000)):
-            pytest.fail(f"no reply to {frames!r} within {RECEIVE_TIMEOUT_S} s")
-        return self.sock.recv()
-
-    def ask(self, request: dict[str, Any] | bytes) -> dict[str, Any]:
-        raw = request if isinstance(request, bytes) else json.dumps(request).encode()
-        reply: dict[str, Any] = json.loads(self.ask_raw([raw]))
-        return reply
-
-    def close(self) -> None:
-        self.sock.close(linger=0)
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[Any]]:
-    ctx: zmq.Context[Any] = zmq.Context()
-    yield ctx
-    ctx.term()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "state") as opened:
-        yield opened
-
-
-@pytest.fixture
-def state() -> ServiceState:
-    return ServiceState()
 
 
 @pytest.fixture

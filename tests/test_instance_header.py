@@ -347,4 +347,5 @@ def test_what_igrt_needs_missing_or_invalid_is_refused_with_a_short_comment(
             ds, kind=KINDS[request[0]], sop_class_uid=request[0], sop_instance_uid=request[1]
         )
     assert refused.value.comment == comment
-    assert len(comment) <= 64
+    assert refused.value.reason.startswith("invalid_data_set: ")  # the full sentence, for the log
+    assert refused.value.message != comment

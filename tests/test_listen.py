@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import zmq
-from test_publisher import RECEIVE_TIMEOUT_S, ServiceState, correction, make_config
+from zmq_clients import RECEIVE_TIMEOUT_S, ServiceState, correction, make_config
 
 from igrt.config import Config
 from igrt.core.errors import ConfigError

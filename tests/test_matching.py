@@ -10,16 +10,7 @@ import numpy as np
 import pytest
 from pydicom.uid import RTPlanStorage
 
-from igrt.core.errors import (
-    AmbiguousPlanError,
-    MatchError,
-    MultipleIsocentresError,
-    NoPlanError,
-    NoPlanningCtError,
-    PatientMismatchError,
-    PlanError,
-    StructureError,
-)
+from igrt.core import errors
 from igrt.core.geometry import PatientPosition
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.matching import (
@@ -80,7 +71,7 @@ def test_select_single_isocentre() -> None:
 
 def test_several_isocentres_need_a_choice() -> None:
     plan = make_plan("1", isocenters_mm=(ISO_A, ISO_B))
-    with pytest.raises(MultipleIsocentresError,
+    with pytest.raises(errors.MultipleIsocentresError,
                        match=r"2 distinct isocentres.*0: \(0.0, -110.0, -785.5\).*1: \(40.0"):
         select_isocenter(plan)
     assert select_isocenter(plan, index=1) == ISO_B
@@ -89,7 +80,7 @@ def test_several_isocentres_need_a_choice() -> None:
 @pytest.mark.parametrize("index", [2, -1])
 def test_isocentre_index_out_of_range(index: int) -> None:
     plan = make_plan("1", isocenters_mm=(ISO_A, ISO_B))
-    with pytest.raises(PlanError, match=f"isocentre {index} was selected but .* has 2"):
+    with pytest.raises(errors.PlanError, match=f"isocentre {index} was selected but .* has 2"):
         select_isocenter(plan, index=index)
 
 
@@ -116,17 +107,19 @@ def test_choose_plan(plans: list[Plan], selected: str | None, expected: Plan) ->
 @pytest.mark.parametrize(
     ("plans", "patient", "selected", "error", "match"),
     [
-        pytest.param([], "PAT-001", None, NoPlanError, "no RT Plan .* patient PAT-001",
+        pytest.param([], "PAT-001", None, errors.NoPlanError, "no RT Plan .* patient PAT-001",
                      id="none"),
-        pytest.param([OTHER], "PAT-001", None, NoPlanError, "no RT Plan", id="only-other-patient"),
-        pytest.param([P1, P2], "PAT-001", None, AmbiguousPlanError,
+        pytest.param([OTHER], "PAT-001", None, errors.NoPlanError, "no RT Plan",
+                     id="only-other-patient"),
+        pytest.param([P1, P2], "PAT-001", None, errors.AmbiguousPlanError,
                      r"2 plans and none is selected: 'ARC' 1\.1; 'BOOST' 1\.2", id="ambiguous"),
-        pytest.param([P1, P2], "PAT-001", "1.3", NoPlanError, "1.3, has not been received",
+        pytest.param([P1, P2], "PAT-001", "1.3", errors.NoPlanError, "1.3, has not been received",
                      id="selected-unknown"),
-        pytest.param([P1, OTHER], "PAT-001", "9.9", NoPlanError, "belongs to another patient",
+        pytest.param([P1, OTHER], "PAT-001", "9.9", errors.NoPlanError,
+                     "belongs to another patient",
                      id="selected-of-other-patient"),
-        pytest.param([P1], "", None, NoPlanError, "empty Patient ID", id="empty-patient-id"),
-        pytest.param([P1], "pat-001", None, NoPlanError, "no RT Plan", id="case-matters"),
+        pytest.param([P1], "", None, errors.NoPlanError, "empty Patient ID", id="empty-patient-id"),
+        pytest.param([P1], "pat-001", None, errors.NoPlanError, "no RT Plan", id="case-matters"),
     ],
 )
 def test_choose_plan_refusals(
@@ -144,7 +137,8 @@ def test_same_patient(cbct_id: str) -> None:
 
 @pytest.mark.parametrize("cbct_id", ["PAT-002", "pat-001", " PAT-001", "", None])
 def test_patient_mismatch(cbct_id: str | None) -> None:
-    with pytest.raises(PatientMismatchError, match="is not the Patient ID 'PAT-001' of plan 1.1"):
+    with pytest.raises(errors.PatientMismatchError,
+                       match="is not the Patient ID 'PAT-001' of plan 1.1"):
         check_same_patient(cbct_id, P1)
 
 
@@ -164,15 +158,16 @@ def test_pick_plan(plans: list[Plan], patient: str, selected: str | None, expect
 @pytest.mark.parametrize(
     ("plans", "patient", "error", "match"),
     [
-        pytest.param([], "PAT-001", NoPlanError, "no RT Plan is available for Patient ID 'PAT-001'",
+        pytest.param([], "PAT-001", errors.NoPlanError,
+                     "no RT Plan is available for Patient ID 'PAT-001'",
                      id="no-plan-at-all"),
-        pytest.param([OTHER], "PAT-001", PatientMismatchError,
+        pytest.param([OTHER], "PAT-001", errors.PatientMismatchError,
                      "the CBCT's Patient ID 'PAT-001' is not the Patient ID 'PAT-002' of plan 9.9",
                      id="plans-of-one-other-patient"),
         pytest.param([OTHER, make_plan("9.8", patient_id="PAT-003")], "PAT-001",
-                     PatientMismatchError, "the plans available are for 2 other patients",
+                     errors.PatientMismatchError, "the plans available are for 2 other patients",
                      id="plans-of-two-other-patients"),
-        pytest.param([P1, P2], "PAT-001", AmbiguousPlanError, "2 plans and none is selected",
+        pytest.param([P1, P2], "PAT-001", errors.AmbiguousPlanError, "2 plans and none is selected",
                      id="two-plans-none-selected"),
     ],
 )
@@ -210,13 +205,14 @@ def test_choose_planning_ct(candidates: list[CtCandidate], preferred: str | None
 @pytest.mark.parametrize(
     ("candidates", "preferred", "error", "match"),
     [
-        pytest.param([], None, NoPlanningCtError, f"Frame of Reference {FRAME} of plan 1.1",
+        pytest.param([], None, errors.NoPlanningCtError, f"Frame of Reference {FRAME} of plan 1.1",
                      id="none"),
-        pytest.param([ELSEWHERE], None, NoPlanningCtError, "no CT series is in the Frame",
+        pytest.param([ELSEWHERE], None, errors.NoPlanningCtError, "no CT series is in the Frame",
                      id="only-another-frame"),
-        pytest.param([B, A], None, PlanError, "2 CT series share .* none is preferred: 2.1, 2.2",
+        pytest.param([B, A], None, errors.PlanError,
+                     "2 CT series share .* none is preferred: 2.1, 2.2",
                      id="two-unordered"),
-        pytest.param([A, B], "2.3", PlanError, "none is preferred", id="unknown-preference"),
+        pytest.param([A, B], "2.3", errors.PlanError, "none is preferred", id="unknown-preference"),
     ],
 )
 def test_choose_planning_ct_refusals(candidates: list[CtCandidate], preferred: str | None,
@@ -255,7 +251,7 @@ def test_planning_ct_of_the_plan_passes() -> None:
     ],
 )
 def test_planning_ct_refusals(ct: ImageSeries, match: str) -> None:
-    with pytest.raises(MatchError, match=match):
+    with pytest.raises(errors.MatchError, match=match):
         check_planning_ct(ct, P1)
 
 
@@ -287,5 +283,5 @@ def test_choose_structure_set(plan_reference: str | None, sets: list[StructureSe
     ],
 )
 def test_choose_structure_set_refusals(sets: list[StructureSet], match: str) -> None:
-    with pytest.raises(StructureError, match=match):
+    with pytest.raises(errors.StructureError, match=match):
         choose_structure_set(P1, sets, "REG_BOX")

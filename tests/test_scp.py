@@ -3,189 +3,44 @@ directory, free ports. Every wait has a timeout; events are awaited on a queue, 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import subprocess
-import sys
-import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import dicom_factory as factory
 import numpy as np
 import pydicom
 import pytest
+from pydicom import uid
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import (
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    RLELossless,
-)
-from pynetdicom import AE
 from pynetdicom import _config as pynetdicom_config
-from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
-    MRImageStorage,
-    RTPlanStorage,
-    RTStructureSetStorage,
-    SpatialRegistrationStorage,
-    Verification,
 )
+from scp_client import (
+    HOST,
+    IGRT,
+    associated,
+    ct,
+    dcmtk,
+    echo,
+    instance_files,
+    make_config,
+    next_events,
+    registration,
+    reply,
+    rt_plan,
+    store_all,
+    storescu,
+    structure_set,
+    summary,
+)
+from small_disk import run_on_small_tmpfs
 
-from igrt.config import Config, parse_config
 from igrt.core.kinds import InstanceKind, Role
-from igrt.store import AssociationOutcome, Store
+from igrt.store import Store
 from services.scp import ActivityKind, SeriesEvent, StorageScp
-
-WAIT_S = 10.0  # upper bound of every wait; the tests normally finish their waits in milliseconds
-IGRT = "IGRT"
-HOST = "127.0.0.1"
-
-
-# --- fixtures ------------------------------------------------------------------------------------
-def make_config(state_dir: Path) -> Config:
-    """Defaults (AE IGRT; peers LINAC = imaging, TPS = planning) on a free loopback port."""
-    return parse_config({"dicom": {"port": 0}, "storage": {"dir": str(state_dir)}})
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def store(state_dir: Path) -> Iterator[Store]:
-    with Store.open(state_dir) as opened:
-        yield opened
-
-
-@pytest.fixture
-def events() -> queue.Queue[SeriesEvent]:
-    return queue.Queue()
-
-
-@pytest.fixture
-def scp(state_dir: Path, store: Store, events: queue.Queue[SeriesEvent]) -> Iterator[StorageScp]:
-    with StorageScp(make_config(state_dir), store, on_series_activity=events.put) as server:
-        yield server
-
-
-# --- data sets -----------------------------------------------------------------------------------
-def ct(name: str, *, size: int = 8, patient_id: str = "PAT-001") -> Dataset:
-    """One single-frame CT slice (``size`` x ``size``) with everything igrt needs."""
-    return factory.ct_series(n_slices=1, rows=size, columns=size, name=name, patient_id=patient_id)[
-        0
-    ]
-
-
-def rt_plan(name: str) -> Dataset:
-    ds = factory.instance(RTPlanStorage, name=name)
-    ds.RTPlanLabel = "PELVIS"
-    return ds
-
-
-def structure_set(name: str) -> Dataset:
-    ds = factory.instance(RTStructureSetStorage, name=name, modality="RTSTRUCT")
-    frame = ds.FrameOfReferenceUID
-    del ds.FrameOfReferenceUID
-    ds.StructureSetLabel = "CTV"
-    series = Dataset()
-    series.SeriesInstanceUID = factory.uid(name, "planning ct")
-    study = Dataset()
-    study.RTReferencedSeriesSequence = DicomSequence([series])
-    item = Dataset()
-    item.FrameOfReferenceUID = frame
-    item.RTReferencedStudySequence = DicomSequence([study])
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([item])
-    return ds
-
-
-def registration(name: str) -> Dataset:
-    ds = factory.instance(SpatialRegistrationStorage, name=name, modality="REG")
-    item = Dataset()
-    item.FrameOfReferenceUID = factory.uid(name, "cbct frame")
-    ds.RegistrationSequence = DicomSequence([item])
-    return ds
-
-
-# --- SCU helpers ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def associated(
-    port: int,
-    *,
-    calling: str = "TPS",
-    called: str = IGRT,
-    contexts: Sequence[tuple[str, Sequence[str]]] = ((Verification, [ImplicitVRLittleEndian]),),
-) -> Iterator[Association]:
-    """A pynetdicom association (released on exit unless the test ended it)."""
-    ae = AE(ae_title=calling)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = WAIT_S
-    for sop_class, syntaxes in contexts:
-        ae.add_requested_context(sop_class, list(syntaxes))
-    assoc = ae.associate(HOST, port, ae_title=called)
-    try:
-        yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
-
-
-def contexts_for(datasets: Sequence[Dataset]) -> list[tuple[str, list[str]]]:
-    return [(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID]) for ds in datasets]
-
-
-def store_all(
-    port: int, datasets: Sequence[Dataset], *, calling: str = "TPS"
-) -> list[tuple[int, str | None]]:
-    """C-STORE each data set in one association (then released): [(status, error comment)]."""
-    with associated(port, calling=calling, contexts=contexts_for(datasets)) as assoc:
-        assert assoc.is_established
-        return [reply(assoc.send_c_store(ds)) for ds in datasets]
-
-
-def reply(status: Dataset) -> tuple[int, str | None]:
-    return int(status.Status), status.get("ErrorComment")
-
-
-def echo(port: int, *, calling: str = "LINAC") -> int:
-    with associated(port, calling=calling) as assoc:
-        assert assoc.is_established
-        return int(assoc.send_c_echo().Status)
-
-
-def dcmtk(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def storescu(
-    port: int, *paths: Path, calling: str = "TPS", extra: Sequence[str] = ()
-) -> subprocess.CompletedProcess[str]:
-    return dcmtk("storescu", *extra, "-aet", calling, "-aec", IGRT, HOST, str(port), *paths)
-
-
-def next_events(events: queue.Queue[SeriesEvent], n: int) -> list[SeriesEvent]:
-    return [events.get(timeout=WAIT_S) for _ in range(n)]
-
-
-def summary(received: Sequence[SeriesEvent]) -> list[tuple[str, str]]:
-    return [(e.event.value, e.series_uid) for e in received]
-
-
-def instance_files(state_dir: Path) -> list[Path]:
-    return sorted(p for p in (state_dir / "instances").rglob("*") if p.is_file())
 
 
 # --- verification --------------------------------------------------------------------------------
@@ -218,7 +73,7 @@ def test_pynetdicom_c_store_is_on_disk_byte_for_byte(
     [path] = store.series_instances(series)
     stored = pydicom.dcmread(path)
     assert stored == sent  # every element, pixel data included
-    assert stored.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert stored.file_meta.TransferSyntaxUID == uid.ExplicitVRLittleEndian
     assert stored.file_meta.MediaStorageSOPInstanceUID == sent.SOPInstanceUID
     assert stored.file_meta.SourceApplicationEntityTitle == "LINAC"
     assert np.array_equal(stored.pixel_array, sent.pixel_array)
@@ -269,27 +124,30 @@ def test_storescu_sends_plan_structures_and_ct(
     ("encode", "sender", "transfer_syntax"),
     [
         # storescu proposes a compressed syntax only when told to (-R: only the files' classes)
-        pytest.param(("dcmcrle",), ("storescu", "-R", "-xr"), RLELossless, id="rle"),
+        pytest.param(("dcmcrle",), ("storescu", "-R", "-xr"), uid.RLELossless, id="rle"),
         pytest.param(
-            ("dcmcjpeg", "+e1"), ("storescu", "-R", "-xs"), JPEGLosslessSV1, id="jpeg-lossless-sv1"
+            ("dcmcjpeg", "+e1"), ("storescu", "-R", "-xs"), uid.JPEGLosslessSV1,
+            id="jpeg-lossless-sv1"
         ),
         pytest.param(
-            ("dcmcjpls", "+el"), ("storescu", "-R", "-xt"), JPEGLSLossless, id="jpeg-ls-lossless"
+            ("dcmcjpls", "+el"), ("storescu", "-R", "-xt"), uid.JPEGLSLossless,
+            id="jpeg-ls-lossless"
         ),
-        pytest.param((), ("storescu", "-R", "-xv"), JPEG2000Lossless, id="jpeg2000-lossless"),
+        pytest.param((), ("storescu", "-R", "-xv"), uid.JPEG2000Lossless, id="jpeg2000-lossless"),
         pytest.param(
             ("dcmconv", "+td"),
             ("storescu", "-R", "-xd"),
-            DeflatedExplicitVRLittleEndian,
+            uid.DeflatedExplicitVRLittleEndian,
             id="deflated",
         ),
         pytest.param(
-            ("dcmconv", "+ti"), ("storescu", "-R", "-xi"), ImplicitVRLittleEndian, id="implicit"
+            ("dcmconv", "+ti"), ("storescu", "-R", "-xi"), uid.ImplicitVRLittleEndian, id="implicit"
         ),
         # storescu has no option for process 14 without selection value 1
-        pytest.param(("dcmcjpeg", "+el"), ("pynetdicom",), JPEGLossless, id="jpeg-lossless-p14"),
-        pytest.param((), ("pynetdicom",), JPEG2000Lossless, id="jpeg2000-lossless-pynetdicom"),
-        pytest.param((), ("pynetdicom",), RLELossless, id="rle-pynetdicom"),
+        pytest.param(("dcmcjpeg", "+el"), ("pynetdicom",), uid.JPEGLossless,
+                     id="jpeg-lossless-p14"),
+        pytest.param((), ("pynetdicom",), uid.JPEG2000Lossless, id="jpeg2000-lossless-pynetdicom"),
+        pytest.param((), ("pynetdicom",), uid.RLELossless, id="rle-pynetdicom"),
     ],
 )
 def test_lossless_transfer_syntaxes_are_stored_as_received(
@@ -339,78 +197,6 @@ def test_enhanced_ct_from_imaging_peer_is_stored(
     assert [e.kind for e in next_events(events, 2)] == [InstanceKind.ENHANCED_CT] * 2
     [path] = store.series_instances(enhanced.SeriesInstanceUID)
     assert pydicom.dcmread(path).NumberOfFrames == 3
-
-
-# --- association negotiation ---------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("calling", "called", "diagnostic", "dcmtk_reason", "logged"),
-    [
-        pytest.param(
-            "INTRUDER",
-            IGRT,
-            0x03,
-            "Calling AE Title Not Recognized",
-            "calling AE title 'INTRUDER' not recognised",
-            id="unknown-calling-ae",
-        ),
-        pytest.param(
-            "LINAC",
-            "PACS",
-            0x07,
-            "Called AE Title Not Recognized",
-            "called AE title 'PACS' not recognised",
-            id="wrong-called-ae",
-        ),
-    ],
-)
-def test_association_from_unknown_or_to_wrong_ae_is_rejected(
-    scp: StorageScp,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    calling: str,
-    called: str,
-    diagnostic: int,
-    dcmtk_reason: str,
-    logged: str,
-) -> None:
-    caplog.set_level(logging.WARNING, logger="services.scp")
-    with associated(scp.port, calling=calling, called=called) as assoc:
-        assert assoc.is_rejected
-        rejection = assoc.acceptor.primitive
-        assert rejection is not None
-        # rejected-permanent, by the service user (ACSE), diagnostic as the standard numbers it
-        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (
-            0x01,
-            0x01,
-            diagnostic,
-        )
-
-    paths = factory.write([ct("rejected")], tmp_path / "send")
-    done = dcmtk("storescu", "-aet", calling, "-aec", called, HOST, str(scp.port), *paths)
-    assert done.returncode != 0
-    assert "Association Rejected" in done.stderr and dcmtk_reason in done.stderr
-    assert sum(logged in r.getMessage() for r in caplog.records) == 2  # pynetdicom + storescu
-
-
-def test_negotiation_refuses_unsupported_classes_and_lossy_syntaxes_prefers_uncompressed(
-    scp: StorageScp,
-) -> None:
-    requested = [
-        (MRImageStorage, [ExplicitVRLittleEndian]),
-        (CTImageStorage, [JPEGBaseline8Bit]),
-        (CTImageStorage, [JPEGLSLossless, ImplicitVRLittleEndian, ExplicitVRLittleEndian]),
-    ]
-    with associated(scp.port, calling="LINAC", contexts=requested) as assoc:
-        assert assoc.is_established
-        accepted = [(cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts]
-        rejected = sorted((cx.abstract_syntax, cx.result) for cx in assoc.rejected_contexts)
-        assert accepted == [(CTImageStorage, ExplicitVRLittleEndian)]  # uncompressed preferred
-        # 0x03: abstract syntax not supported; 0x04: transfer syntaxes not supported
-        assert rejected == [(CTImageStorage, 0x04), (MRImageStorage, 0x03)]
-        mr = ct("mr")
-        mr.SOPClassUID = mr.file_meta.MediaStorageSOPClassUID = MRImageStorage
-        with pytest.raises(ValueError, match="No presentation context"):
-            assoc.send_c_store(mr)
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -529,10 +315,11 @@ def test_invalid_sop_instance_uid_never_becomes_a_file(
 ) -> None:
     bad = ct("bad uid")
     bad.SOPInstanceUID = "1.2.03"
-    bad.file_meta.MediaStorageSOPInstanceUID = UID("1.2.03")
+    bad.file_meta.MediaStorageSOPInstanceUID = uid.UID("1.2.03")
     with pytest.warns(UserWarning, match="Invalid value for VR UI"):
         replies = store_all(scp.port, [bad], calling="LINAC")
-    assert replies == [(0xA900, "invalid SOP Instance UID: component 3 ('03') has a leading zero")]
+    assert replies == [
+        (0xA900, "invalid SOP Instance UID: component 3 ('03') has a leading zero")]
     assert instance_files(state_dir) == []
     assert list((state_dir / "tmp").iterdir()) == []
     assert store.series_arrivals(bad.SeriesInstanceUID) is None
@@ -547,14 +334,14 @@ def test_undecodable_data_set_is_refused_cannot_understand(
     monkeypatch.setattr(pynetdicom_config, "STORE_SEND_CHUNKED_DATASET", True)
     sent = ct("not deflated")
     [path] = factory.write([sent], tmp_path / "send")
-    sent.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    sent.file_meta.TransferSyntaxUID = uid.DeflatedExplicitVRLittleEndian
     lying = tmp_path / "lying.dcm"
     pydicom.dcmwrite(lying, sent, enforce_file_format=True)  # deflates; replace the data set:
     header = lying.read_bytes()[: _data_set_offset(lying)]
     lying.write_bytes(header + path.read_bytes()[_data_set_offset(path) :])
 
     with associated(
-        scp.port, calling="LINAC", contexts=[(CTImageStorage, [DeflatedExplicitVRLittleEndian])]
+        scp.port, calling="LINAC", contexts=[(CTImageStorage, [uid.DeflatedExplicitVRLittleEndian])]
     ) as assoc:
         status, comment = reply(assoc.send_c_store(lying))
     assert status == 0xC000
@@ -605,120 +392,66 @@ def test_a_failing_callback_does_not_change_the_status(
     assert any("series activity callback failed" in r.getMessage() for r in caplog.records)
 
 
-# --- how associations end ------------------------------------------------------------------------
-def test_pynetdicom_abort_is_recorded_and_reported(
-    scp: StorageScp, store: Store, events: queue.Queue[SeriesEvent]
-) -> None:
-    sent = ct("aborted")
-    with associated(scp.port, calling="LINAC", contexts=contexts_for([sent])) as assoc:
-        assert reply(assoc.send_c_store(sent)) == (0, None)
-        assoc.abort()
-    _assert_aborted(store, events, sent.SeriesInstanceUID)
-
-
-def test_storescu_abort_is_recorded_and_reported(
-    scp: StorageScp, store: Store, events: queue.Queue[SeriesEvent], tmp_path: Path
-) -> None:
-    sent = ct("storescu abort")
-    paths = factory.write([sent], tmp_path / "send")
-    done = storescu(scp.port, *paths, calling="LINAC", extra=["--abort"])
-    assert done.returncode == 0, done.stderr
-    _assert_aborted(store, events, sent.SeriesInstanceUID)
-
-
-_CRASHING_SCU = textwrap.dedent(
-    """
-    import os, sys
-    import pydicom
-    from pynetdicom import AE
-    ae = AE(ae_title="LINAC")
-    ds = pydicom.dcmread(sys.argv[2])
-    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", int(sys.argv[1]), ae_title="IGRT")
-    print(f"0x{assoc.send_c_store(ds).Status:04X}", flush=True)
-    os._exit(0)  # no release, no abort: the kernel closes the connection
-    """
-)
-
-
-def test_connection_closed_without_release_counts_as_aborted(
-    scp: StorageScp, store: Store, events: queue.Queue[SeriesEvent], tmp_path: Path
-) -> None:
-    sent = ct("crashed scu")
-    [path] = factory.write([sent], tmp_path / "send")
-    done = subprocess.run(
-        [sys.executable, "-c", _CRASHING_SCU, str(scp.port), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert (done.returncode, done.stdout) == (0, "0x0000\n"), done.stderr
-    _assert_aborted(store, events, sent.SeriesInstanceUID)
-
-
-def _assert_aborted(store: Store, events: queue.Queue[SeriesEvent], series_uid: str) -> None:
-    received = next_events(events, 2)
-    assert summary(received) == [("instance", series_uid), ("aborted", series_uid)]
-    info = store.series_arrivals(series_uid)
-    assert info is not None
-    assert (info.last_association.outcome, info.released) == (AssociationOutcome.ABORTED, False)
-
-
-def test_stop_aborts_open_associations(
-    state_dir: Path, store: Store, events: queue.Queue[SeriesEvent]
-) -> None:
-    sent = ct("open at stop")
-    server = StorageScp(make_config(state_dir), store, on_series_activity=events.put)
-    server.start()
-    with associated(server.port, calling="LINAC", contexts=contexts_for([sent])) as assoc:
-        assert reply(assoc.send_c_store(sent)) == (0, None)
-        server.stop()
-        _assert_aborted(store, events, sent.SeriesInstanceUID)
-    server.stop()  # idempotent
-
-
 # --- out of space (a real full file system) ------------------------------------------------------
-@contextlib.contextmanager
-def small_tmpfs(directory: Path, size_bytes: int) -> Iterator[None]:
-    directory.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)],
-        check=True,
-        timeout=30,
-        capture_output=True,
-    )
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", str(directory)], check=True, timeout=30)
+# The SCP and its SCU run in a child whose own user and mount namespace holds a 2 MiB tmpfs
+# (tests/small_disk.py): a real ENOSPC, with or without root.
+_FULL_DISK_CHILD = """
+import json, os, queue, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import dicom_factory as factory
+from pynetdicom import AE
+from igrt.config import parse_config
+from igrt.store import Store
+from services.scp import StorageScp
+small = Path(sys.argv[1]); root = small / "state"
+config = parse_config({"dicom": {"port": 0}, "storage": {"dir": str(root)}})
+big = factory.ct_series(n_slices=1, rows=256, columns=256, name="too big")[0]  # 128 KiB
+events = queue.Queue()
+def store_one(port):
+    ae = AE(ae_title="LINAC")
+    ae.add_requested_context(big.SOPClassUID, [big.file_meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", port, ae_title="IGRT")
+    status = assoc.send_c_store(big)
+    assoc.release()
+    return [int(status.Status), status.get("ErrorComment")]
+def echo(port):
+    ae = AE(ae_title="LINAC")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="IGRT")
+    status = int(assoc.send_c_echo().Status)
+    assoc.release()
+    return status
+out = {}
+with Store.open(root) as store, StorageScp(config, store, on_series_activity=events.put) as scp:
+    stat = os.statvfs(small)
+    filler = small / "filler"
+    filler.write_bytes(b"f" * (stat.f_bavail * stat.f_frsize - 64 * 1024))  # 64 KiB free
+    out["full"] = store_one(scp.port)
+    out["recorded"] = store.series_arrivals(big.SeriesInstanceUID) is not None
+    out["tmp"] = sorted(p.name for p in (root / "tmp").iterdir())
+    out["echo"] = echo(scp.port)
+    filler.unlink()
+    out["after"] = store_one(scp.port)
+    out["events"] = [[e.event.value, e.series_uid == big.SeriesInstanceUID]
+                     for e in (events.get(timeout=10), events.get(timeout=10))]
+print(json.dumps(out))
+"""
 
 
 def test_out_of_space_is_refused_out_of_resources_and_the_service_recovers(
-    tmp_path: Path, events: queue.Queue[SeriesEvent]
+    tmp_path: Path,
 ) -> None:
-    small = tmp_path / "small"
-    root = small / "state"
-    with small_tmpfs(small, 2 * 1024 * 1024), Store.open(root) as store:
-        server = StorageScp(make_config(root), store, on_series_activity=events.put)
-        with server:
-            stat = os.statvfs(small)
-            filler = small / "filler"
-            filler.write_bytes(b"f" * (stat.f_bavail * stat.f_frsize - 64 * 1024))
-            big = ct("too big", size=256)  # 128 KiB of pixels, 64 KiB free
-            assert store_all(server.port, [big], calling="LINAC") == [
-                (0xA700, "igrt store out of disk space; instance not kept, retry later")
-            ]
-            assert store.series_arrivals(big.SeriesInstanceUID) is None
-            assert list((root / "tmp").iterdir()) == []
-            assert echo(server.port) == 0x0000
-
-            filler.unlink()
-            assert store_all(server.port, [big], calling="LINAC") == [(0, None)]
-            assert summary(next_events(events, 2)) == [
-                ("instance", big.SeriesInstanceUID),
-                ("released", big.SeriesInstanceUID),
-            ]
+    result = run_on_small_tmpfs(tmp_path / "small", 2 * 1024 * 1024, _FULL_DISK_CHILD,
+                                str(Path(__file__).parent))
+    assert result == {
+        "full": [0xA700, "igrt store out of disk space; instance not kept, retry later"],
+        "recorded": False,
+        "tmp": [],
+        "echo": 0x0000,
+        "after": [0, None],
+        "events": [["instance", True], ["released", True]],
+    }
 
 
 # --- privacy -------------------------------------------------------------------------------------

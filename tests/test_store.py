@@ -1,4 +1,5 @@
-"""The durable store, on real files and a real sqlite database under ``tmp_path``."""
+"""The durable store (base, instances), on real files and a real sqlite database under
+``tmp_path``."""
 
 from __future__ import annotations
 
@@ -10,82 +11,29 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from small_disk import run_on_small_tmpfs
+from store_factory import CT_CLASS, T0, correction, files_under, meta
 
 from igrt.core.clock import iso_utc
 from igrt.core.errors import (
     InstanceConflictError,
     InvalidInstanceError,
     InvalidUidError,
-    OutOfSpaceError,
     StoreError,
     StoreInUseError,
-    UnknownPlanError,
 )
-from igrt.core.kinds import InstanceKind, Role
+from igrt.core.kinds import Role
 from igrt.core.uids import is_valid_uid, uid_problem
 from igrt.store import (
     SCHEMA_VERSION,
     AssociationOutcome,
     InstanceMeta,
-    JobState,
     Store,
-    encode_correction,
 )
-
-CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
-PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-STRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-REG_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
-
-PLAN_FRAME = "1.2.826.0.1.3680043.2.1"
-CBCT_FRAME = "1.2.826.0.1.3680043.2.2"
-T0 = datetime(2026, 11, 21, 18, 30, 0, tzinfo=UTC)
-
-
-def meta(**overrides: object) -> InstanceMeta:
-    base = InstanceMeta(
-        sop_class_uid=CT_CLASS,
-        sop_instance_uid="1.2.3.100.1",
-        series_uid="1.2.3.100",
-        study_uid="1.2.3.1",
-        patient_id="PAT/001",  # a "/" must never reach the file system
-        frame_of_reference_uid=CBCT_FRAME,
-        modality="CT",
-        kind=InstanceKind.CT_IMAGE,
-        role=Role.IMAGING,
-        calling_ae="LINAC1",
-        association_id="assoc-1",
-    )
-    return replace(base, **overrides)  # type: ignore[arg-type]
-
-
-class StepClock:
-    """A wall clock that advances by ``step_s`` on every reading, from ``T0``."""
-
-    def __init__(self, step_s: float = 1.0) -> None:
-        self.now = T0
-        self.step = timedelta(seconds=step_s)
-
-    def __call__(self) -> datetime:
-        current = self.now
-        self.now += self.step
-        return current
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "state", clock=StepClock()) as opened:
-        yield opened
-
-
-def files_under(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file())
 
 
 # --- UIDs ----------------------------------------------------------------------------------------
@@ -278,9 +226,9 @@ def test_unclaimed_series_lists_only_imaging_series_not_yet_claimed(store: Store
 
 
 # --- out of space (a real full file system, no mocks) --------------------------------------------
-# With root (this project's containers and CI) a small tmpfs is mounted and really fills up
-# (ENOSPC). Without the right to mount, the same guarantees are checked with the kernel's
-# per-process file size limit (RLIMIT_FSIZE, EFBIG) in a child process.
+# A small tmpfs really fills up (ENOSPC), mounted in a child's own user and mount namespace, so
+# this needs no root (tests/small_disk.py). The kernel's per-process file size limit
+# (RLIMIT_FSIZE, EFBIG) is the other way a write is refused for lack of space.
 _RLIMIT_CHILD = """
 import json, resource, signal, sys
 from pathlib import Path
@@ -322,86 +270,70 @@ def _past_file_size_limit(root: Path, *, limit_bytes: int, big_bytes: int) -> di
     return result
 
 
-@contextlib.contextmanager
-def _small_tmpfs(directory: Path, size_bytes: int) -> Iterator[bool]:
-    """Mount a tmpfs of ``size_bytes`` on ``directory``; yields False where mounting is not
-    permitted (not root), in which case the caller uses the file size limit instead."""
-    directory.mkdir()
+_TMPFS_CHILD = """
+import json, os, sys
+from pathlib import Path
+from igrt.core.errors import OutOfSpaceError
+from igrt.core.kinds import InstanceKind, Role
+from igrt.store import InstanceMeta, Store
+small = Path(sys.argv[1])
+big, free = int(sys.argv[2]), int(sys.argv[3])
+root = small / "state"
+def meta(sop):
+    return InstanceMeta("1.2.840.10008.5.1.4.1.1.2", sop, "1.2.3.100", "1.2.3.1", "PAT-001",
+                        None, "CT", InstanceKind.CT_IMAGE, Role.IMAGING, "LINAC1", "a1")
+def files(d):
+    return sorted(str(p.relative_to(root)) for p in d.rglob("*") if p.is_file())
+Store.open(root).close()
+out = {}
+with Store.open(root) as store:
+    filler = small / "filler"
+    if free >= 0:
+        stat = os.statvfs(small)
+        filler.write_bytes(b"f" * (stat.f_bavail * stat.f_frsize - free))
     try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)],
-            capture_output=True,
-            timeout=30,
-        )
-    except FileNotFoundError:
-        done = None
-    if done is None or done.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        subprocess.run(["umount", str(directory)], check=True, timeout=30)
+        store.store_instance(data=b"x" * big, meta=meta("1.2.3.100.1"))
+        out["refused"] = None
+    except OutOfSpaceError as exc:
+        out["refused"] = str(exc)
+    out["left_behind"] = files(root / "instances") + files(root / "tmp")
+    out["recorded"] = store.series_arrivals("1.2.3.100") is not None
+    if filler.exists():
+        filler.unlink()
+    after = store.store_instance(data=b"y" * 4096, meta=meta("1.2.3.100.2"))
+    out["after"] = after.path.read_bytes() == b"y" * 4096
+    out["listed"] = [p.name for p in store.series_instances("1.2.3.100")]
+print(json.dumps(out))
+"""
 
 
 @pytest.mark.parametrize(
-    ("phase", "big_bytes", "free_bytes", "tmpfs_message", "rlimit_reason"),
+    ("big_bytes", "free_bytes", "message"),
     [
         pytest.param(
-            "file",
             2 * 1024 * 1024,
-            None,  # the whole 1 MiB file system, less the database
+            -1,  # the whole 1 MiB file system, less the database
             "out of disk space while writing SOP instance 1.2.3.100.1 of series 1.2.3.100 "
             "(No space left on device); nothing was kept",
-            "out_of_space: out of disk space while writing SOP instance 1.2.3.100.1",
             id="instance-file-does-not-fit",
         ),
         pytest.param(
-            "database",
             4096,
             8192,  # the instance file fits, the database commit (WAL frames) does not
             "out of disk space while recording SOP instance 1.2.3.100.1 (sqlite: database or "
             "disk is full); not recorded",
-            "store: the store database failed while recording SOP instance 1.2.3.100.1",
             id="database-commit-does-not-fit",
         ),
     ],
 )
 def test_out_of_space_leaves_no_file_no_row_and_the_store_keeps_working(
-    tmp_path: Path,
-    phase: str,
-    big_bytes: int,
-    free_bytes: int | None,
-    tmpfs_message: str,
-    rlimit_reason: str,
+    tmp_path: Path, big_bytes: int, free_bytes: int, message: str
 ) -> None:
-    small = tmp_path / "small"
-    root = small / "state"
-    with _small_tmpfs(small, 1024 * 1024) as mounted:
-        if mounted:  # a real ENOSPC from a full file system
-            Store.open(root).close()
-            with Store.open(root) as store:
-                filler = small / "filler"
-                if free_bytes is not None:
-                    stat = os.statvfs(small)
-                    filler.write_bytes(b"f" * (stat.f_bavail * stat.f_frsize - free_bytes))
-                with pytest.raises(OutOfSpaceError) as caught:
-                    store.store_instance(data=b"x" * big_bytes, meta=meta())
-                assert str(caught.value) == tmpfs_message
-                assert files_under(root / "instances") == []
-                assert files_under(root / "tmp") == []
-                assert store.series_arrivals("1.2.3.100") is None
-                filler.unlink(missing_ok=True)
-                after = store.store_instance(
-                    data=b"y" * 4096, meta=meta(sop_instance_uid="1.2.3.100.2")
-                )
-                assert after.path.read_bytes() == b"y" * 4096
-                assert store.series_instances("1.2.3.100") == [after.path]
-        else:  # not root: the per-process file size limit gives the same guarantees
-            limit = 512 * 1024 if phase == "file" else 8192
-            result = _past_file_size_limit(root, limit_bytes=limit, big_bytes=big_bytes)
-            assert str(result["big"]).startswith(rlimit_reason)
-            assert (result["left_behind"], result["recorded"], result["small"]) == ([], False, 4096)
+    """A real ENOSPC from a full 1 MiB tmpfs (mounted in a user namespace: no root needed)."""
+    result = run_on_small_tmpfs(tmp_path / "small", 1024 * 1024, _TMPFS_CHILD, str(big_bytes),
+                                str(free_bytes))
+    assert result == {"refused": message, "left_behind": [], "recorded": False, "after": True,
+                      "listed": ["1.2.3.100.2.dcm"]}
 
 
 def test_file_size_limit_is_out_of_space_too(tmp_path: Path) -> None:
@@ -430,243 +362,6 @@ def test_database_write_refused_by_the_file_size_limit_keeps_no_orphan_file(
         "store: the store database failed while recording SOP instance 1.2.3.100.1: disk I/O error"
     )
     assert (result["left_behind"], result["recorded"], result["small"]) == ([], False, 4096)
-
-
-# --- planning index and plan selection -----------------------------------------------------------
-def planning(sop: str, kind: InstanceKind, **overrides: object) -> InstanceMeta:
-    classes = {
-        InstanceKind.CT_IMAGE: CT_CLASS,
-        InstanceKind.RT_PLAN: PLAN_CLASS,
-        InstanceKind.RT_STRUCT: STRUCT_CLASS,
-        InstanceKind.SPATIAL_REGISTRATION: REG_CLASS,
-    }
-    fields: dict[str, object] = {
-        "sop_class_uid": classes[kind],
-        "sop_instance_uid": sop,
-        "series_uid": sop.rsplit(".", 1)[0],
-        "patient_id": "PAT-001",
-        "frame_of_reference_uid": PLAN_FRAME,
-        "modality": {InstanceKind.RT_PLAN: "RTPLAN", InstanceKind.RT_STRUCT: "RTSTRUCT"}.get(
-            kind, "CT"
-        ),
-        "kind": kind,
-        "role": Role.PLANNING,
-        "calling_ae": "TPS",
-        "association_id": "tps-1",
-    }
-    fields.update(overrides)
-    return meta(**fields)
-
-
-@pytest.fixture
-def planned(store: Store) -> Store:
-    received: list[tuple[str, InstanceKind, dict[str, object]]] = [
-        ("1.5.10.1", InstanceKind.CT_IMAGE, {}),
-        ("1.5.10.2", InstanceKind.CT_IMAGE, {}),
-        ("1.5.11.1", InstanceKind.CT_IMAGE, {"frame_of_reference_uid": "1.9.9"}),
-        ("1.5.20.1", InstanceKind.RT_PLAN, {"label": "Prostate"}),
-        ("1.5.21.1", InstanceKind.RT_PLAN, {"label": "Boost", "frame_of_reference_uid": None}),
-        (
-            "1.5.30.1",
-            InstanceKind.RT_STRUCT,
-            {"frame_of_reference_uid": None, "referenced_frame_uids": (PLAN_FRAME,)},
-        ),
-        ("1.6.20.1", InstanceKind.RT_PLAN, {"patient_id": "PAT-002", "study_uid": "1.2.3.2"}),
-    ]
-    for sop, kind, extra in received:
-        store.store_instance(data=b"p", meta=planning(sop, kind, **extra))
-    # a CBCT in the planning frame (CONTRACT §2 case 1) from the imaging peer, and its SRO
-    store.store_instance(
-        data=b"c", meta=meta(patient_id="PAT-001", frame_of_reference_uid=PLAN_FRAME)
-    )
-    store.store_instance(
-        data=b"r",
-        meta=meta(
-            sop_class_uid=REG_CLASS,
-            sop_instance_uid="1.7.40.1",
-            series_uid="1.7.40",
-            patient_id="PAT-001",
-            frame_of_reference_uid=PLAN_FRAME,
-            modality="REG",
-            kind=InstanceKind.SPATIAL_REGISTRATION,
-            referenced_frame_uids=(CBCT_FRAME,),
-            referenced_series_uids=("1.2.3.100",),
-        ),
-    )
-    return store
-
-
-def test_planning_index_queries(planned: Store) -> None:
-    plans = planned.plans_for_patient("PAT-001")
-    assert [(p.sop_instance_uid, p.label, p.frame_of_reference_uid) for p in plans] == [
-        ("1.5.20.1", "Prostate", PLAN_FRAME),
-        ("1.5.21.1", "Boost", None),
-    ]
-    assert plans[0].path.read_bytes() == b"p"
-    assert plans[0].received_at == "2026-11-21T18:30:03.000Z"
-    assert planned.plans_for_patient("PAT-404") == []
-    # the CBCT shares the planning frame but comes from the imaging peer: never a planning CT
-    assert planned.ct_series_for_frame("PAT-001", PLAN_FRAME) == ["1.5.10"]
-    assert planned.ct_series_for_frame("PAT-002", PLAN_FRAME) == []
-    structs = planned.structure_sets_for_frame("PAT-001", PLAN_FRAME)
-    assert [(s.sop_instance_uid, s.referenced_frame_uids) for s in structs] == [
-        ("1.5.30.1", (PLAN_FRAME,))
-    ]
-    assert [r.sop_instance_uid for r in planned.spatial_registrations_for_series("1.2.3.100")] == [
-        "1.7.40.1"
-    ]
-    for frame in (PLAN_FRAME, CBCT_FRAME):
-        found = planned.spatial_registrations_for_frame("PAT-001", frame)
-        assert [r.sop_instance_uid for r in found] == ["1.7.40.1"]
-    assert planned.spatial_registrations_for_frame("PAT-002", PLAN_FRAME) == []
-    record = planned.instance("1.7.40.1")
-    assert record is not None and record.referenced_series_uids == ("1.2.3.100",)
-
-
-@pytest.mark.parametrize(
-    ("patient", "plan", "error", "message"),
-    [
-        pytest.param(
-            "PAT-001",
-            "1.5.99.1",
-            UnknownPlanError,
-            "RT Plan 1.5.99.1 cannot be selected for patient 'PAT-001': no such plan was "
-            "received from a planning peer; plans received for this patient: 1.5.20.1, 1.5.21.1",
-            id="unknown-plan",
-        ),
-        pytest.param(
-            "PAT-001",
-            "1.6.20.1",
-            UnknownPlanError,
-            "RT Plan 1.6.20.1 cannot be selected for patient 'PAT-001': that plan was received "
-            "for another patient; plans received for this patient: 1.5.20.1, 1.5.21.1",
-            id="other-patients-plan",
-        ),
-        pytest.param(
-            "PAT-404",
-            "1.5.20.1",
-            UnknownPlanError,
-            "RT Plan 1.5.20.1 cannot be selected for patient 'PAT-404': that plan was received "
-            "for another patient; plans received for this patient: none",
-            id="unknown-patient",
-        ),
-        pytest.param(
-            "PAT-001",
-            "1.5.10.1",
-            UnknownPlanError,
-            "RT Plan 1.5.10.1 cannot be selected for patient 'PAT-001': no such plan",
-            id="a-ct-is-not-a-plan",
-        ),
-        pytest.param(
-            "PAT-001", "1.5.x", InvalidUidError, "the plan UID '1.5.x' is not", id="bad-uid"
-        ),
-    ],
-)
-def test_select_plan_refuses_what_was_not_received_for_the_patient(
-    planned: Store, patient: str, plan: str, error: type[StoreError], message: str
-) -> None:
-    with pytest.raises(error) as caught:
-        planned.select_plan(patient, plan)
-    assert str(caught.value).startswith(message)
-    assert planned.selected_plan(patient) is None
-
-
-def test_plan_selection_is_durable(tmp_path: Path) -> None:
-    root = tmp_path / "state"
-    with Store.open(root) as store:
-        store.store_instance(data=b"1", meta=planning("1.5.20.1", InstanceKind.RT_PLAN))
-        store.store_instance(data=b"2", meta=planning("1.5.21.1", InstanceKind.RT_PLAN))
-        assert store.selected_plan("PAT-001") is None
-        store.select_plan("PAT-001", "1.5.20.1")
-        store.select_plan("PAT-001", "1.5.21.1")
-    with Store.open(root) as store:
-        assert store.selected_plan("PAT-001") == "1.5.21.1"
-        assert store.selected_plan("PAT-002") is None
-
-
-# --- jobs and results ----------------------------------------------------------------------------
-def correction(series_uid: str, **extra: object) -> dict[str, object]:
-    return {
-        "schema": "igrt/correction/v1",
-        "seq": None,
-        "status": "ok",
-        "patient_id": "Zoë-01",
-        "cbct": {"series_uid": series_uid},
-        "correction": {"lateral_mm": 2.31, "longitudinal_mm": -1.72},
-        **extra,
-    }
-
-
-def test_claim_series_once_ever_across_reopen(tmp_path: Path) -> None:
-    root = tmp_path / "state"
-    with Store.open(root) as store:
-        assert store.job_state("1.2.3.100") is None
-        assert store.claim_series("1.2.3.100") is True
-        assert store.claim_series("1.2.3.100") is False
-        assert store.job_state("1.2.3.100") is JobState.CLAIMED
-        assert store.claim_series("1.2.3.200") is True
-        store.append_correction(correction("1.2.3.200"))
-    with Store.open(root) as store:
-        assert store.claim_series("1.2.3.100") is False
-        assert store.claim_series("1.2.3.200") is False
-        assert store.job_state("1.2.3.200") is JobState.DONE
-        assert store.interrupted_series() == ["1.2.3.100"]
-        with pytest.raises(InvalidUidError, match="Series Instance UID to register"):
-            store.claim_series("1.2..3")
-
-
-def test_seq_increases_by_one_and_never_repeats_across_reopen(tmp_path: Path) -> None:
-    root = tmp_path / "state"
-    with Store.open(root) as store:
-        assert store.last_seq() == 0
-        assert store.latest_correction() is None
-        assert store.latest_correction_json() is None
-        seqs = [store.append_correction(correction(f"1.2.3.{n}"))["seq"] for n in (1, 2, 3)]
-        assert seqs == [1, 2, 3]
-    with Store.open(root) as store:
-        assert store.last_seq() == 3
-        assert store.append_correction(correction("1.2.3.4"))["seq"] == 4
-    with Store.open(root) as store:
-        assert store.last_seq() == 4
-
-
-def test_latest_is_the_identical_json_text_after_reopen(tmp_path: Path) -> None:
-    root = tmp_path / "state"
-    with Store.open(root) as store:
-        store.append_correction(correction("1.2.3.1"))
-        stored = store.append_correction(correction("1.2.3.2", reasons=["pitch_deg > 3"]))
-        text = store.latest_correction_json()
-    assert text == encode_correction(stored)
-    assert text is not None and text.startswith('{"schema":"igrt/correction/v1","seq":2,')
-    assert '"patient_id":"Zoë-01"' in text  # UTF-8 kept, not \u-escaped
-    with Store.open(root) as store:
-        assert store.latest_correction_json() == text
-        assert store.latest_correction() == stored
-        assert store.correction_for_series("1.2.3.1") == {**correction("1.2.3.1"), "seq": 1}
-        assert store.correction_for_series("1.2.3.9") is None
-
-
-def test_seq_is_appended_when_the_message_has_none(store: Store) -> None:
-    stored = store.append_correction({"schema": "igrt/correction/v1", "status": "failed"})
-    assert list(stored) == ["schema", "status", "seq"]
-    assert store.correction_for_series("1.2.3.1") is None
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        pytest.param(float("nan"), id="nan"),
-        pytest.param(float("inf"), id="infinity"),
-        pytest.param({1, 2}, id="not-json"),
-    ],
-)
-def test_unpublishable_message_is_refused_and_consumes_no_seq(store: Store, bad: object) -> None:
-    store.append_correction(correction("1.2.3.1"))
-    with pytest.raises(StoreError, match="cannot be stored as JSON"):
-        store.append_correction(correction("1.2.3.2", measured={"pitch_deg": bad}))
-    assert store.last_seq() == 1
-    assert store.job_state("1.2.3.2") is None
-    assert store.append_correction(correction("1.2.3.3"))["seq"] == 2
 
 
 # --- threads -------------------------------------------------------------------------------------

@@ -10,6 +10,22 @@ from pathlib import Path
 from igrt.core.kinds import Role
 from igrt.core.nominal import CbctIsocenter
 
+__all__ = [
+    "DEFAULT_PEERS",
+    "DEFAULT_ROOM",
+    "CbctIsocenter",
+    "Config",
+    "CouchConfig",
+    "DicomConfig",
+    "EngineName",
+    "Peer",
+    "RegistrationConfig",
+    "ReviewConfig",
+    "Role",
+    "StorageConfig",
+    "ZmqConfig",
+]
+
 
 class EngineName(StrEnum):
     SIMPLEITK = "simpleitk"

@@ -21,31 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from igrt.config.model import (
-    CHECK_TOLERANCE_MAX_DEG,
-    CHECK_TOLERANCE_MAX_MM,
-    COUCH_DOFS,
-    DEFAULT_PEERS,
-    DEFAULT_ROOM,
-    HEARTBEAT_MAX_S,
-    HEARTBEAT_MIN_S,
-    PORT_MAX,
-    REVIEW_MAX_DEG,
-    REVIEW_MAX_MM,
-    ROI_MAX_MM,
-    ROI_MIN_MM,
-    SEED_MAX,
-    SETTLE_MAX_S,
-    Config,
-    CouchConfig,
-    DicomConfig,
-    EngineName,
-    Peer,
-    RegistrationConfig,
-    ReviewConfig,
-    StorageConfig,
-    ZmqConfig,
-)
+from igrt.config import model
 from igrt.config.values import (
     ROOM_RE,
     Section,
@@ -66,12 +42,12 @@ logger = logging.getLogger(__name__)
 
 
 # --- public API ----------------------------------------------------------------------------------
-def default_config(*, environ: Mapping[str, str] | None = None) -> Config:
+def default_config(*, environ: Mapping[str, str] | None = None) -> model.Config:
     """The built-in configuration: loopback only, peers LINAC (imaging) and TPS (planning)."""
     return parse_config({}, environ=environ)
 
 
-def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> model.Config:
     """Read and validate a TOML file; ``None`` gives :func:`default_config`."""
     if path is None:
         return default_config(environ=environ)
@@ -98,23 +74,25 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
         raise ConfigError(f"configuration file {path}: {exc.message}") from None
 
 
-def parse_config(data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate parsed TOML tables (missing keys take defaults) and build the :class:`Config`."""
+def parse_config(data: Mapping[str, Any], *,
+                 environ: Mapping[str, str] | None = None) -> model.Config:
+    """Validate parsed TOML tables (missing keys take defaults) and build the
+    :class:`~igrt.config.model.Config`."""
     env = os.environ if environ is None else environ
-    root = Section(data, "", Config)
-    room = root.string("room", DEFAULT_ROOM)
+    root = Section(data, "", model.Config)
+    room = root.string("room", model.DEFAULT_ROOM)
     if not ROOM_RE.fullmatch(room):
         raise ConfigError(
             f"room: {room!r} is not a valid room name; use 1 to 32 letters, digits, '_' or '-'"
         )
-    return Config(
+    return model.Config(
         room=room,
-        dicom=_parse_dicom(root.section("dicom", DicomConfig)),
-        zmq=_parse_zmq(root.section("zmq", ZmqConfig)),
-        storage=_parse_storage(root.section("storage", StorageConfig), env, room),
-        couch=_parse_couch(root.section("couch", CouchConfig)),
-        registration=_parse_registration(root.section("registration", RegistrationConfig)),
-        review=_parse_review(root.section("review", ReviewConfig)),
+        dicom=_parse_dicom(root.section("dicom", model.DicomConfig)),
+        zmq=_parse_zmq(root.section("zmq", model.ZmqConfig)),
+        storage=_parse_storage(root.section("storage", model.StorageConfig), env, room),
+        couch=_parse_couch(root.section("couch", model.CouchConfig)),
+        registration=_parse_registration(root.section("registration", model.RegistrationConfig)),
+        review=_parse_review(root.section("review", model.ReviewConfig)),
     )
 
 
@@ -135,7 +113,7 @@ def default_state_dir(environ: Mapping[str, str], room: str) -> Path:
     return base / ".local" / "state" / "igrt" / room
 
 
-def config_to_toml(cfg: Config) -> str:
+def config_to_toml(cfg: model.Config) -> str:
     """A TOML document that :func:`parse_config` reads back to ``cfg`` (storage dir explicit)."""
     reg = cfg.registration
     tables: list[tuple[str, dict[str, object]]] = [
@@ -164,30 +142,30 @@ def config_to_toml(cfg: Config) -> str:
 
 
 # --- sections ------------------------------------------------------------------------------------
-def _parse_dicom(t: Section) -> DicomConfig:
+def _parse_dicom(t: Section) -> model.DicomConfig:
     ae_title = t.string("ae_title")
     check_ae_title(ae_title, t.key("ae_title"))
     host = t.string("host")
     check_host(host, t.key("host"))
-    return DicomConfig(
+    return model.DicomConfig(
         ae_title=ae_title,
         host=host,
-        port=t.integer("port", 0, PORT_MAX, note="(0 = let the system pick a free port)"),
-        settle_s=t.number("settle_s", 0.0, SETTLE_MAX_S),
-        peers=_parse_peers(t.data["peers"]) if "peers" in t.data else DEFAULT_PEERS,
+        port=t.integer("port", 0, model.PORT_MAX, note="(0 = let the system pick a free port)"),
+        settle_s=t.number("settle_s", 0.0, model.SETTLE_MAX_S),
+        peers=_parse_peers(t.data["peers"]) if "peers" in t.data else model.DEFAULT_PEERS,
     )
 
 
-def _parse_peers(value: Any) -> tuple[Peer, ...]:
+def _parse_peers(value: Any) -> tuple[model.Peer, ...]:
     if not isinstance(value, list):
         raise ConfigError(
             f"dicom.peers: expected an array of tables ([[dicom.peers]] sections), "
             f"got {describe(value)}"
         )
-    peers: list[Peer] = []
+    peers: list[model.Peer] = []
     first_use: dict[str, str] = {}
     for i, item in enumerate(value):
-        t = Section(item, f"dicom.peers[{i}]", Peer, title="[[dicom.peers]]")
+        t = Section(item, f"dicom.peers[{i}]", model.Peer, title="[[dicom.peers]]")
         for name in ("ae_title", "role"):
             if name not in t.data:
                 raise ConfigError(f"{t.key(name)}: missing; every [[dicom.peers]] table needs it")
@@ -199,7 +177,7 @@ def _parse_peers(value: Any) -> tuple[Peer, ...]:
                 f"each peer AE title may appear once"
             )
         first_use[ae_title] = t.key("ae_title")
-        peers.append(Peer(ae_title, t.enum("role", Role)))
+        peers.append(model.Peer(ae_title, t.enum("role", Role)))
     for role in Role:
         if not any(p.role is role for p in peers):
             raise ConfigError(
@@ -209,7 +187,7 @@ def _parse_peers(value: Any) -> tuple[Peer, ...]:
     return tuple(peers)
 
 
-def _parse_zmq(t: Section) -> ZmqConfig:
+def _parse_zmq(t: Section) -> model.ZmqConfig:
     publish, command = t.string("publish"), t.string("command")
     check_endpoint(publish, t.key("publish"))
     check_endpoint(command, t.key("command"))
@@ -219,14 +197,14 @@ def _parse_zmq(t: Section) -> ZmqConfig:
             f"the command socket needs its own address"
         )
     note = "(the contract requires a heartbeat at least every 2 s)"
-    heartbeat_s = t.number("heartbeat_s", HEARTBEAT_MIN_S, HEARTBEAT_MAX_S, note=note)
-    return ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s)
+    heartbeat_s = t.number("heartbeat_s", model.HEARTBEAT_MIN_S, model.HEARTBEAT_MAX_S, note=note)
+    return model.ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s)
 
 
-def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> StorageConfig:
+def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.StorageConfig:
     raw = t.string("dir", "")
     if not raw:
-        return StorageConfig(dir=default_state_dir(env, room))
+        return model.StorageConfig(dir=default_state_dir(env, room))
     path = Path(raw)
     if "\0" in raw or not path.is_absolute():
         raise ConfigError(
@@ -241,48 +219,51 @@ def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> StorageConf
             path,
             state,
         )
-    return StorageConfig(dir=path)
+    return model.StorageConfig(dir=path)
 
 
-def _parse_couch(t: Section) -> CouchConfig:
-    dof = t.integer("dof", min(COUCH_DOFS), max(COUCH_DOFS))
-    if dof not in COUCH_DOFS:
+def _parse_couch(t: Section) -> model.CouchConfig:
+    dof = t.integer("dof", min(model.COUCH_DOFS), max(model.COUCH_DOFS))
+    if dof not in model.COUCH_DOFS:
         raise ConfigError(
             f"couch.dof: {dof} is not a couch type; allowed 6 (all axes), "
             f"4 (translations + rotation about the vertical axis) or 3 (translations only)"
         )
-    return CouchConfig(dof=dof)
+    return model.CouchConfig(dof=dof)
 
 
-def _parse_registration(t: Section) -> RegistrationConfig:
-    engine = t.enum("engine", EngineName)
+def _parse_registration(t: Section) -> model.RegistrationConfig:
+    engine = t.enum("engine", model.EngineName)
     cross_check = _cross_check(t, engine)
     roi_structure = t.string("roi_structure", "")
     check_roi_name(roi_structure, t.key("roi_structure"))
-    return RegistrationConfig(
+    return model.RegistrationConfig(
         cbct_isocenter=t.enum("cbct_isocenter", CbctIsocenter),
         engine=engine,
         cross_check=cross_check,
-        cross_check_tolerance_mm=t.positive("cross_check_tolerance_mm", CHECK_TOLERANCE_MAX_MM),
-        cross_check_tolerance_deg=t.positive("cross_check_tolerance_deg", CHECK_TOLERANCE_MAX_DEG),
+        cross_check_tolerance_mm=t.positive("cross_check_tolerance_mm",
+                                            model.CHECK_TOLERANCE_MAX_MM),
+        cross_check_tolerance_deg=t.positive("cross_check_tolerance_deg",
+                                             model.CHECK_TOLERANCE_MAX_DEG),
         roi_size_mm=_roi_size(t),
         roi_structure=roi_structure or None,
         perturbation_check=t.boolean("perturbation_check"),
-        perturbation_tolerance_mm=t.positive("perturbation_tolerance_mm", CHECK_TOLERANCE_MAX_MM),
+        perturbation_tolerance_mm=t.positive("perturbation_tolerance_mm",
+                                             model.CHECK_TOLERANCE_MAX_MM),
         perturbation_tolerance_deg=t.positive(
-            "perturbation_tolerance_deg", CHECK_TOLERANCE_MAX_DEG
+            "perturbation_tolerance_deg", model.CHECK_TOLERANCE_MAX_DEG
         ),
-        seed=t.integer("seed", 0, SEED_MAX),
+        seed=t.integer("seed", 0, model.SEED_MAX),
     )
 
 
-def _cross_check(t: Section, engine: EngineName) -> EngineName | None:
+def _cross_check(t: Section, engine: model.EngineName) -> model.EngineName | None:
     value = t.string("cross_check", "none")
     if value == "none":
         return None
-    other = t.enum("cross_check", EngineName, extra=("none",))
+    other = t.enum("cross_check", model.EngineName, extra=("none",))
     if other is engine:
-        alternative = next(e for e in EngineName if e is not engine)
+        alternative = next(e for e in model.EngineName if e is not engine)
         raise ConfigError(
             f"{t.key('cross_check')}: {value!r} is also registration.engine, and the same engine "
             f"run twice cannot disagree; use {alternative.value!r} or 'none'"
@@ -296,12 +277,13 @@ def _roi_size(t: Section) -> tuple[float, float, float]:
         raise ConfigError(
             f"{key}: expected an array of 3 numbers (x, y, z extents in mm), got {describe(value)}"
         )
-    x, y, z = (check_number(v, f"{key}[{i}]", ROI_MIN_MM, ROI_MAX_MM) for i, v in enumerate(value))
+    x, y, z = (check_number(v, f"{key}[{i}]", model.ROI_MIN_MM, model.ROI_MAX_MM)
+               for i, v in enumerate(value))
     return (x, y, z)
 
 
-def _parse_review(t: Section) -> ReviewConfig:
-    return ReviewConfig(
-        max_translation_mm=t.positive("max_translation_mm", REVIEW_MAX_MM),
-        max_rotation_deg=t.positive("max_rotation_deg", REVIEW_MAX_DEG),
+def _parse_review(t: Section) -> model.ReviewConfig:
+    return model.ReviewConfig(
+        max_translation_mm=t.positive("max_translation_mm", model.REVIEW_MAX_MM),
+        max_rotation_deg=t.positive("max_rotation_deg", model.REVIEW_MAX_DEG),
     )

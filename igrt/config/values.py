@@ -125,11 +125,7 @@ def check_ae_title(value: str, key: str) -> None:
             f"{key}: {value!r} contains {bad[0]!r}; an AE title allows printable ASCII "
             f"characters except backslash"
         )
-    if value != value.strip(" "):
-        raise ConfigError(
-            f"{key}: {value!r} starts or ends with a space; DICOM ignores those, "
-            f"so write the AE title without them"
-        )
+    _check_no_edge_spaces(value, key, "AE title")
 
 
 def check_roi_name(value: str, key: str) -> None:
@@ -138,10 +134,14 @@ def check_roi_name(value: str, key: str) -> None:
             f"{key}: {value!r} cannot be a DICOM ROI Name; it holds at most {ROI_NAME_MAX} "
             f"characters, no backslash or control characters"
         )
+    _check_no_edge_spaces(value, key, "ROI Name")
+
+
+def _check_no_edge_spaces(value: str, key: str, what: str) -> None:
     if value != value.strip(" "):
         raise ConfigError(
             f"{key}: {value!r} starts or ends with a space; DICOM ignores those, "
-            f"so write the ROI Name without them"
+            f"so write the {what} without them"
         )
 
 

@@ -44,6 +44,9 @@ class FrameRegistration:
 
 @dataclass(frozen=True, eq=False)
 class SpatialRegistration:
+    """A rigid Spatial Registration object: its own frame and the matrix of each frame it
+    relates to that frame."""
+
     sop_instance_uid: str
     frame_of_reference_uid: str
     patient_id: str | None

@@ -46,6 +46,8 @@ class Contour:
 
 @dataclass(frozen=True, eq=False)
 class Roi:
+    """One ROI of a structure set: its number and name, the frame its contours are in."""
+
     number: int
     name: str
     frame_of_reference_uid: str | None
@@ -54,6 +56,9 @@ class Roi:
 
 @dataclass(frozen=True, eq=False)
 class StructureSet:
+    """What igrt uses of an RT Structure Set: its frame, the CT series its contours were drawn
+    on (if it names one) and its ROIs."""
+
     sop_instance_uid: str
     frame_of_reference_uid: str
     referenced_series_uid: str | None

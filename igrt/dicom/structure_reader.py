@@ -29,6 +29,13 @@ def _int(ds: Any, keyword: str) -> int | None:
 
 
 
+def _required_int(ds: Any, keyword: str, missing: str) -> int:
+    number = _int(ds, keyword)
+    if number is None:
+        raise StructureError(missing)
+    return number
+
+
 def read_structure_set(ds: Any) -> StructureSet:
     """Read an RT Structure Set dataset (pydicom ``Dataset``)."""
     sop_class = _text(ds, "SOPClassUID")
@@ -50,24 +57,18 @@ def read_structure_set(ds: Any) -> StructureSet:
 
     contours_by_number: dict[int, tuple[Contour, ...]] = {}
     for item in ds.get("ROIContourSequence") or []:
-        number = _int(item, "ReferencedROINumber")
-        if number is None:
-            raise StructureError(
-                f"RT Structure Set {uid}: an ROI Contour Sequence item has no "
-                "Referenced ROI Number (3006,0084)"
-            )
+        number = _required_int(item, "ReferencedROINumber",
+                               f"RT Structure Set {uid}: an ROI Contour Sequence item has no "
+                               "Referenced ROI Number (3006,0084)")
         contours_by_number[number] = tuple(
             _read_contour(c, uid, number) for c in item.get("ContourSequence") or []
         )
 
     rois: list[Roi] = []
     for item in ds.get("StructureSetROISequence") or []:
-        number = _int(item, "ROINumber")
-        if number is None:
-            raise StructureError(
-                f"RT Structure Set {uid}: a Structure Set ROI Sequence item has no "
-                "ROI Number (3006,0022)"
-            )
+        number = _required_int(item, "ROINumber",
+                               f"RT Structure Set {uid}: a Structure Set ROI Sequence item has "
+                               "no ROI Number (3006,0022)")
         name = _text(item, "ROIName") or ""
         rois.append(
             Roi(

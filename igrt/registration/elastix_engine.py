@@ -44,13 +44,8 @@ def _itk() -> Any:
 class ElastixEngine:
     name = "elastix"
 
-    def register(
-        self,
-        problem: RegistrationProblem,
-        *,
-        start: FloatArray | None = None,
-        levels: tuple[Level, ...] = DEFAULT_LEVELS,
-    ) -> RegistrationResult:
+    def register(self, problem: RegistrationProblem, *, start: FloatArray | None = None,
+                 levels: tuple[Level, ...] = DEFAULT_LEVELS) -> RegistrationResult:
         itk = _itk()
         t0 = time.perf_counter()
         initial = problem.initial if start is None else start

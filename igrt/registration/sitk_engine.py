@@ -41,13 +41,8 @@ class SimpleItkEngine:
     def __init__(self, *, threads: int | None = None) -> None:
         self._threads = threads
 
-    def register(
-        self,
-        problem: RegistrationProblem,
-        *,
-        start: FloatArray | None = None,
-        levels: tuple[Level, ...] = DEFAULT_LEVELS,
-    ) -> RegistrationResult:
+    def register(self, problem: RegistrationProblem, *, start: FloatArray | None = None,
+                 levels: tuple[Level, ...] = DEFAULT_LEVELS) -> RegistrationResult:
         t0 = time.perf_counter()
         matrix = problem.initial if start is None else start
         iterations = 0

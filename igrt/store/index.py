@@ -7,7 +7,7 @@ objects. ``igrt.store.Store`` owns the connection, the lock and the transactions
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta) -> None:
             "Series Instance UID": meta.series_uid,
             "SOP Class UID": meta.sop_class_uid,
         }
-        differ = [name for name in held if held[name] != new[name]]
+        differ = _differences(held, new)
         if differ:
             raise InstanceConflictError(
                 f"SOP instance {uid} is already stored with another {' and '.join(differ)}; "
@@ -66,12 +66,16 @@ def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta) -> None:
             "Study Instance UID": meta.study_uid,
             "peer role": meta.role.value,
         }
-        differ = [name for name in held if held[name] != new[name]]
+        differ = _differences(held, new)
         if differ:
             raise InstanceConflictError(
                 f"series {meta.series_uid} already holds instances with another "
                 f"{' and '.join(differ)}; SOP instance {uid} is refused"
             )
+
+
+def _differences(held: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
+    return [name for name in held if held[name] != new[name]]
 
 
 def record_instance(

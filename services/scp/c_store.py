@@ -122,22 +122,9 @@ class CStoreHandler:
                 f"{event.context.transfer_syntax}",
                 comment=f"data set cannot be decoded: {type(exc).__name__}",
             ) from exc
-        meta = InstanceMeta(
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_uid,
-            series_uid=header.series_uid,
-            study_uid=header.study_uid,
-            patient_id=header.patient_id,
-            frame_of_reference_uid=header.frame_of_reference_uid,
-            modality=header.modality,
-            kind=kind,
-            role=role,
-            calling_ae=session.calling_ae,
-            association_id=session.association_id,
-            label=header.label,
-            referenced_frame_uids=header.referenced_frame_uids,
-            referenced_series_uids=header.referenced_series_uids,
-        )
+        meta = InstanceMeta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, kind=kind,
+                            role=role, calling_ae=session.calling_ae,
+                            association_id=session.association_id, **vars(header))
         self._store.store_instance(data=data, meta=meta)
         return meta
 

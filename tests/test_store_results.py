@@ -1,0 +1,94 @@
+"""igrt.store.results: registration jobs and correction results (the only place a seq is
+made), on a real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from store_factory import correction
+
+from igrt.core.errors import (
+    InvalidUidError,
+    StoreError,
+)
+from igrt.store import (
+    JobState,
+    Store,
+    encode_correction,
+)
+
+
+# --- jobs and results ----------------------------------------------------------------------------
+def test_claim_series_once_ever_across_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        assert store.job_state("1.2.3.100") is None
+        assert store.claim_series("1.2.3.100") is True
+        assert store.claim_series("1.2.3.100") is False
+        assert store.job_state("1.2.3.100") is JobState.CLAIMED
+        assert store.claim_series("1.2.3.200") is True
+        store.append_correction(correction("1.2.3.200"))
+    with Store.open(root) as store:
+        assert store.claim_series("1.2.3.100") is False
+        assert store.claim_series("1.2.3.200") is False
+        assert store.job_state("1.2.3.200") is JobState.DONE
+        assert store.interrupted_series() == ["1.2.3.100"]
+        with pytest.raises(InvalidUidError, match="Series Instance UID to register"):
+            store.claim_series("1.2..3")
+
+
+def test_seq_increases_by_one_and_never_repeats_across_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        assert store.last_seq() == 0
+        assert store.latest_correction() is None
+        assert store.latest_correction_json() is None
+        seqs = [store.append_correction(correction(f"1.2.3.{n}"))["seq"] for n in (1, 2, 3)]
+        assert seqs == [1, 2, 3]
+    with Store.open(root) as store:
+        assert store.last_seq() == 3
+        assert store.append_correction(correction("1.2.3.4"))["seq"] == 4
+    with Store.open(root) as store:
+        assert store.last_seq() == 4
+
+
+def test_latest_is_the_identical_json_text_after_reopen(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    with Store.open(root) as store:
+        store.append_correction(correction("1.2.3.1"))
+        stored = store.append_correction(correction("1.2.3.2", reasons=["pitch_deg > 3"]))
+        text = store.latest_correction_json()
+    assert text == encode_correction(stored)
+    assert text is not None and text.startswith('{"schema":"igrt/correction/v1","seq":2,')
+    assert '"patient_id":"Zoë-01"' in text  # UTF-8 kept, not \u-escaped
+    with Store.open(root) as store:
+        assert store.latest_correction_json() == text
+        assert store.latest_correction() == stored
+        assert store.correction_for_series("1.2.3.1") == {**correction("1.2.3.1"), "seq": 1}
+        assert store.correction_for_series("1.2.3.9") is None
+
+
+def test_seq_is_appended_when_the_message_has_none(store: Store) -> None:
+    stored = store.append_correction({"schema": "igrt/correction/v1", "status": "failed"})
+    assert list(stored) == ["schema", "status", "seq"]
+    assert store.correction_for_series("1.2.3.1") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(float("inf"), id="infinity"),
+        pytest.param({1, 2}, id="not-json"),
+    ],
+)
+def test_unpublishable_message_is_refused_and_consumes_no_seq(store: Store, bad: object) -> None:
+    store.append_correction(correction("1.2.3.1"))
+    with pytest.raises(StoreError, match="cannot be stored as JSON"):
+        store.append_correction(correction("1.2.3.2", measured={"pitch_deg": bad}))
+    assert store.last_seq() == 1
+    assert store.job_state("1.2.3.2") is None
+    assert store.append_correction(correction("1.2.3.3"))["seq"] == 2
+
+
