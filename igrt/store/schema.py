@@ -1,4 +1,4 @@
-"""The store's sqlite schema and its version. Bump ``SCHEMA_VERSION`` with a migration step."""
+"""The store's sqlite schema, one migration step per version."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import sqlite3
 from pathlib import Path
 
 from igrt.core.errors import StoreError
-
-SCHEMA_VERSION = 1
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,29 +83,39 @@ CREATE INDEX corrections_by_series ON corrections (series_uid, seq);
 """
 
 
+#: One step per schema version: ``MIGRATIONS[n]`` takes a database from version ``n`` to
+#: ``n + 1``. A capability that needs new tables appends a step; a step is never edited once
+#: released, so every store upgrades in place, in order.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
 def migrate(conn: sqlite3.Connection, root: Path) -> None:
-    """Create the schema in a new database, accept the current version, refuse a newer one."""
+    """Create the schema in a new database or upgrade an older one step by step (one
+    transaction); refuse a newer one."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         has_meta = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
-        if has_meta is None:
-            for statement in _SCHEMA_V1.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        else:
+        version = 0
+        if has_meta is not None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row is not None else 0
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store database in {root} has schema version {version}, but this igrt "
-                    f"reads version {SCHEMA_VERSION}; use the igrt release that wrote it or a new "
-                    "[storage] dir"
-                )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store database in {root} has schema version {version}, but this igrt "
+                f"reads version {SCHEMA_VERSION}; use the igrt release that wrote it or a new "
+                "[storage] dir"
+            )
+        for step in MIGRATIONS[version:]:
+            for statement in step.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO "
+            "UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),)
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
