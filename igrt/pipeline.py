@@ -8,10 +8,11 @@ import logging
 import time
 
 from igrt.config import Config
-from igrt.core.case import build_case
+from igrt.core.case import Registered, build_case
 from igrt.core.errors import IgrtError
-from igrt.core.matching import pick_plan
+from igrt.core.matching import pick_plan, unapproved_reason
 from igrt.core.messages import Outcome
+from igrt.core.types import FloatArray
 from igrt.planning.source import CbctSource, PlanningSource
 from igrt.registration.runner import measure
 
@@ -24,12 +25,16 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
     t0 = time.perf_counter()
     series_uid = cbct_source.series_uid
     patient_id: str | None = None
+    patient_name: str | None = None
+    acquired: str | None = None
     try:
         cbct = cbct_source.load()
+        patient_name, acquired = cbct.info.patient_name, cbct.info.acquisition_datetime
         patient_id = cbct.info.patient_id
         series_uid = cbct.info.series_uid
         plan = pick_plan(planning.plans(patient_id), patient_id=patient_id,
                          selected_uid=planning.selected_plan_uid(patient_id))
+        plan.frame  # noqa: B018 - refuses a plan whose frame is still unknown, before any loading
         structure_sets = planning.structure_sets(plan)
         ct = planning.planning_ct(plan, structure_sets, cbct=cbct.info)
         case, ref, nominal = build_case(
@@ -38,13 +43,26 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
             convention=config.registration.cbct_isocenter,
             roi_structure=config.registration.roi_structure)
         m = measure(case, config.registration, config.review)
+        reasons = m.reasons + tuple(r for r in [unapproved_reason(plan)] if r is not None)
     except IgrtError as exc:
         log.warning("series %s refused: %s", series_uid, exc.reason)
         return Outcome(patient_id=patient_id, cbct_series_uid=series_uid, plan=None,
-                       measured=None, reasons=(exc.reason,))
+                       measured=None, reasons=(exc.reason,), patient_name=patient_name,
+                       cbct_acquisition_datetime=acquired)
     details = {"registration": {**m.details, "nominal": nominal.source.value,
                                 "spatial_registration_uid": nominal.sro_uid,
                                 "planning_ct_series_uid": ct.info.series_uid,
+                                "cbct_to_planning": matrix_rows(m.transform),
                                 "elapsed_s": round(time.perf_counter() - t0, 3)}}
+    registered = Registered(case=case, initial=m.initial, transform=m.transform,
+                            box_size_mm=config.registration.roi_size_mm)
     return Outcome(patient_id=patient_id, cbct_series_uid=series_uid, plan=ref,
-                   measured=m.measured, reasons=m.reasons, details=details)
+                   measured=m.measured, reasons=reasons, details=details,
+                   patient_name=cbct.info.patient_name,
+                   cbct_acquisition_datetime=cbct.info.acquisition_datetime,
+                   registered=registered)
+
+
+def matrix_rows(matrix: FloatArray) -> list[list[float]]:
+    """A 4x4 rigid matrix as JSON rows (mm and direction cosines, 6 decimals)."""
+    return [[round(float(v), 6) + 0.0 for v in row] for row in matrix]

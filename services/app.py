@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -16,7 +17,12 @@ from igrt.config import Config
 from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
+from services.decision_desk import DecisionDesk
+from services.operators import Operators, load_operators
 from services.publisher import Publisher
+from services.review_page.app import create_app
+from services.review_page.server import ReviewServer
+from services.review_renderer import ReviewRenderer
 from services.scp import StorageScp
 from services.sdnotify import Notifier, watchdog_interval_s
 from services.worker import Worker
@@ -37,6 +43,9 @@ class Service:
     publisher: Publisher | None = None
     commands: CommandServer | None = None
     scp: StorageScp | None = None
+    renderer: ReviewRenderer | None = None
+    ui: ReviewServer | None = None
+    ui_address: str = ""
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
 
@@ -44,16 +53,33 @@ class Service:
         cfg = self.config
         cfg.storage.dir.mkdir(parents=True, exist_ok=True)
         self.store = store = Store.open(cfg.storage.dir)
+        operators = (Operators(load_operators(cfg.ui.operators_file))
+                     if cfg.ui.operators_file is not None else None)
         self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq)
         publisher.start()
+        self.renderer = renderer = ReviewRenderer(store)
+        renderer.start()
         self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
-                                      publish_error=publisher.publish_error, tick=self._tick)
+                                      publish_error=publisher.publish_error, tick=self._tick,
+                                      review_url=self.review_url, on_registered=renderer.submit)
+        desk = DecisionDesk(store, publish_decision=publisher.publish_decision_json,
+                            publish_error=publisher.publish_error,
+                            request_again=worker.request_again)
+        self.ui = ui = ReviewServer(create_app(store=store, desk=desk, operators=operators,
+                                               room=cfg.room, rendering=renderer.pending),
+                                    cfg.ui.listen)
+        self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length)
+                                                 queue_length=worker.queue_length, desk=desk)
         commands.start()
         worker.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()
+
+    def review_url(self, seq: int) -> str:
+        """The review page of a correction, as the consoles reach it."""
+        base = self.config.ui.base_url or f"http://{_url_host(self.ui_address)}"
+        return f"{base}/review/{seq}"
 
     def state(self) -> str:
         return self.worker.state() if self.worker is not None else "starting"
@@ -78,7 +104,7 @@ class Service:
         publish = self.publisher.endpoint if self.publisher else "?"
         command = self.commands.endpoint if self.commands else "?"
         return (f"room {cfg.room}: DICOM {dicom}, publish {publish}, command {command}, "
-                f"store {cfg.storage.dir}")
+                f"review http://{_url_host(self.ui_address)}, store {cfg.storage.dir}")
 
     def stop(self) -> None:
         self.notifier.stopping()
@@ -86,12 +112,26 @@ class Service:
             self.scp.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.ui is not None:
+            self.ui.stop()
+        if self.renderer is not None:
+            self.renderer.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:
             self.commands.stop()
         if self.store is not None:
             self.store.close()
+
+
+def _url_host(address: str) -> str:
+    """``host:port`` for a URL: IPv6 in brackets, the wildcard as this host's name."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
 
 
 def serve(config: Config) -> int:

@@ -40,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
                              "latest one shown at start (0 = never)")
     listen.add_argument("--timeout", type=float, default=0.0,
                         help="stop after this many seconds (0 = never)")
+    listen.add_argument("--pretty", action="store_true",
+                        help="blocks for a human (patient, plan, status, reasons, the six "
+                             "numbers, the review URL; decisions) instead of topic<TAB>json")
+
+    operators = sub.add_parser("operators", help="manage who may approve on the review page")
+    operators_sub = operators.add_subparsers(dest="operators_command", required=True)
+    add = operators_sub.add_parser("add", help="add an operator with a PIN (asked twice, or "
+                                                "read from standard input with --pin-stdin)")
+    add.add_argument("name", help="the operator's name as shown in decisions")
+    add.add_argument("--file", type=Path, required=True, help="the operators file ([ui] "
+                                                               "operators_file)")
+    add.add_argument("--pin-stdin", action="store_true", help="read the PIN from stdin")
 
     demo = sub.add_parser("demo", help="send a phantom case to a running service and show the "
                                        "correction received beside the known answer")
@@ -58,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "operators":
+        return _add_operator(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -76,7 +90,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "listen":
         from services.listen import listen
 
-        return listen(config, count=args.count, timeout_s=args.timeout)
+        return listen(config, count=args.count, timeout_s=args.timeout, pretty=args.pretty)
     if args.command == "demo":
         from services.demo import demo
 
@@ -93,6 +107,40 @@ def _register(args: argparse.Namespace, config: Config) -> int:
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
+
+
+def _add_operator(args: argparse.Namespace) -> int:
+    """Append an operator (name and scrypt hash of the PIN) to the operators file."""
+    import getpass
+
+    from services.operators import PIN_MIN_CHARS, load_operators, operator_line
+
+    if args.pin_stdin:
+        pin = sys.stdin.readline().rstrip("\n")
+    else:
+        pin = getpass.getpass(f"PIN for {args.name}: ")
+        if getpass.getpass("the same PIN again: ") != pin:
+            print("igrt operators: the two PINs differ; nothing written", file=sys.stderr)
+            return 2
+    if len(pin) < PIN_MIN_CHARS or not pin.isprintable():
+        print(f"igrt operators: a PIN needs at least {PIN_MIN_CHARS} printable characters",
+              file=sys.stderr)
+        return 2
+    path: Path = args.file
+    if path.exists():
+        try:
+            known = load_operators(path)
+        except ConfigError as exc:
+            print(f"igrt operators: {exc.message}", file=sys.stderr)
+            return 2
+        if args.name.strip() in known:
+            print(f"igrt operators: {args.name.strip()!r} is already in {path}", file=sys.stderr)
+            return 2
+    with path.open("a", encoding="utf-8") as f:
+        f.write(operator_line(args.name.strip(), pin))
+    path.chmod(0o640)
+    print(f"igrt operators: {args.name.strip()} added to {path}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

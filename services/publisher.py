@@ -38,6 +38,7 @@ from typing import Any
 import zmq
 
 from igrt.config import Config
+from igrt.core.decisions import DECISION_SCHEMA
 from igrt.core.errors import PublishError
 from igrt.core.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
 from services.zmq_thread import SocketThread
@@ -147,6 +148,18 @@ class Publisher(SocketThread):
                 "store (seq >= 1) may be published"
             )
         self._enqueue(_Outgoing(Topic.CORRECTION, json_text.encode("utf-8"), seq))
+
+    def publish_decision_json(self, json_text: str) -> None:
+        """Queue a decision for publication, exactly this text (as stored: the decision is
+        durable before it is published)."""
+        try:
+            message = json.loads(json_text)
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"the decision to publish is not JSON text: {exc}") from None
+        if not isinstance(message, dict) or message.get("schema") != DECISION_SCHEMA:
+            raise PublishError(f"the text to publish as a decision is not a {DECISION_SCHEMA} "
+                               "message")
+        self._enqueue(_Outgoing(Topic.DECISION, json_text.encode("utf-8")))
 
     def publish_error(self, reason: str, context: dict[str, Any] | None = None) -> None:
         """Queue an ``error`` message (``reason``: a sentence; ``context``: extra keys such as

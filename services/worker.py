@@ -32,10 +32,13 @@ from typing import Any, Protocol
 
 from igrt import pipeline
 from igrt.config import Config
+from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
-from igrt.core.kinds import Role
+from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome, correction_message
 from igrt.core.reasons import ReasonCode, reason
+from igrt.planning.override import WithPlan
+from igrt.planning.source import PlanningSource
 from igrt.planning.stored import StoredCbct, StoredPlanning
 from igrt.store import Store
 
@@ -60,6 +63,12 @@ class SeriesActivity(Protocol):
     @property
     def role(self) -> Any: ...
 
+    @property
+    def kind(self) -> Any: ...  # an InstanceKind
+
+    @property
+    def sop_instance_uid(self) -> str | None: ...
+
 
 class WorkerState(StrEnum):
     IDLE = "idle"
@@ -80,6 +89,14 @@ class _Stop:
     pass
 
 
+@dataclass(frozen=True)
+class _Again:
+    """``register_again``: a stored CBCT, registered anew (perhaps against another plan)."""
+
+    series_uid: str
+    plan_uid: str | None
+
+
 @dataclass
 class Worker:
     """Owns the registration thread. ``publish`` receives the stored JSON text of each
@@ -94,6 +111,10 @@ class Worker:
     tick: Callable[[], None] = lambda: None
     poll_s: float = 0.2
     clock: Callable[[], float] = time.monotonic
+    #: the review page of a seq (``review_url`` of computed corrections); None: no page
+    review_url: Callable[[int], str] | None = None
+    #: called with (seq, what the registration made) once a computed correction is published
+    on_registered: Callable[[int, Registered], None] = lambda _seq, _registered: None
     _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _assoc_series: dict[str, set[str]] = field(default_factory=dict)
@@ -129,6 +150,10 @@ class Worker:
         """The reason of the pending fault, or None."""
         return self._fault
 
+    def request_again(self, series_uid: str, plan_uid: str | None) -> None:
+        """Queue a stored CBCT for registration anew (``register_again``); never blocks."""
+        self._queue.put(_Again(series_uid, plan_uid))
+
     def start(self) -> None:
         self._recover()
         self._thread = threading.Thread(target=self._run, name="igrt-worker", daemon=True)
@@ -161,7 +186,9 @@ class Worker:
             item = None
         if isinstance(item, _Stop):
             return False
-        if item is not None:
+        if isinstance(item, _Again):
+            self._register(item.series_uid, plan_uid=item.plan_uid)
+        elif item is not None:
             self._on_activity(item)
         self._retry_unstored()
         for uid in self._due(self.clock()):
@@ -173,8 +200,9 @@ class Worker:
         if a.event == "instance":
             if a.series_uid is None or str(a.role) != Role.IMAGING.value:
                 return
-            self._pending[a.series_uid] = _Pending(a.association_id, now)
-            self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
+            for uid in self._cbct_series_of(a):
+                self._pending[uid] = _Pending(a.association_id, now)
+                self._assoc_series.setdefault(a.association_id, set()).add(uid)
             return
         touched = self._assoc_series.pop(a.association_id, set())
         for uid in touched:
@@ -189,6 +217,25 @@ class Worker:
                             a.association_id, uid)
                 del self._pending[uid]
 
+    def _cbct_series_of(self, a: SeriesActivity) -> list[str]:
+        """The CBCT series an instance event is activity of: its own series for a CT or Enhanced
+        CT image; for a Spatial Registration (its own series, as DICOM requires) the CBCT series
+        it references that are still being received: it belongs to them, it is never a series
+        to register, and the CBCT waits for the association that brought it."""
+        if str(a.kind) in {k.value for k in IMAGE_KINDS}:
+            return [a.series_uid] if a.series_uid is not None else []
+        if str(a.kind) != InstanceKind.SPATIAL_REGISTRATION.value or a.sop_instance_uid is None:
+            return []
+        record = self.store.instance(a.sop_instance_uid)
+        referenced = record.referenced_series_uids if record is not None else ()
+        late = [uid for uid in referenced
+                 if uid not in self._pending and self.store.job_state(uid) is not None]
+        if late:
+            log.warning("spatial registration %s arrived for series %s that were not being "
+                        "received; it is stored, but does not change a registration already made",
+                        a.sop_instance_uid, ", ".join(late))
+        return [uid for uid in referenced if uid in self._pending]
+
     def _due(self, now: float) -> list[str]:
         due = [uid for uid, p in self._pending.items()
                if p.released and now - p.last_activity_s >= self.config.dicom.settle_s]
@@ -200,17 +247,28 @@ class Worker:
         if not self.store.claim_series(series_uid):
             log.info("series %s was registered before: not registering it again", series_uid)
             return
+        self._register(series_uid)
+
+    def _register(self, series_uid: str, *, plan_uid: str | None = None) -> None:
         self._busy = True
+        registered: Registered | None = None
+        seq: int | None = None
         try:
             try:
-                message = self.register(series_uid)
+                message, registered = self.register(series_uid, plan_uid=plan_uid)
             except Exception as exc:  # noqa: BLE001 - a failed result, never silence
                 log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
                 message = self._failed(series_uid, reason(
                     ReasonCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
-            self._store_and_publish(series_uid, message)
+            seq = self._store_and_publish(series_uid, message)
         finally:
             self._busy = False
+        if seq is not None and registered is not None:
+            try:
+                self.on_registered(seq, registered)
+            except Exception:  # noqa: BLE001 - the correction stands without its images
+                log.exception("series %s: the review images of seq %d were not queued",
+                              series_uid, seq)
 
     def _failed(self, series_uid: str, why: str) -> dict[str, Any]:
         outcome = Outcome(patient_id=None, cbct_series_uid=series_uid, plan=None, measured=None,
@@ -218,9 +276,10 @@ class Worker:
         return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
                                   seq=0)
 
-    def _store_and_publish(self, series_uid: str, message: dict[str, Any]) -> None:
+    def _store_and_publish(self, series_uid: str, message: dict[str, Any]) -> int | None:
+        """Store then publish; the seq, or None when it could not be stored (a fault)."""
         try:
-            stored = self.store.append_correction(message)
+            stored = self.store.append_correction(message, review_url=self.review_url)
         except IgrtError as exc:
             self._unstored[series_uid] = message
             self._next_retry_s = self.clock() + RETRY_S
@@ -228,12 +287,13 @@ class Worker:
                 f"the result of CBCT series {series_uid} could not be stored ({exc.reason}); "
                 f"it is neither published nor applied; igrt tries again every {RETRY_S:g} s",
                 {"series_uid": series_uid})
-            return
+            return None
         self._unstored.pop(series_uid, None)
         if not self._unstored:
             self._fault = None
         log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
         self._publish_stored(series_uid)
+        return int(stored["seq"])
 
     def _retry_unstored(self) -> None:
         if not self._unstored or self.clock() < self._next_retry_s:
@@ -266,12 +326,18 @@ class Worker:
             except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
                 log.exception("could not publish the error for series %s", series_uid)
 
-    def register(self, series_uid: str) -> dict[str, Any]:
-        """The correction message (seq not yet allocated) for one complete CBCT series."""
+    def register(self, series_uid: str, *, plan_uid: str | None = None
+                 ) -> tuple[dict[str, Any], Registered | None]:
+        """The correction message (seq not yet allocated) for one complete CBCT series, and
+        what the registration made of it (for the review images)."""
         assert self.planning is not None
-        outcome = pipeline.run(StoredCbct(self.store, series_uid), self.planning, self.config)
-        return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
-                                  seq=0)
+        planning: PlanningSource = self.planning
+        if plan_uid is not None:
+            planning = WithPlan(planning, plan_uid)
+        outcome = pipeline.run(StoredCbct(self.store, series_uid), planning, self.config)
+        message = correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
+                                     seq=0)
+        return message, outcome.registered
 
     def _recover(self) -> None:
         """After a restart: a series claimed but never finished gets a ``failed`` result; a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
 import zmq
 
@@ -110,7 +110,7 @@ class SocketThread(ABC):
                 return
         self._finish_context()
 
-    def __enter__(self) -> SocketThread:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

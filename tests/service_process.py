@@ -21,7 +21,7 @@ from igrt.config import config_to_toml, parse_config
 READY_TIMEOUT_S = 60.0
 #: ``igrt: ready: room TEST: DICOM IGRT@127.0.0.1:40123, publish tcp://..., command tcp://...``
 READY_RE = re.compile(rb"DICOM [^@]+@[^:]+:(?P<dicom>\d+), publish (?P<publish>\S+), "
-                      rb"command (?P<command>\S+),")
+                      rb"command (?P<command>\S+), review (?P<review>\S+),")
 
 
 class ServiceProcess:
@@ -32,11 +32,13 @@ class ServiceProcess:
         self.dicom_port = 0
         self.publish = ""
         self.command = ""
+        self.review = ""  # http://HOST:PORT of the review page
         data: dict[str, Any] = {
             "room": "TEST",
             "dicom": {"port": 0, "settle_s": settle_s},
             "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*",
                     "heartbeat_s": 0.5},
+            "ui": {"listen": "127.0.0.1:0"},
             "storage": {"dir": str(directory / "state")},
         }
         for key, value in (extra or {}).items():
@@ -85,6 +87,7 @@ class ServiceProcess:
         self.dicom_port = int(match["dicom"])
         self.publish = match["publish"].decode()
         self.command = match["command"].decode()
+        self.review = match["review"].decode()
 
     def stop(self) -> int:
         if self.proc is None:

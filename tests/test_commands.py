@@ -24,7 +24,8 @@ from igrt.store import InstanceMeta, Store
 from services.commands import CommandServer
 
 PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-COMMANDS = "ping, status, latest, result, select_plan"
+COMMANDS = ("ping, status, latest, result, select_plan, approve, reject, decision, "
+            "register_again")
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 

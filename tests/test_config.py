@@ -85,7 +85,7 @@ def test_documented_file_spells_out_every_key() -> None:
     documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
     written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
     assert documented == written
-    assert len(documented) == 25  # room + 4 dicom + 2 peer + 3 zmq + dir + dof + 11 reg + 2 review
+    assert len(documented) == 28  # room, 4 dicom, 2 peer, 3 zmq, dir, dof, 11 reg, 2 review, 3 ui
 
 
 def test_documented_file_comments_every_key() -> None:
@@ -153,6 +153,14 @@ def _peers(*pairs: tuple[Any, Any]) -> dict[str, Any]:
 
 
 ERROR_CASES = [
+    # the review page
+    pytest.param(_nested("ui.listen", "127.0.0.1"), "ui.listen", "HOST:PORT", id="ui-no-port"),
+    pytest.param(_nested("ui.listen", "a b:80"), "ui.listen", "neither an IP", id="ui-host"),
+    pytest.param(_nested("ui.listen", "h:70000"), "ui.listen", "port 0 to 65535", id="ui-port"),
+    pytest.param(_nested("ui.operators_file", "ops.toml"), "ui.operators_file", "absolute",
+                 id="ui-relative-operators"),
+    pytest.param(_nested("ui.base_url", "igrt:8765"), "ui.base_url", "http(s) URL",
+                 id="ui-base-url"),
     # unknown keys, at every level, with the closest known name
     pytest.param({"romm": "TB1"}, "romm", "did you mean 'room'", id="unknown-top"),
     pytest.param(_nested("dicom.prot", 1), "dicom.prot", "did you mean 'port'", id="unknown-dicom"),

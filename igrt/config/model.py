@@ -23,6 +23,7 @@ __all__ = [
     "ReviewConfig",
     "Role",
     "StorageConfig",
+    "UiConfig",
     "ZmqConfig",
 ]
 
@@ -98,6 +99,15 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The review page (CONTRACT §7)."""
+
+    listen: str = "127.0.0.1:8765"  # HOST:PORT; port 0 = a free port (tests)
+    operators_file: Path | None = None  # who may approve over HTTP, with hashed PINs
+    base_url: str = ""  # how consoles reach the page (review_url); empty = from listen
+
+
+@dataclass(frozen=True)
 class Config:
     room: str
     dicom: DicomConfig
@@ -106,6 +116,7 @@ class Config:
     couch: CouchConfig
     registration: RegistrationConfig
     review: ReviewConfig
+    ui: UiConfig = UiConfig()
 
 
 DEFAULT_ROOM = "TB1"

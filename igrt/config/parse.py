@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from igrt.config.values import (
     check_ae_title,
     check_endpoint,
     check_host,
+    check_listen,
     check_number,
     check_roi_name,
     describe,
@@ -93,6 +95,7 @@ def parse_config(data: Mapping[str, Any], *,
         couch=_parse_couch(root.section("couch", model.CouchConfig)),
         registration=_parse_registration(root.section("registration", model.RegistrationConfig)),
         review=_parse_review(root.section("review", model.ReviewConfig)),
+        ui=_parse_ui(root.section("ui", model.UiConfig)),
     )
 
 
@@ -132,6 +135,7 @@ def config_to_toml(cfg: model.Config) -> str:
             },
         ),
         ("[review]", vars(cfg.review)),
+        ("[ui]", {**vars(cfg.ui), "operators_file": str(cfg.ui.operators_file or "")}),
     ]
     lines: list[str] = []
     for header, values in tables:
@@ -280,6 +284,23 @@ def _roi_size(t: Section) -> tuple[float, float, float]:
     x, y, z = (check_number(v, f"{key}[{i}]", model.ROI_MIN_MM, model.ROI_MAX_MM)
                for i, v in enumerate(value))
     return (x, y, z)
+
+
+def _parse_ui(t: Section) -> model.UiConfig:
+    listen = t.string("listen")
+    check_listen(listen, t.key("listen"))
+    raw = t.string("operators_file", "")
+    operators = None
+    if raw:
+        if "\0" in raw or not Path(raw).is_absolute():
+            raise ConfigError(f"{t.key('operators_file')}: {raw!r} is not an absolute path; "
+                              "give the path of the operators file, e.g. /etc/igrt/operators.toml")
+        operators = Path(raw)
+    base_url = t.string("base_url")
+    if base_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
+        raise ConfigError(f"{t.key('base_url')}: {base_url!r} is not an http(s) URL such as "
+                          "http://igrt-tb1.radonc.example:8765")
+    return model.UiConfig(listen=listen, operators_file=operators, base_url=base_url.rstrip("/"))
 
 
 def _parse_review(t: Section) -> model.ReviewConfig:

@@ -153,6 +153,17 @@ def check_host(value: str, key: str) -> None:
         )
 
 
+def check_listen(value: str, key: str) -> None:
+    """``HOST:PORT`` (``[IPv6]:PORT``) for an HTTP listener; port 0 = a free port."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not port.isdigit() or int(port) > PORT_MAX:
+        raise ConfigError(f"{key}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:8765; port 0 to "
+                          f"{PORT_MAX})")
+    check_host(host, key)
+
+
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)

@@ -39,6 +39,17 @@ class Case:
     region_mask: BoolArray | None = None  # planning structure on the CT grid, if configured
 
 
+@dataclass(frozen=True, eq=False)
+class Registered:
+    """A case and what the registration made of it, kept for the review images: ``initial`` is
+    the nominal start and ``transform`` the result (both CBCT point -> planning point)."""
+
+    case: Case
+    initial: FloatArray
+    transform: FloatArray
+    box_size_mm: tuple[float, float, float]
+
+
 def build_case(*, cbct: ImageSeries, plan: Plan, ct: ImageSeries,
                sros: Sequence[SpatialRegistration] = (),
                structure_sets: Sequence[StructureSet] = (),
@@ -55,7 +66,7 @@ def build_case(*, cbct: ImageSeries, plan: Plan, ct: ImageSeries,
     if roi_structure:
         chosen = choose_structure_set(plan, structure_sets, roi_structure)
         mask = roi_mask(chosen, roi_structure, ct.volume,
-                        frame_of_reference_uid=plan.frame_of_reference_uid)
+                        frame_of_reference_uid=plan.frame)
     case = Case(ct=ct.volume, cbct=cbct.volume, cbct_padding=cbct.padding_mask,
                 nominal=nominal.matrix, isocenter_mm=iso, position=plan.patient_position,
                 region_mask=mask)

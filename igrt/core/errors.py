@@ -10,14 +10,16 @@ received DICOM instances also carry the short Error Comment of the C-STORE statu
     ├── SeriesError ── NotCt, MissingAttribute ── InvalidAttribute, MixedSeries, DuplicateSlice,
     │                  MissingSlice, IrregularSpacing, GantryTilt, InconsistentSlices,
     │                  TooFewSlices, InvalidGeometry, Unreadable
-    ├── PlanError ──── NoPlan, AmbiguousPlan, MultipleIsocentres, NoPlanningCt, Structure,
+    ├── PlanError ──── NoPlan, AmbiguousPlan, RejectedPlan, MultipleIsocentres, NoPlanningCt,
+    │                  Structure,
     │                  SpatialRegistration
     ├── MatchError ─── PatientMismatch
     ├── RegistrationError ── NoOverlap
     ├── StoreError ─── OutOfSpace, StoreInUse, InvalidUid, InvalidInstance, InstanceConflict,
     │                  UnknownPlan
     ├── InstanceRefusedError ── RoleNotAllowed, InvalidDataSet, UnreadableDataSet
-    ├── CommandError, PublishError, EndpointError, WorkerError
+    ├── CommandError ── DecisionRefused, UnknownOperator
+    ├── PublishError, EndpointError, WorkerError
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class AmbiguousPlanError(PlanError):
     default_message = "several RT Plans are available and none is selected"
 
 
+class RejectedPlanError(PlanError):
+    code = ReasonCode.REJECTED_PLAN
+    default_message = "the plan's Approval Status is REJECTED: it is never used"
+
+
 class MultipleIsocentresError(PlanError):
     code = ReasonCode.MULTIPLE_ISOCENTRES
     default_message = "the plan has several distinct isocentres and none is selected"
@@ -252,6 +259,20 @@ class CommandError(IgrtError):
 
     code = ReasonCode.COMMAND
     default_message = "the command cannot be carried out"
+
+
+class DecisionRefusedError(CommandError):
+    """An approval or rejection the rules of CONTRACT §7 refuse (the sentence says which)."""
+
+    code = ReasonCode.DECISION_REFUSED
+    default_message = "the decision is refused"
+
+
+class UnknownOperatorError(CommandError):
+    """An operator name or PIN that the operators file does not hold (review page)."""
+
+    code = ReasonCode.UNKNOWN_OPERATOR
+    default_message = "the operator or PIN is not recognised"
 
 
 class PublishError(IgrtError):

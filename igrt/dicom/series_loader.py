@@ -36,6 +36,7 @@ from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.series import SliceGeometry, StackGeometry, stack_geometry
 from igrt.core.volume import Volume
 from igrt.dicom.sop import IMAGE_SOP_CLASSES
+from igrt.dicom.values import iso_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def load_series(datasets: Sequence[Dataset]) -> ImageSeries:
         series_description=str(first.get("SeriesDescription") or ""),
         n_instances=len(datasets),
         instance_uids=instance_uids,
+        patient_name=str(first.get("PatientName") or ""),
+        acquisition_datetime=_acquired(datasets),
     )
     volume = Volume(
         voxels=voxels,
@@ -134,6 +137,19 @@ def load_series(datasets: Sequence[Dataset]) -> ImageSeries:
         tuple(round(s, 4) for s in stack.spacing_mm),
     )
     return ImageSeries(info=info, volume=volume, padding_mask=mask)
+
+
+def _acquired(datasets: Sequence[Dataset]) -> str | None:
+    """The earliest acquisition (else content) date and time of the instances, ISO 8601."""
+    found = []
+    for ds in datasets:
+        offset = ds.get("TimezoneOffsetFromUTC")
+        when = (iso_datetime(ds.get("AcquisitionDateTime"), None, offset)
+                or iso_datetime(ds.get("AcquisitionDate"), ds.get("AcquisitionTime"), offset)
+                or iso_datetime(ds.get("ContentDate"), ds.get("ContentTime"), offset))
+        if when is not None:
+            found.append(when)
+    return min(found) if found else None
 
 
 # --- headers -------------------------------------------------------------------------------------

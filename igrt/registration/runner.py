@@ -46,6 +46,8 @@ class Measurement:
     measured: CouchCorrection
     reasons: tuple[str, ...]
     details: dict[str, Any]
+    initial: FloatArray  # the nominal start, CBCT point -> planning point
+    transform: FloatArray  # the result, CBCT point -> planning point
 
 
 def make_engine(name: EngineName | str) -> Engine:
@@ -146,7 +148,8 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
     details["total_s"] = round(time.perf_counter() - t0, 3)
     log.info("registered with %s in %.2f s: %s", result.engine, details["total_s"],
              measured.rounded())
-    return Measurement(measured=measured, reasons=tuple(reasons), details=details)
+    return Measurement(measured=measured, reasons=tuple(reasons), details=details,
+                       initial=problem.initial, transform=result.transform)
 
 
 def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:

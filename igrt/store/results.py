@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from igrt.core.errors import StoreError
@@ -61,27 +61,33 @@ class Results(StoreBase):
         return [row[0] for row in rows]
 
     # --- correction results ----------------------------------------------------------------------
-    def append_correction(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def append_correction(self, message: Mapping[str, Any], *,
+                          review_url: Callable[[int], str] | None = None) -> dict[str, Any]:
         """Number and durably store a correction message; returns it exactly as stored.
 
         ``seq`` = last seq + 1, allocated in the same transaction as the row, the only place a
         seq is made. A ``seq`` key already in ``message`` keeps its position and gets the value;
         otherwise it is appended. ``cbct.series_uid`` (if present) indexes the result and marks
-        the series' job ``DONE``. Publish :meth:`latest_correction_json` (or
-        :func:`encode_correction` of the returned dict, which is the same text).
+        the series' job ``DONE``. ``review_url`` gives the review page of a seq: it is added to a
+        computed (``ok``/``review``) correction as ``review_url``, in the same transaction.
+        Publish :meth:`latest_correction_json` (or :func:`encode_correction` of the returned
+        dict, which is the same text).
         """
         with self._transaction("storing a correction message") as conn:
             seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM corrections").fetchone()[0])
             seq += 1
             numbered = dict(message)
             numbered["seq"] = seq
+            if review_url is not None and numbered.get("status") in ("ok", "review"):
+                numbered["review_url"] = review_url(seq)
             text = encode_correction(numbered)
             series_uid = _series_of(numbered)
+            patient = numbered.get("patient_id")
             now = self._now()
             conn.execute(
-                "INSERT INTO corrections (seq, series_uid, message_json, stored_at) "
-                "VALUES (?, ?, ?, ?)",
-                (seq, series_uid, text, now),
+                "INSERT INTO corrections (seq, series_uid, patient_id, message_json, stored_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (seq, series_uid, patient if isinstance(patient, str) else None, text, now),
             )
             if series_uid is not None:
                 conn.execute(

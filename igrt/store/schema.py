@@ -83,10 +83,30 @@ CREATE INDEX corrections_by_series ON corrections (series_uid, seq);
 """
 
 
+_SCHEMA_V2_DECISIONS = """
+ALTER TABLE corrections ADD COLUMN patient_id TEXT;
+UPDATE corrections SET patient_id = json_extract(message_json, '$.patient_id');
+CREATE INDEX corrections_by_patient ON corrections (patient_id, seq);
+CREATE TABLE decisions (
+    seq INTEGER PRIMARY KEY REFERENCES corrections (seq),
+    decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+    operator TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    message_json TEXT NOT NULL
+);
+CREATE TABLE review_images (
+    seq INTEGER NOT NULL REFERENCES corrections (seq),
+    name TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    PRIMARY KEY (seq, name)
+);
+"""
+
 #: One step per schema version: ``MIGRATIONS[n]`` takes a database from version ``n`` to
 #: ``n + 1``. A capability that needs new tables appends a step; a step is never edited once
 #: released, so every store upgrades in place, in order.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
