@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from schema_check import check_message, check_reply
 
 from igrt.config import config_to_toml, parse_config
 
@@ -117,7 +118,9 @@ class ServiceProcess:
             req.send(json.dumps(payload).encode())
             if not req.poll(int(timeout_s * 1000)):
                 raise TimeoutError(f"no reply to {payload} in {timeout_s} s")
-            return dict(json.loads(req.recv()))
+            reply = dict(json.loads(req.recv()))
+            check_reply(payload, reply)
+            return reply
         finally:
             req.close()
 
@@ -130,7 +133,8 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if sub.poll(200):
-                topic, _ = sub.recv_multipart()
+                topic, body = sub.recv_multipart()
+                check_message(topic, body)
                 if topic == b"heartbeat":
                     return sub
         raise TimeoutError("no heartbeat on the feed")
@@ -143,6 +147,7 @@ def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
     while time.monotonic() < deadline:
         if sub.poll(200):
             topic, body = sub.recv_multipart()
+            check_message(topic, body)
             if topic == b"correction":
                 message = json.loads(body)
                 if message["cbct"]["series_uid"] == series_uid:
@@ -157,6 +162,7 @@ def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, A
     while (left := deadline - time.monotonic()) > 0:
         if sub.poll(int(left * 1000) + 1):
             topic, body = sub.recv_multipart()
+            check_message(topic, body)
             if topic == b"correction":
                 out.append(json.loads(body))
     return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import zmq
+from schema_check import check_message
 from zmq_clients import Client, ServiceState, Subscriber, correction, make_config
 
 from igrt.core.kinds import InstanceKind, Role
@@ -209,6 +210,7 @@ def _decisions_within(feed: Subscriber, seconds: float) -> list[bytes]:
     while (left := deadline - time.monotonic()) > 0:
         if feed.sock.poll(int(left * 1000) + 1):
             frames = feed.sock.recv_multipart()
+            check_message(frames[0], frames[1])
             if frames[0] == b"decision":
                 out.append(frames[1])
     return out

@@ -19,6 +19,7 @@ import pytest
 import zmq
 from browser import chromium
 from PIL import Image
+from schema_check import check_message
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from service_process import ServiceProcess, wait_for_correction
@@ -91,6 +92,7 @@ def decisions_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any
     while (left := deadline - time.monotonic()) > 0:
         if sub.poll(int(left * 1000) + 1):
             topic, body = sub.recv_multipart()
+            check_message(topic, body)
             if topic == b"decision":
                 out.append(json.loads(body))
     return out
