@@ -17,6 +17,7 @@ from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
 from services.publisher import Publisher
+from services.record_sender import RecordSender
 from services.scp import StorageScp
 from services.sdnotify import Notifier, watchdog_interval_s
 from services.worker import Worker
@@ -37,6 +38,7 @@ class Service:
     publisher: Publisher | None = None
     commands: CommandServer | None = None
     scp: StorageScp | None = None
+    records: RecordSender | None = None
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
 
@@ -48,9 +50,12 @@ class Service:
         publisher.start()
         self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
                                       publish_error=publisher.publish_error, tick=self._tick)
+        self.records = records = RecordSender(cfg, store, publish_error=publisher.publish_error)
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length)
+                                                 queue_length=worker.queue_length,
+                                                 record_pending=records.pending)
         commands.start()
+        records.start()
         worker.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()
@@ -86,6 +91,8 @@ class Service:
             self.scp.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.records is not None:
+            self.records.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:

@@ -41,11 +41,13 @@ PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Measurement:
     measured: CouchCorrection
     reasons: tuple[str, ...]
     details: dict[str, Any]
+    #: the measured 6-DoF registration, 4x4: CBCT point -> planning point (ITK convention)
+    cbct_to_planning: FloatArray
 
 
 def make_engine(name: EngineName | str) -> Engine:
@@ -146,7 +148,8 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
     details["total_s"] = round(time.perf_counter() - t0, 3)
     log.info("registered with %s in %.2f s: %s", result.engine, details["total_s"],
              measured.rounded())
-    return Measurement(measured=measured, reasons=tuple(reasons), details=details)
+    return Measurement(measured=measured, reasons=tuple(reasons), details=details,
+                       cbct_to_planning=result.transform)
 
 
 def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:

@@ -27,6 +27,7 @@ from igrt.core.errors import (
 from igrt.core.kinds import KIND_NAMES
 from igrt.core.uids import uid_problem
 from igrt.dicom.header import read_header
+from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from igrt.store import InstanceMeta, Store
 from services.scp.events import ActivityKind, SeriesEvent
 from services.scp.policy import STORAGE_SOP_CLASSES, check_role
@@ -102,6 +103,8 @@ class CStoreHandler:
             )
         file_meta = event.file_meta
         file_meta.SourceApplicationEntityTitle = session.calling_ae
+        file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # igrt writes the file
+        file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
         data = b"".join(
             (
                 b"\x00" * 128,
