@@ -9,8 +9,8 @@ from typing import Any
 
 import pydicom
 import pytest
-from storescp import Storescp, free_port
 from store_factory import correction
+from storescp import Storescp, free_port
 
 from igrt.config import Destination, parse_config
 from igrt.core.errors import RecordDeliveryError

@@ -35,7 +35,8 @@ def test_queue_holds_one_object_and_one_delivery_per_destination(store: Store) -
 def test_failed_attempt_waits_and_acknowledged_one_is_done(store: Store) -> None:
     seq = store.append_correction(correction("1.2.3.100"))["seq"]
     store.queue_record(_record(seq), ["OIS"])
-    store.delivery_failed(seq, "OIS", "OIS@127.0.0.1:104 did not answer", "2026-11-21T19:00:00.000Z")
+    store.delivery_failed(seq, "OIS", "OIS@127.0.0.1:104 did not answer",
+                          "2026-11-21T19:00:00.000Z")
     assert store.due_deliveries("2026-11-21T18:59:59.999Z") == []
     (due,) = store.due_deliveries("2026-11-21T19:00:00.000Z")
     assert (due.attempts, due.last_error) == (1, "OIS@127.0.0.1:104 did not answer")
