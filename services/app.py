@@ -16,6 +16,7 @@ from igrt.config import Config
 from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
+from services.housekeeping import DiskWatch, Retention
 from services.publisher import Publisher
 from services.record_sender import RecordSender
 from services.scp import StorageScp
@@ -39,6 +40,7 @@ class Service:
     commands: CommandServer | None = None
     scp: StorageScp | None = None
     records: RecordSender | None = None
+    retention: Retention | None = None
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
 
@@ -46,7 +48,9 @@ class Service:
         cfg = self.config
         cfg.storage.dir.mkdir(parents=True, exist_ok=True)
         self.store = store = Store.open(cfg.storage.dir)
-        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq)
+        disk = DiskWatch(cfg.storage.dir, cfg.storage.free_space_warning_mb)
+        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq,
+                                               warnings=disk.warnings)
         publisher.start()
         self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
                                       publish_error=publisher.publish_error, tick=self._tick)
@@ -57,6 +61,8 @@ class Service:
         commands.start()
         records.start()
         worker.start()
+        self.retention = retention = Retention(cfg, store)
+        retention.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()
 
@@ -93,6 +99,8 @@ class Service:
             self.worker.stop()
         if self.records is not None:
             self.records.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:
