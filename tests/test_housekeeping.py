@@ -93,7 +93,7 @@ def test_service_heartbeats_warn_and_the_log_summarises_associations(tmp_path: P
         svc.close()
     log = svc.log()
     summary = next(line for line in log.splitlines() if "released: " in line)
-    assert f"from TPS (127.0.0.1:" in summary
+    assert "from TPS (127.0.0.1:" in summary
     assert f"{len(statuses)} instances, " in summary and " MB, " in summary
     assert f"statuses 0x0000 x{len(statuses)}" in summary
     assert " INFO pynetdicom" not in log  # per-PDU / per-instance lines are off at INFO
