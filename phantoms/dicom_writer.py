@@ -34,6 +34,7 @@ from pydicom.uid import (
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
 from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from igrt.dicom.values import decimal_string as ds  # the phantoms' DS writer
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +44,6 @@ RESCALE_INTERCEPT = -1024
 STORED_MAX = 4095  # HU 3071
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
 COMPRESSED = (RLELossless, JPEG2000Lossless)
-
-
-def ds(value: float) -> str:
-    """The most precise decimal string of at most 16 characters for ``value``."""
-    v = float(value) + 0.0  # no "-0"
-    for digits in range(16, 0, -1):
-        text = f"{v:.{digits}g}"
-        if len(text) <= 16:
-            return text
-    raise ValueError(f"{v!r} cannot be written as a decimal string")
 
 
 def stored_value(hu: float) -> int:

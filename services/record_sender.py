@@ -108,12 +108,15 @@ class RecordSender:
         self._thread = threading.Thread(target=self._run, name="igrt-record", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self) -> None:
         """Stop after the delivery in progress (bounded by ``[record] timeout_s``)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._thread.join(self._cfg.timeout_s + 5.0)
+            if self._thread.is_alive():
+                log.error("the record sender did not stop within %g s",
+                          self._cfg.timeout_s + 5.0)
 
     def notify(self) -> None:
         """A record was queued: try it now instead of at the next poll."""
@@ -134,14 +137,20 @@ class RecordSender:
             self._wake.clear()
 
     def step(self) -> None:
-        """Attempt every due delivery, then raise the alarms that are due."""
+        """Attempt every due delivery, then raise the alarms that are due. After a failure, the
+        other deliveries to that destination wait for the next turn: an unreachable OIS costs
+        one timeout per turn, not one per queued record, and never holds up the others."""
+        failed: set[str] = set()
         for delivery in self._store.due_deliveries(iso_utc(self._clock())):
             if self._stopping.is_set():
                 return
-            self._attempt(delivery)
+            if delivery.ae_title in failed:
+                continue
+            if not self._attempt(delivery):
+                failed.add(delivery.ae_title)
         self._alarms()
 
-    def _attempt(self, delivery: Delivery) -> None:
+    def _attempt(self, delivery: Delivery) -> bool:
         what = f"record of seq {delivery.seq} ({delivery.sop_instance_uid})"
         destination = next((d for d in self._cfg.destinations
                             if d.ae_title == delivery.ae_title), None)
@@ -164,13 +173,14 @@ class RecordSender:
             self._store.delivery_failed(delivery.seq, delivery.ae_title, error, iso_utc(next_at))
             log.warning("%s to %s not delivered (attempt %d): %s; next attempt in %g s", what,
                         delivery.ae_title, delivery.attempts + 1, error, delay)
-            return
+            return False
         self._store.delivery_acknowledged(delivery.seq, delivery.ae_title, status)
         if code_to_category(status) == "Warning":
             log.warning("%s stored by %s with warning status 0x%04X", what, delivery.ae_title,
                         status)
         if delivery.alarmed_at is not None:
             log.info("%s finally delivered to %s", what, delivery.ae_title)
+        return True
 
     def _alarms(self) -> None:
         now = self._clock()

@@ -132,6 +132,23 @@ def test_alarm_is_raised_again_when_the_feed_was_down(tmp_path: Path, wall: Cloc
         assert raised[0] == "refused" and raised[1].startswith("record_undelivered")
 
 
+def test_one_failure_per_destination_per_turn(tmp_path: Path, wall: Clock) -> None:
+    with Store.open(tmp_path / "state", clock=wall) as store:
+        for _ in range(3):
+            _queue(store, ["OIS"])
+        ois = FakeDestination()
+        sender = RecordSender(_config(tmp_path), store, publish_error=lambda r, c: None,
+                              clock=wall, send=ois)
+        sender.step()
+        assert len(ois.calls) == 1  # the other two wait: the OIS did not answer
+        ois.down = False
+        sender.step()
+        assert len(ois.calls) == 3 and store.record_pending() == 1  # the failed one backs off
+        wall.now += timedelta(seconds=10)
+        sender.step()
+        assert store.record_pending() == 0
+
+
 def test_destination_removed_from_the_config_stays_pending(tmp_path: Path, wall: Clock) -> None:
     with Store.open(tmp_path / "state", clock=wall) as store:
         _queue(store, ["OLD_OIS"])

@@ -34,7 +34,7 @@ from igrt.dicom.identity import (
     IMPLEMENTATION_VERSION_NAME,
     MANUFACTURER,
 )
-from igrt.dicom.values import text
+from igrt.dicom.values import decimal_string, text
 
 #: Series Number of igrt's records (one new series per record).
 SERIES_NUMBER = 9001
@@ -233,12 +233,3 @@ def _references(d: Dataset, content: RecordContent) -> None:
             studies.append(study)
         d.StudiesContainingOtherReferencedInstancesSequence = DicomSequence(studies)
 
-
-def decimal_string(value: float) -> str:
-    """The most precise decimal string of at most 16 characters (VR DS) for ``value``."""
-    v = float(value) + 0.0  # no "-0"
-    for digits in range(16, 0, -1):
-        out = f"{v:.{digits}g}"
-        if len(out) <= 16:
-            return out
-    raise RecordError(f"{v!r} cannot be written as a DICOM decimal string")

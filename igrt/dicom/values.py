@@ -28,3 +28,13 @@ def floats(value: Any) -> list[float] | None:
 def items(ds: Any, keyword: str) -> list[Any]:
     """The items of a sequence element; [] if absent or empty."""
     return list(ds.get(keyword) or [])
+
+
+def decimal_string(value: float) -> str:
+    """The most precise decimal string of at most 16 characters (VR DS) for ``value``."""
+    v = float(value) + 0.0  # no "-0"
+    for digits in range(16, 0, -1):
+        out = f"{v:.{digits}g}"
+        if len(out) <= 16:
+            return out
+    raise ValueError(f"{v!r} cannot be written as a DICOM decimal string")
