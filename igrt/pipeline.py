@@ -18,6 +18,15 @@ from igrt.registration.runner import measure
 
 log = logging.getLogger(__name__)
 
+#: Decimals of the published registration matrix: 1e-9 of a rotation element (a 1e-7 mm error at
+#: 100 mm) and 1e-9 mm of translation, far below what the DICOM record's 16-character numbers hold.
+MATRIX_DECIMALS = 9
+
+
+def matrix_rows(matrix: FloatArray) -> list[list[float]]:
+    """A 4x4 matrix as JSON-ready rows (``-0.0`` written as ``0.0``)."""
+    return [[round(float(v), MATRIX_DECIMALS) + 0.0 for v in row] for row in matrix]
+
 
 def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         isocenter_index: int | None = None) -> Outcome:
@@ -61,8 +70,3 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
                    patient_name=cbct.info.patient_name,
                    cbct_acquisition_datetime=cbct.info.acquisition_datetime,
                    registered=registered)
-
-
-def matrix_rows(matrix: FloatArray) -> list[list[float]]:
-    """A 4x4 rigid matrix as JSON rows (mm and direction cosines, 6 decimals)."""
-    return [[round(float(v), 6) + 0.0 for v in row] for row in matrix]

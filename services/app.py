@@ -17,9 +17,11 @@ from igrt.config import Config
 from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
-from services.decision_desk import DecisionDesk
+from services.decision_desk import DecisionDesk, RecordDesk
+from services.housekeeping import DiskWatch, Retention
 from services.operators import Operators, load_operators
 from services.publisher import Publisher
+from services.record_sender import RecordSender
 from services.review_page.app import create_app
 from services.review_page.server import ReviewServer
 from services.review_renderer import ReviewRenderer
@@ -46,6 +48,8 @@ class Service:
     renderer: ReviewRenderer | None = None
     ui: ReviewServer | None = None
     ui_address: str = ""
+    records: RecordSender | None = None
+    retention: Retention | None = None
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
 
@@ -55,24 +59,33 @@ class Service:
         self.store = store = Store.open(cfg.storage.dir)
         operators = (Operators(load_operators(cfg.ui.operators_file))
                      if cfg.ui.operators_file is not None else None)
-        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq)
+        disk = DiskWatch(cfg.storage.dir, cfg.storage.free_space_warning_mb)
+        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq,
+                                               warnings=disk.warnings)
         publisher.start()
         self.renderer = renderer = ReviewRenderer(store)
         renderer.start()
         self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
                                       publish_error=publisher.publish_error, tick=self._tick,
                                       review_url=self.review_url, on_registered=renderer.submit)
+        self.records = records = RecordSender(cfg, store, publish_error=publisher.publish_error)
         desk = DecisionDesk(store, publish_decision=publisher.publish_decision_json,
                             publish_error=publisher.publish_error,
-                            request_again=worker.request_again)
+                            request_again=worker.request_again, record=RecordDesk(
+                                destinations=[d.ae_title for d in cfg.record.destinations],
+                                room=cfg.room, sent=records.notify))
         self.ui = ui = ReviewServer(create_app(store=store, desk=desk, operators=operators,
                                                room=cfg.room, rendering=renderer.pending),
                                     cfg.ui.listen)
         self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length, desk=desk)
+                                                 queue_length=worker.queue_length, desk=desk,
+                                                 record_pending=records.pending)
         commands.start()
+        records.start()
         worker.start()
+        self.retention = retention = Retention(cfg, store)
+        retention.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()
 
@@ -116,6 +129,10 @@ class Service:
             self.ui.stop()
         if self.renderer is not None:
             self.renderer.stop()
+        if self.records is not None:
+            self.records.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:

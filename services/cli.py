@@ -11,19 +11,38 @@ from pathlib import Path
 
 from igrt.config import Config, load_config
 from igrt.core.errors import ConfigError
+from igrt.dicom.identity import software_version
+from services.logs import LEVELS, configure
 
 log = logging.getLogger(__name__)
 
+USAGE_EXIT = 2
+
+
+def _log_options(default: object) -> argparse.ArgumentParser:
+    """``-v`` / ``--log-level``, accepted before and after the sub-command (the sub-command's
+    copy has no default, so it never overrides what was given before it)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-v", "--verbose", action="store_const", const="debug",
+                         dest="log_level", default=default, help="debug logging")
+    options.add_argument("--log-level", choices=LEVELS, dest="log_level", default=default,
+                         help="log level (default: info)")
+    return options
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="igrt", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="igrt", description=__doc__,
+                                     parents=[_log_options("info")])
+    parser.add_argument("--version", action="version", version=f"igrt {software_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub_options = _log_options(argparse.SUPPRESS)
 
-    serve = sub.add_parser("serve", help="run the service in the foreground")
+    serve = sub.add_parser("serve", help="run the service in the foreground",
+                           parents=[sub_options])
     serve.add_argument("--config", type=Path, help="TOML file (default: built-in defaults)")
 
-    register = sub.add_parser("register", help="register offline; print one correction message")
+    register = sub.add_parser("register", help="register offline; print one correction message",
+                              parents=[sub_options])
     register.add_argument("--planning", type=Path, required=True,
                           help="directory with the planning CT, RT Plan (and RT Structure Set)")
     register.add_argument("--cbct", type=Path, required=True,
@@ -33,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--isocenter", type=int,
                           help="index of the isocentre, if the plan has several")
 
-    listen = sub.add_parser("listen", help="print the feed as a console would see it")
+    listen = sub.add_parser("listen", help="print the feed as a console would see it",
+                            parents=[sub_options])
     listen.add_argument("--config", type=Path)
     listen.add_argument("--count", type=int, default=0,
                         help="stop after this many new correction messages, not counting the "
@@ -44,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="blocks for a human (patient, plan, status, reasons, the six "
                              "numbers, the review URL; decisions) instead of topic<TAB>json")
 
-    operators = sub.add_parser("operators", help="manage who may approve on the review page")
+    operators = sub.add_parser("operators", help="manage who may approve on the review page",
+                               parents=[sub_options])
     operators_sub = operators.add_subparsers(dest="operators_command", required=True)
     add = operators_sub.add_parser("add", help="add an operator with a PIN (asked twice, or "
                                                 "read from standard input with --pin-stdin)")
@@ -54,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--pin-stdin", action="store_true", help="read the PIN from stdin")
 
     demo = sub.add_parser("demo", help="send a phantom case to a running service and show the "
-                                       "correction received beside the known answer")
+                                       "correction received beside the known answer",
+                          parents=[sub_options])
     demo.add_argument("--config", type=Path)
     demo.add_argument("--shift", default="3.0,-5.0,2.0,1.0,-0.5,1.5",
                       help="known couch correction: lat,long,vert,pitch,roll,rotation")
@@ -65,11 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(args.log_level)
     if args.command == "operators":
         return _add_operator(args)
     try:
@@ -99,8 +117,14 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _register(args: argparse.Namespace, config: Config) -> int:
-    """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed."""
+    """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed, 2
+    on a usage error (a directory missing, empty, or the two swapped)."""
     from igrt.offline import register_offline
+
+    problem = register_usage_problem(args.planning, args.cbct)
+    if problem is not None:
+        print(f"igrt register: {problem}", file=sys.stderr)
+        return USAGE_EXIT
 
     message = register_offline(args.planning, args.cbct, config, plan_uid=args.plan,
                                isocenter_index=args.isocenter)
@@ -141,6 +165,27 @@ def _add_operator(args: argparse.Namespace) -> int:
     path.chmod(0o640)
     print(f"igrt operators: {args.name.strip()} added to {path}", file=sys.stderr)
     return 0
+def register_usage_problem(planning: Path, cbct: Path) -> str | None:
+    """A sentence naming the argument when the directories cannot be what they are given as."""
+    from igrt.dicom.files import scan
+
+    for flag, path in (("--planning", planning), ("--cbct", cbct)):
+        if not path.exists():
+            return f"{flag} {path}: no such directory"
+        if not path.is_dir():
+            return f"{flag} {path} is not a directory"
+    if planning.resolve() == cbct.resolve():
+        return (f"--planning and --cbct both name {planning}; give the planning set and the CBCT "
+                "in two directories")
+    found = {flag: scan(path) for flag, path in (("--planning", planning), ("--cbct", cbct))}
+    for flag, path in (("--planning", planning), ("--cbct", cbct)):
+        f = found[flag]
+        if not (f.image_series or f.rt_plans or f.structure_sets or f.registrations):
+            return f"{flag} {path} holds no DICOM file igrt reads (CT, RT Plan, RT Structure Set)"
+    if not found["--planning"].rt_plans and found["--cbct"].rt_plans:
+        return (f"--planning {planning} holds no RT Plan but --cbct {cbct} does: are --planning "
+                "and --cbct swapped?")
+    return None
 
 
 if __name__ == "__main__":

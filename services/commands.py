@@ -5,7 +5,7 @@ echoes the command when there was one):
 
 - ``{"cmd": "ping"}`` → ``room``, ``time``;
 - ``{"cmd": "status"}`` → ``state``, ``last_seq``, ``room``, ``version``, ``time`` (and
-  ``queue_length`` when the service gives one);
+  ``queue_length`` and ``record_pending`` when the service gives them);
 - ``{"cmd": "latest"}`` → ``message``: the last correction message exactly as published (the
   stored text, parsed), or ``null``;
 - ``{"cmd": "result", "series_uid": "..."}`` → ``message`` for that CBCT series, or ``ok: false``
@@ -104,6 +104,7 @@ class CommandServer(SocketThread):
         state: Callable[[], str],
         queue_length: Callable[[], int] | None = None,
         desk: Desk | None = None,
+        record_pending: Callable[[], int] | None = None,
         version: str | None = None,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
@@ -116,6 +117,7 @@ class CommandServer(SocketThread):
         self._state = state
         self._queue_length = queue_length
         self._desk = desk
+        self._record_pending = record_pending
         self._version = version if version is not None else _package_version()
         self._poll_ms = max(1, round(poll_s * 1000))
         self._stop = threading.Event()
@@ -170,6 +172,8 @@ class CommandServer(SocketThread):
             }
             if self._queue_length is not None:
                 status["queue_length"] = int(self._queue_length())
+            if self._record_pending is not None:
+                status["record_pending"] = int(self._record_pending())
             return status
         if cmd == "latest":
             text = self._store.latest_correction_json()

@@ -15,6 +15,8 @@ Heartbeat: ``state`` and ``last_seq`` come from callables the service passes (it
 ``Store.last_seq``). Before a heartbeat reads them, everything already queued is sent, so a
 heartbeat never announces a ``seq`` whose correction is still waiting in the queue. If a callable
 fails, the heartbeat still goes out, with ``state`` ``"error"`` and the last ``last_seq`` read.
+When the service passes a ``warnings`` callable (e.g. the disk-space watermark), every heartbeat
+carries ``warnings``: a list of reasons, empty when all is well.
 
 Shutdown: :meth:`Publisher.stop` queues a stop marker behind whatever was published before, so
 those messages are sent first; the socket is then closed with a linger of
@@ -31,7 +33,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +83,7 @@ class Publisher(SocketThread):
         *,
         state: Callable[[], str],
         last_seq: Callable[[], int],
+        warnings: Callable[[], Sequence[str]] | None = None,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
         close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
@@ -91,6 +94,7 @@ class Publisher(SocketThread):
         self._heartbeat_s = config.zmq.heartbeat_s
         self._state = state
         self._last_seq = last_seq
+        self._warnings = warnings
         self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_MAX)
         self._accepting = False
         self._lock = threading.Lock()  # guards _accepting against a concurrent stop()
@@ -236,7 +240,15 @@ class Publisher(SocketThread):
                 log.exception("cannot read the state or last_seq for the heartbeat")
                 self._callable_failed = True
             state = ERROR_STATE
-        message = heartbeat_message(room=self._room, state=state, last_seq=self._known_seq)
+        warnings: list[str] | None = None
+        if self._warnings is not None:
+            try:
+                warnings = list(self._warnings())
+            except Exception:  # noqa: BLE001 - a heartbeat always goes out
+                log.exception("cannot read the warnings for the heartbeat")
+                warnings = []
+        message = heartbeat_message(room=self._room, state=state, last_seq=self._known_seq,
+                                    warnings=warnings)
         return _Outgoing(Topic.HEARTBEAT, encode(message))
 
     def _send(self, sock: zmq.Socket[Any], item: _Outgoing) -> None:

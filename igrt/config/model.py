@@ -16,9 +16,11 @@ __all__ = [
     "CbctIsocenter",
     "Config",
     "CouchConfig",
+    "Destination",
     "DicomConfig",
     "EngineName",
     "Peer",
+    "RecordConfig",
     "RegistrationConfig",
     "ReviewConfig",
     "Role",
@@ -70,6 +72,29 @@ class ZmqConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     dir: Path  # absolute; resolved from the environment when the file leaves it empty
+    keep_days: int = 0  # purge received series older than this (never what is needed); 0 = never
+    free_space_warning_mb: int = 2048  # warn (heartbeat, log) below this much free space; 0 = off
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A record-and-verify system (OIS) that receives the record of every approved correction."""
+
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """The record of approved corrections (CONTRACT §8)."""
+
+    destinations: tuple[Destination, ...] = ()
+    calling_ae_title: str = "IGRT"  # our AE title when we call a destination
+    retry_initial_s: float = 10.0  # first retry after a failed delivery; doubled each time ...
+    retry_max_s: float = 300.0  # ... up to this
+    alarm_after_s: float = 900.0  # not acknowledged this long after approval: an `error` message
+    timeout_s: float = 30.0  # association, DIMSE and network timeout of one delivery
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,7 @@ class Config:
     registration: RegistrationConfig
     review: ReviewConfig
     ui: UiConfig = UiConfig()
+    record: RecordConfig = RecordConfig()
 
 
 DEFAULT_ROOM = "TB1"
@@ -136,3 +162,11 @@ REVIEW_MAX_DEG = 30.0
 SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
 COUCH_DOFS = (3, 4, 6)
 ROI_NAME_MAX = 64  # DICOM VR LO
+KEEP_DAYS_MAX = 3650
+FREE_SPACE_WARNING_MAX_MB = 10_000_000
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 86_400.0
+ALARM_MIN_S = 1.0
+ALARM_MAX_S = 7 * 86_400.0
+RECORD_TIMEOUT_MIN_S = 1.0
+RECORD_TIMEOUT_MAX_S = 600.0

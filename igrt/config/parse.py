@@ -96,6 +96,7 @@ def parse_config(data: Mapping[str, Any], *,
         registration=_parse_registration(root.section("registration", model.RegistrationConfig)),
         review=_parse_review(root.section("review", model.ReviewConfig)),
         ui=_parse_ui(root.section("ui", model.UiConfig)),
+        record=_parse_record(root.section("record", model.RecordConfig)),
     )
 
 
@@ -124,7 +125,7 @@ def config_to_toml(cfg: model.Config) -> str:
         ("[dicom]", {k: v for k, v in vars(cfg.dicom).items() if k != "peers"}),
         *(("[[dicom.peers]]", vars(p)) for p in cfg.dicom.peers),
         ("[zmq]", vars(cfg.zmq)),
-        ("[storage]", {"dir": str(cfg.storage.dir)}),
+        ("[storage]", {**vars(cfg.storage), "dir": str(cfg.storage.dir)}),
         ("[couch]", vars(cfg.couch)),
         (
             "[registration]",
@@ -136,6 +137,8 @@ def config_to_toml(cfg: model.Config) -> str:
         ),
         ("[review]", vars(cfg.review)),
         ("[ui]", {**vars(cfg.ui), "operators_file": str(cfg.ui.operators_file or "")}),
+        ("[record]", {k: v for k, v in vars(cfg.record).items() if k != "destinations"}),
+        *(("[[record.destinations]]", vars(d)) for d in cfg.record.destinations),
     ]
     lines: list[str] = []
     for header, values in tables:
@@ -207,8 +210,12 @@ def _parse_zmq(t: Section) -> model.ZmqConfig:
 
 def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.StorageConfig:
     raw = t.string("dir", "")
+    keep_days = t.integer("keep_days", 0, model.KEEP_DAYS_MAX, note="(0 = keep everything)")
+    warning_mb = t.integer("free_space_warning_mb", 0, model.FREE_SPACE_WARNING_MAX_MB,
+                           note="(0 = no warning)")
     if not raw:
-        return model.StorageConfig(dir=default_state_dir(env, room))
+        return model.StorageConfig(dir=default_state_dir(env, room), keep_days=keep_days,
+                                   free_space_warning_mb=warning_mb)
     path = Path(raw)
     if "\0" in raw or not path.is_absolute():
         raise ConfigError(
@@ -223,7 +230,7 @@ def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.Stora
             path,
             state,
         )
-    return model.StorageConfig(dir=path)
+    return model.StorageConfig(dir=path, keep_days=keep_days, free_space_warning_mb=warning_mb)
 
 
 def _parse_couch(t: Section) -> model.CouchConfig:
@@ -301,6 +308,50 @@ def _parse_ui(t: Section) -> model.UiConfig:
         raise ConfigError(f"{t.key('base_url')}: {base_url!r} is not an http(s) URL such as "
                           "http://igrt-tb1.radonc.example:8765")
     return model.UiConfig(listen=listen, operators_file=operators, base_url=base_url.rstrip("/"))
+def _parse_record(t: Section) -> model.RecordConfig:
+    calling = t.string("calling_ae_title")
+    check_ae_title(calling, t.key("calling_ae_title"))
+    initial_s = t.number("retry_initial_s", model.RETRY_MIN_S, model.RETRY_MAX_S)
+    max_s = t.number("retry_max_s", model.RETRY_MIN_S, model.RETRY_MAX_S)
+    if max_s < initial_s:
+        raise ConfigError(
+            f"{t.key('retry_max_s')}: {max_s:g} is less than record.retry_initial_s "
+            f"({initial_s:g}); the back-off grows from the first up to the largest interval")
+    return model.RecordConfig(
+        destinations=_parse_destinations(t.data.get("destinations", [])),
+        calling_ae_title=calling,
+        retry_initial_s=initial_s,
+        retry_max_s=max_s,
+        alarm_after_s=t.number("alarm_after_s", model.ALARM_MIN_S, model.ALARM_MAX_S),
+        timeout_s=t.number("timeout_s", model.RECORD_TIMEOUT_MIN_S, model.RECORD_TIMEOUT_MAX_S),
+    )
+
+
+def _parse_destinations(value: Any) -> tuple[model.Destination, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"record.destinations: expected an array of tables ([[record.destinations]] "
+            f"sections), got {describe(value)}")
+    out: list[model.Destination] = []
+    first_use: dict[str, str] = {}
+    for i, item in enumerate(value):
+        t = Section(item, f"record.destinations[{i}]", model.Destination,
+                    title="[[record.destinations]]")
+        for name in ("ae_title", "host", "port"):
+            if name not in t.data:
+                raise ConfigError(
+                    f"{t.key(name)}: missing; every [[record.destinations]] table needs it")
+        ae_title = t.string("ae_title")
+        check_ae_title(ae_title, t.key("ae_title"))
+        if ae_title in first_use:
+            raise ConfigError(
+                f"{t.key('ae_title')}: {ae_title!r} is already used by {first_use[ae_title]}; "
+                "each destination AE title may appear once (deliveries are tracked by it)")
+        first_use[ae_title] = t.key("ae_title")
+        host = t.string("host")
+        check_host(host, t.key("host"))
+        out.append(model.Destination(ae_title, host, t.integer("port", 1, model.PORT_MAX)))
+    return tuple(out)
 
 
 def _parse_review(t: Section) -> model.ReviewConfig:

@@ -20,6 +20,7 @@ received DICOM instances also carry the short Error Comment of the C-STORE statu
     ├── InstanceRefusedError ── RoleNotAllowed, InvalidDataSet, UnreadableDataSet
     ├── CommandError ── DecisionRefused, UnknownOperator
     ├── PublishError, EndpointError, WorkerError
+    └── RecordError ── RecordDeliveryError
 """
 
 from __future__ import annotations
@@ -294,6 +295,22 @@ class WorkerError(IgrtError):
 
     code = ReasonCode.WORKER
     default_message = "the registration worker could not finish a series"
+
+
+# --- the record (CONTRACT §8) --------------------------------------------------------------------
+class RecordError(IgrtError):
+    """The DICOM record of a correction cannot be built or queued (unknown or failed seq, no
+    registration matrix, an operator name DICOM cannot hold, already queued)."""
+
+    code = ReasonCode.RECORD
+    default_message = "the DICOM record of the correction cannot be built"
+
+
+class RecordDeliveryError(RecordError):
+    """A record could not be delivered to a destination (unreachable, rejected, error status)."""
+
+    code = ReasonCode.RECORD_UNDELIVERED
+    default_message = "the DICOM record could not be delivered"
 
 
 def error_comment(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -104,10 +105,14 @@ def correction_message(outcome: Outcome, *, room: str, dof: int, seq: int,
     return message
 
 
-def heartbeat_message(*, room: str, state: str, last_seq: int,
-                      time: str | None = None) -> dict[str, Any]:
-    return {"schema": HEARTBEAT_SCHEMA, "time": time or now_text(), "room": room,
-            "state": state, "last_seq": last_seq}
+def heartbeat_message(*, room: str, state: str, last_seq: int, time: str | None = None,
+                      warnings: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ``heartbeat``; ``warnings`` (reasons, e.g. ``low_disk_space: ...``) when given."""
+    message: dict[str, Any] = {"schema": HEARTBEAT_SCHEMA, "time": time or now_text(),
+                               "room": room, "state": state, "last_seq": last_seq}
+    if warnings is not None:
+        message["warnings"] = list(warnings)
+    return message
 
 
 def error_message(*, room: str, reason: str, context: dict[str, Any] | None = None,

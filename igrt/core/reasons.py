@@ -70,6 +70,10 @@ class ReasonCode(StrEnum):
     ZMQ_ENDPOINT = "zmq_endpoint"
     WORKER = "worker"
     PHANTOM = "phantom"
+    # --- the record (CONTRACT §8) and operations -------------------------------------------------
+    RECORD = "record"
+    RECORD_UNDELIVERED = "record_undelivered"
+    LOW_DISK_SPACE = "low_disk_space"
 
 
 def reason(code: ReasonCode, sentence: str) -> str:

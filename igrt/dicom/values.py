@@ -57,3 +57,11 @@ def iso_datetime(date: object, time: object = None, offset: object = None) -> st
         if len(z) == 5 and z[0] in "+-" and z[1:].isdigit():
             out += f"{z[:3]}:{z[3:]}"
     return out
+def decimal_string(value: float) -> str:
+    """The most precise decimal string of at most 16 characters (VR DS) for ``value``."""
+    v = float(value) + 0.0  # no "-0"
+    for digits in range(16, 0, -1):
+        out = f"{v:.{digits}g}"
+        if len(out) <= 16:
+            return out
+    raise ValueError(f"{v!r} cannot be written as a DICOM decimal string")

@@ -10,8 +10,10 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from igrt.core.clock import iso_utc
 from igrt.core.decisions import DecisionRequest, Superseding, check_request, decision_message
 from igrt.core.json_text import to_json
 from igrt.store.base import StoreBase
@@ -24,10 +26,11 @@ OnDecision = Callable[[sqlite3.Connection, dict[str, Any]], None]
 
 
 class Decisions(StoreBase):
-    def decide(self, request: DecisionRequest, *, on_decision: OnDecision | None = None
-               ) -> dict[str, Any]:
-        """Record an approval or rejection; returns the decision message as stored. Refusals:
-        :class:`~igrt.core.errors.DecisionRefusedError` with the rule's sentence."""
+    def decide(self, request: DecisionRequest, *, on_decision: OnDecision | None = None,
+               at: datetime | None = None) -> dict[str, Any]:
+        """Record an approval or rejection (made ``at``, default now); returns the decision
+        message as stored. Refusals: :class:`~igrt.core.errors.DecisionRefusedError` with the
+        rule's sentence."""
         with self._transaction(f"deciding correction {request.seq}") as conn:
             correction = _message(conn, "SELECT message_json FROM corrections WHERE seq = ?",
                                   request.seq)
@@ -36,7 +39,8 @@ class Decisions(StoreBase):
             later = _superseding(conn, request.seq, correction)
             check_request(request, correction, decided=decided, superseded_by=later)
             assert correction is not None  # check_request refuses an unknown seq
-            message = decision_message(request, correction, time=self._now())
+            message = decision_message(request, correction,
+                                       time=iso_utc(at) if at is not None else self._now())
             conn.execute(
                 "INSERT INTO decisions (seq, decision, operator, decided_at, message_json) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -57,11 +61,6 @@ class Decisions(StoreBase):
     def decision(self, seq: int) -> dict[str, Any] | None:
         text = self.decision_json(seq)
         return None if text is None else _loads(text)
-
-    def correction(self, seq: int) -> dict[str, Any] | None:
-        """The correction message with this seq, or None."""
-        with self._reading(f"reading correction {seq}") as conn:
-            return _message(conn, "SELECT message_json FROM corrections WHERE seq = ?", seq)
 
     def superseded_by(self, seq: int) -> Superseding | None:
         """The later correction for the same CBCT or patient that supersedes ``seq``."""

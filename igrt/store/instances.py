@@ -121,6 +121,10 @@ class InstanceStore(StoreBase):
             infos = [read_series_arrivals(conn, uid) for uid in uids]
         return [info for info in infos if info is not None]
 
+    def series_objects(self, series_uid: str) -> list[ObjectRecord]:
+        """The indexed records of the instances of one series, in arrival order; [] if unknown."""
+        return self._objects("i.series_uid = ?", (series_uid,))
+
     def instance(self, sop_instance_uid: str) -> ObjectRecord | None:
         """The indexed record of one SOP instance, or ``None``."""
         return next(iter(self._objects("i.sop_instance_uid = ?", (sop_instance_uid,))), None)

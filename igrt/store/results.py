@@ -118,6 +118,14 @@ class Results(StoreBase):
         text = self.latest_correction_json()
         return None if text is None else _parse(text)
 
+    def correction_by_seq(self, seq: int) -> dict[str, Any] | None:
+        """The correction message numbered ``seq``, or ``None``."""
+        with self._reading(f"reading correction seq {seq}") as conn:
+            row = conn.execute(
+                "SELECT message_json FROM corrections WHERE seq = ?", (seq,)
+            ).fetchone()
+        return None if row is None else _parse(str(row[0]))
+
     def correction_for_series(self, series_uid: str) -> dict[str, Any] | None:
         """The (last) correction message for this CBCT series, or ``None``."""
         with self._reading(f"reading the result of series {series_uid}") as conn:

@@ -82,6 +82,33 @@ CREATE TABLE corrections (
 CREATE INDEX corrections_by_series ON corrections (series_uid, seq);
 """
 
+# Version 3: the record queue (CONTRACT §8). One row per approved correction (the Spatial
+# Registration object, built once so every retry sends the very same SOP instance) and one row
+# per (seq, destination AE title) with its delivery state.
+_SCHEMA_V3_RECORDS = """
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY REFERENCES corrections (seq),
+    sop_instance_uid TEXT NOT NULL UNIQUE,
+    cbct_series_uid TEXT NOT NULL,
+    planning_series_uid TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    approved_at TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    object BLOB NOT NULL
+);
+CREATE TABLE record_deliveries (
+    seq INTEGER NOT NULL REFERENCES records (seq),
+    ae_title TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    alarmed_at TEXT,
+    acknowledged_at TEXT,
+    status INTEGER,
+    PRIMARY KEY (seq, ae_title)
+);
+CREATE INDEX record_deliveries_due ON record_deliveries (acknowledged_at, next_attempt_at);
+"""
 
 _SCHEMA_V2_DECISIONS = """
 ALTER TABLE corrections ADD COLUMN patient_id TEXT;
@@ -106,7 +133,7 @@ CREATE TABLE review_images (
 #: One step per schema version: ``MIGRATIONS[n]`` takes a database from version ``n`` to
 #: ``n + 1``. A capability that needs new tables appends a step; a step is never edited once
 #: released, so every store upgrades in place, in order.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS, _SCHEMA_V3_RECORDS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -64,7 +64,7 @@ def create_app(*, store: Store, desk: DecisionDesk, operators: Operators | None,
 
     @app.get("/review/<int:seq>/state.json")
     def state(seq: int) -> dict[str, Any]:
-        if store.correction(seq) is None:
+        if store.correction_by_seq(seq) is None:
             abort(404)
         decided = store.decision(seq)
         later = store.superseded_by(seq)
@@ -103,7 +103,7 @@ def create_app(*, store: Store, desk: DecisionDesk, operators: Operators | None,
         return redirect(url_for("review", seq=seq), code=303)
 
     def _page(seq: int, *, error: str | None = None) -> str:
-        message = store.correction(seq)
+        message = store.correction_by_seq(seq)
         if message is None:
             abort(404)
         preset = request.args.get("preset", PRESETS[0].name)

@@ -27,6 +27,7 @@ from igrt.core.errors import (
 from igrt.core.kinds import KIND_NAMES
 from igrt.core.uids import uid_problem
 from igrt.dicom.header import read_header
+from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from igrt.store import InstanceMeta, Store
 from services.scp.events import ActivityKind, SeriesEvent
 from services.scp.policy import STORAGE_SOP_CLASSES, check_role
@@ -48,9 +49,10 @@ class CStoreHandler:
         session = self._associations.session(event.assoc)
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", None))[:80]
         try:
-            meta = self._store_one(event, session)
+            meta, size = self._store_one(event, session)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, in one place
             reply = reply_for(exc)
+            session.note_c_store(int(reply.status))
             what = (
                 f"C-STORE of SOP instance {sop_uid} from {session.calling_ae} "
                 f"(association {session.association_id})"
@@ -62,6 +64,7 @@ class CStoreHandler:
             else:
                 logger.exception("%s failed (0x%04X) with an unexpected error", what, reply.status)
             return _status(reply)
+        session.note_c_store(int(StoreStatus.SUCCESS), size)
         with session.lock:
             new_series = meta.series_uid not in session.series
             session.series.setdefault(meta.series_uid, meta.kind)
@@ -82,7 +85,7 @@ class CStoreHandler:
             self._associations.announce_end(session, ended, [(meta.series_uid, meta.kind)])
         return _status(StatusReply(StoreStatus.SUCCESS))
 
-    def _store_one(self, event: Event, session: Session) -> InstanceMeta:
+    def _store_one(self, event: Event, session: Session) -> tuple[InstanceMeta, int]:
         request = cast(C_STORE, event.request)
         sop_class = str(request.AffectedSOPClassUID)
         sop_uid = str(request.AffectedSOPInstanceUID)
@@ -102,6 +105,8 @@ class CStoreHandler:
             )
         file_meta = event.file_meta
         file_meta.SourceApplicationEntityTitle = session.calling_ae
+        file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # igrt writes the file
+        file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
         data = b"".join(
             (
                 b"\x00" * 128,
@@ -126,7 +131,7 @@ class CStoreHandler:
                             role=role, calling_ae=session.calling_ae,
                             association_id=session.association_id, **vars(header))
         self._store.store_instance(data=data, meta=meta)
-        return meta
+        return meta, len(data)
 
 
 def _status(reply: StatusReply) -> Dataset:

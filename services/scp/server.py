@@ -45,6 +45,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from igrt.config import Config
 from igrt.core.errors import ConfigError
 from igrt.store import Store
+from services.ae import make_ae
 from services.scp.c_store import CStoreHandler
 from services.scp.events import SeriesEvent
 from services.scp.policy import (
@@ -155,7 +156,7 @@ class StorageScp:
 
     def _make_ae(self) -> AE:
         limits = self._limits
-        ae = AE(ae_title=self._dicom.ae_title)
+        ae = make_ae(self._dicom.ae_title)  # igrt's implementation identity
         ae.require_called_aet = True
         ae.require_calling_aet = [peer.ae_title for peer in self._dicom.peers]
         ae.acse_timeout = limits.acse_timeout_s
