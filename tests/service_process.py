@@ -90,6 +90,10 @@ class ServiceProcess:
         self.command = match["command"].decode()
         self.review = match["review"].decode()
 
+    def dicom(self) -> dict[str, Any]:
+        """The keyword arguments of ``services.scu.send`` / ``send_directory`` to reach it."""
+        return {"host": "127.0.0.1", "port": self.dicom_port, "called_ae": "IGRT"}
+
     def stop(self) -> int:
         if self.proc is None:
             return 0
@@ -155,14 +159,20 @@ def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
     raise TimeoutError(f"no correction for {series_uid} in {timeout_s} s")
 
 
-def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
-    """Every correction published during ``seconds`` (to prove that none was)."""
+def messages_within(sub: zmq.Socket[Any], seconds: float,
+                    topic: str = "correction") -> list[dict[str, Any]]:
+    """Every message of ``topic`` published during ``seconds`` (to prove that none was)."""
     out = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if sub.poll(int(left * 1000) + 1):
-            topic, body = sub.recv_multipart()
-            check_message(topic, body)
-            if topic == b"correction":
+            got, body = sub.recv_multipart()
+            check_message(got, body)
+            if got == topic.encode():
                 out.append(json.loads(body))
     return out
+
+
+def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
+    """Every correction published during ``seconds``."""
+    return messages_within(sub, seconds, "correction")

@@ -19,10 +19,9 @@ import pytest
 import zmq
 from browser import chromium
 from PIL import Image
-from schema_check import check_message
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from service_process import ServiceProcess, wait_for_correction
+from service_process import ServiceProcess, messages_within, wait_for_correction
 
 from igrt.core.geometry import CouchCorrection
 from phantoms.generator import PlanningCase, write_cbct, write_planning_set
@@ -50,7 +49,7 @@ def service(work: Path) -> Iterator[ServiceProcess]:
 @pytest.fixture(scope="module")
 def planned(service: ServiceProcess, work: Path) -> PlanningCase:
     plan = write_planning_set(work / "planning", patient_id="REVIEW-1", size="small")
-    assert set(send_directory(plan.directory, calling_ae="TPS", **dicom(service))) == {0}
+    assert set(send_directory(plan.directory, calling_ae="TPS", **service.dicom())) == {0}
     return plan
 
 
@@ -60,14 +59,10 @@ def browser() -> Iterator[WebDriver]:
         yield driver
 
 
-def dicom(svc: ServiceProcess) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": svc.dicom_port, "called_ae": "IGRT"}
-
-
 def correction_for(service: ServiceProcess, planned: PlanningCase, directory: Path,
                    known: CouchCorrection, sub: zmq.Socket[Any]) -> dict[str, Any]:
     cbct = write_cbct(directory, planned, known)
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     message, _ = wait_for_correction(sub, cbct.series_uid)
     return message
 
@@ -84,18 +79,6 @@ def wait_for_images(url: str) -> dict[str, Any]:
 
 def png(url: str) -> np.ndarray[Any, Any]:
     return np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(url).read())).convert("RGB"))
-
-
-def decisions_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
-    out = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        if sub.poll(int(left * 1000) + 1):
-            topic, body = sub.recv_multipart()
-            check_message(topic, body)
-            if topic == b"decision":
-                out.append(json.loads(body))
-    return out
 
 
 def test_page_shows_the_correction_and_approval_needs_the_pin(
@@ -130,14 +113,14 @@ def test_page_shows_the_correction_and_approval_needs_the_pin(
     browser.find_element(By.ID, "approve-pin").send_keys("0000")
     browser.find_element(By.ID, "approve").click()
     assert "not recognised" in browser.find_element(By.ID, "error").text
-    assert decisions_within(sub, 2.0) == []
+    assert messages_within(sub, 2.0, "decision") == []
     assert service.request({"cmd": "decision", "seq": message["seq"]})["message"] is None
 
     # the right PIN: the decision is published
     browser.find_element(By.ID, "approve-operator").send_keys("J. Smith")
     browser.find_element(By.ID, "approve-pin").send_keys(PIN)
     browser.find_element(By.ID, "approve").click()
-    published = next(iter(decisions_within(sub, 5.0)), None)
+    published = next(iter(messages_within(sub, 5.0, "decision")), None)
     assert published is not None, "no decision on the SUB socket"
     assert (published["seq"], published["decision"], published["operator"]) == (
         message["seq"], "approved", "J. Smith")

@@ -9,11 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 from phantom_cases import errors
 from service_process import ServiceProcess, corrections_within, wait_for_correction
 
@@ -24,26 +21,10 @@ from services.scu import send_directory
 NO_MORE_S = 4.0  # settle_s is 0.5 s: 8x that without another correction
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("service-review")
-
-
-@pytest.fixture(scope="module")
-def service(work: Path) -> Iterator[ServiceProcess]:
-    svc = ServiceProcess(work).start()
-    yield svc
-    svc.close()
-
-
-def dicom(svc: ServiceProcess) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": svc.dicom_port, "called_ae": "IGRT"}
-
-
 def test_cbct_and_its_spatial_registration_through_storescu_give_one_correction(
         service: ServiceProcess, work: Path) -> None:
     plan = write_planning_set(work / "plan-sro", patient_id="SRO-1", size="small")
-    assert set(send_directory(plan.directory, calling_ae="TPS", **dicom(service))) == {0}
+    assert set(send_directory(plan.directory, calling_ae="TPS", **service.dicom())) == {0}
     known = CouchCorrection(-4.0, 3.0, 1.5, 0.5, 1.0, -1.0)
     cbct = write_cbct(work / "cbct-sro", plan, known, frame="sro")
     files = sorted(str(p) for p in cbct.directory.glob("*.dcm"))
@@ -69,11 +50,11 @@ def test_a_cbct_before_its_plan_is_registered_again_once_the_plan_arrived(
     known = CouchCorrection(2.0, -3.0, 4.0, 1.0, 0.0, -0.5)
     cbct = write_cbct(work / "cbct-late", plan, known)
     sub = service.subscriber()
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     failed, _ = wait_for_correction(sub, cbct.series_uid)
     assert failed["status"] == "failed" and failed["reasons"][0].startswith("no_plan:")
     assert "review_url" not in failed
-    assert set(send_directory(plan.directory, calling_ae="TPS", **dicom(service))) == {0}
+    assert set(send_directory(plan.directory, calling_ae="TPS", **service.dicom())) == {0}
     reply = service.request({"cmd": "register_again", "series_uid": cbct.series_uid,
                              "plan_uid": plan.plan_uid})
     assert reply == {"ok": True, "cmd": "register_again", "series_uid": cbct.series_uid,
@@ -96,10 +77,10 @@ def test_decisions_and_images_survive_a_restart(work: Path) -> None:
     svc = ServiceProcess(directory).start()
     try:
         plan = write_planning_set(work / "plan-restart", patient_id="RESTART-1", size="small")
-        assert set(send_directory(plan.directory, calling_ae="TPS", **dicom(svc))) == {0}
+        assert set(send_directory(plan.directory, calling_ae="TPS", **svc.dicom())) == {0}
         cbct = write_cbct(work / "cbct-restart", plan, CouchCorrection(1.0, 2.0, -1.0, 0, 0, 0))
         sub = svc.subscriber()
-        assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(svc))) == {0}
+        assert set(send_directory(cbct.directory, calling_ae="LINAC", **svc.dicom())) == {0}
         message, _ = wait_for_correction(sub, cbct.series_uid)
         sub.close()
         seq = message["seq"]
