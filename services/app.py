@@ -16,6 +16,7 @@ from igrt.config import Config
 from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
+from services.curve import CurveKeys
 from services.publisher import Publisher
 from services.scp import StorageScp
 from services.sdnotify import Notifier, watchdog_interval_s
@@ -43,13 +44,15 @@ class Service:
     def start(self) -> None:
         cfg = self.config
         cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+        curve = CurveKeys.load(cfg.zmq.curve) if cfg.zmq.curve is not None else None
         self.store = store = Store.open(cfg.storage.dir)
-        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq)
+        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq,
+                                               curve=curve)
         publisher.start()
         self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
                                       publish_error=publisher.publish_error, tick=self._tick)
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length)
+                                                 queue_length=worker.queue_length, curve=curve)
         commands.start()
         worker.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)

@@ -40,6 +40,7 @@ from igrt.config import Config
 from igrt.core.errors import ConfigError
 from igrt.core.json_text import to_json
 from igrt.core.messages import Topic
+from services.curve import ClientKeys
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ def listen(
     out: TextIO | None = None,
     err: TextIO | None = None,
     command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+    keys: ClientKeys | None = None,
 ) -> int:
-    """Print the feed (see the module docstring); returns the exit status."""
+    """Print the feed (see the module docstring); returns the exit status. ``keys``: this
+    client's CURVE keys when the service runs with ``[zmq.curve]``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     try:
@@ -90,7 +93,7 @@ def listen(
         print(f"igrt listen: {exc.message}", file=err, flush=True)
         return 2
     context: zmq.Context[Any] = zmq.Context()
-    feed = _Feed(config, context, publish, command, out, err, command_timeout_s)
+    feed = _Feed(config, context, publish, command, out, err, command_timeout_s, keys)
     try:
         return feed.run(count=count, timeout_s=timeout_s)
     except KeyboardInterrupt:
@@ -112,8 +115,10 @@ class _Feed:
         out: TextIO,
         err: TextIO,
         command_timeout_s: float,
+        keys: ClientKeys | None = None,
     ) -> None:
         self._room = config.room
+        self._keys = keys
         self._context = context
         self._publish = publish
         self._command = command
@@ -135,6 +140,8 @@ class _Feed:
         self._sub = sub
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self._keys is not None:
+            self._keys.apply(sub)
         sub.connect(self._publish)  # subscribe first, then ask for latest
         latest = self._ask_latest()
         if latest is not None:  # the service answered: from here on, seq gaps are known
@@ -247,6 +254,8 @@ class _Feed:
         req = self._context.socket(zmq.REQ)
         try:
             req.setsockopt(zmq.LINGER, 0)
+            if self._keys is not None:
+                self._keys.apply(req)
             req.connect(self._command)
             try:
                 req.send(b'{"cmd":"latest"}', zmq.NOBLOCK)
