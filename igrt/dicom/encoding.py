@@ -71,7 +71,7 @@ def check_structure(fp: BinaryIO, offset: int, size: int, transfer_syntax: UID,
     if transfer_syntax == DeflatedExplicitVRLittleEndian:
         return  # compressed bytes: the reader inflates and checks them
     fp.seek(offset)
-    last = -1
+    last, end = -1, offset
     try:
         for element in data_element_generator(
             fp, transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian,
@@ -90,13 +90,13 @@ def check_structure(fp: BinaryIO, offset: int, size: int, transfer_syntax: UID,
                     f"{what}: the data set holds element ({tag >> 16:04X},{tag & 0xFFFF:04X}), "
                     "which may not appear there",
                     comment="file meta or item tag inside the data set")
+            end = fp.tell()  # the generator has read (or skipped) the whole element
     except UnreadableDataSetError:
         raise
     except Exception as exc:  # pydicom's reader: EOF inside an element, impossible lengths
         raise UnreadableDataSetError(
             f"{what} cannot be read as {transfer_syntax.name} ({type(exc).__name__}: {exc})",
             comment=f"data set cannot be parsed: {type(exc).__name__}") from exc
-    end = fp.tell()
     if end != size:
         raise UnreadableDataSetError(
             f"{what}: {size - end} byte(s) after the last element cannot be read as DICOM",

@@ -183,7 +183,9 @@ class StorageScp:
         server.shutdown()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        open_associations = server.active_associations
+        # Only negotiated associations are waited for: a connection that never requested one
+        # ends by itself within request_timeout_s and holds nothing of the store.
+        open_associations = [a for a in server.active_associations if a.is_established]
         for assoc in open_associations:
             assoc.abort()
         deadline = time.monotonic() + timeout_s

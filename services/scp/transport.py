@@ -48,28 +48,50 @@ def max_pdu_read_bytes(limits: DicomLimits) -> int:
     return max(limits.max_pdu_bytes, ASSOCIATION_PDU_MAX_BYTES)
 
 
-class GuardedSocket(AssociationSocket):
-    """An :class:`AssociationSocket` that refuses to read a PDU longer than ``max_read_bytes``.
+_PDU_TYPES = frozenset(range(0x01, 0x08))
 
-    pynetdicom reads a PDU as ``recv(6)`` (type, reserved, length) then ``recv(length)``; asked
-    for more than the bound, this returns nothing, which pynetdicom treats as a connection
-    closed mid-PDU (the association ends, the socket is closed), and closes the socket at once
-    so the peer stops sending."""
+
+class GuardedSocket(AssociationSocket):
+    """An :class:`AssociationSocket` that reads PDUs warily.
+
+    pynetdicom reads each PDU as ``recv(6)`` (type, reserved, length) then ``recv(length)``.
+    Here a header of an unknown PDU type (not DICOM: HTTP, a TLS hello on a plain port, noise)
+    closes the connection at once, instead of being read on six bytes at a time; a body longer
+    than ``max_read_bytes`` is not read: nothing is returned, which pynetdicom treats as a
+    connection closed mid-PDU, and the socket is shut down so the peer stops sending. Until the
+    association is established, a PDU must arrive whole within ``request_timeout_s``."""
 
     max_read_bytes: int = ASSOCIATION_PDU_MAX_BYTES
+    request_timeout_s: float = 10.0
+    _reading_body: bool = False
 
     def recv(self, nr_bytes: int) -> bytearray:
-        if nr_bytes > self.max_read_bytes:
-            peer = getattr(self.assoc.requestor, "address", "?")
-            logger.warning("a peer at %s announced a PDU of %d bytes, more than the %d igrt "
-                           "reads; connection closed before reading it", peer, nr_bytes,
-                           self.max_read_bytes)
-            sock = self.socket
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        body, self._reading_body = self._reading_body, not self._reading_body
+        if body and nr_bytes > self.max_read_bytes:
+            self._refuse(f"announced a PDU of {nr_bytes} bytes, more than the "
+                         f"{self.max_read_bytes} igrt reads")
             return bytearray()
-        return super().recv(nr_bytes)
+        sock = self.socket
+        if sock is not None and not self.assoc.is_established:
+            sock.settimeout(self.request_timeout_s)
+        data = super().recv(nr_bytes)
+        if sock is not None and not self.assoc.is_established:
+            sock.settimeout(self.assoc.network_timeout)
+        if not body and len(data) == 6 and data[0] not in _PDU_TYPES:
+            self._refuse(f"sent bytes that are not a DICOM PDU (type 0x{data[0]:02X})")
+            self._reading_body = False
+        return data
+
+    def _refuse(self, what: str) -> None:
+        try:
+            peer = f"{self.assoc.requestor.address}"
+        except ValueError:
+            peer = "?"
+        logger.warning("a peer at %s %s; connection closed", peer, what)
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _GuardedHandler(RequestHandler):
@@ -80,6 +102,7 @@ class _GuardedHandler(RequestHandler):
         sock: Any = assoc.dul.socket
         sock.__class__ = GuardedSocket  # same state, the bounded recv
         sock.max_read_bytes = self.server.max_read_bytes
+        sock.request_timeout_s = self.server.request_timeout_s
         return assoc
 
 
@@ -92,7 +115,7 @@ class GuardedServer(ThreadedAssociationServer):
                  ) -> None:
         self.max_read_bytes = max_pdu_read_bytes(limits)
         self._tls = tls
-        self._handshake_timeout_s = limits.request_timeout_s
+        self.request_timeout_s = limits.request_timeout_s
         super().__init__(ae, address, ae_title, contexts, ssl_context=None,
                          evt_handlers=evt_handlers, request_handler=_GuardedHandler)
 
@@ -108,7 +131,7 @@ class GuardedServer(ThreadedAssociationServer):
         assert self._tls is not None
         previous = request.gettimeout()
         try:
-            request.settimeout(self._handshake_timeout_s)
+            request.settimeout(self.request_timeout_s)
             wrapped = self._tls.wrap_socket(request, server_side=True)
             wrapped.settimeout(previous)
         except (ssl.SSLError, OSError) as exc:
