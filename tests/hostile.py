@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_fragments
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
+    UID,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -151,7 +152,7 @@ def with_trailing_bytes(name: str, directory: Path, trailer: bytes) -> Path:
 def with_long_uid(name: str, directory: Path) -> Path:
     ds = ct(name, size=16)
     ds.SOPInstanceUID = LONG_UID
-    ds.file_meta.MediaStorageSOPInstanceUID = LONG_UID
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(LONG_UID)
     return _save(ds, directory / f"{name}.dcm")
 
 
