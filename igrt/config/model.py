@@ -54,8 +54,8 @@ DEFAULT_PEERS: tuple[Peer, ...] = (
 class DicomLimits:
     """What one Storage SCP grants its peers (``[dicom.limits]``)."""
 
-    max_associations: int = 10  # negotiated associations at once, all peers together
-    max_associations_per_peer: int = 4  # ... from one calling AE title
+    max_associations: int = 16  # negotiated associations at once, all peers together
+    max_associations_per_peer: int = 10  # ... from one calling AE title
     max_pending_connections: int = 16  # connected, no association yet: the oldest is dropped
     request_timeout_s: float = 10.0  # TCP (and TLS) connect to A-ASSOCIATE-RQ; release replies
     dimse_timeout_s: float = 60.0  # a DIMSE message begun must be complete within this
