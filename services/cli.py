@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
         return 2

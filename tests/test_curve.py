@@ -221,3 +221,49 @@ def test_listen_with_a_reader_key_prints_heartbeats(
     assert time.monotonic() - began < 5.0
     assert "heartbeat\t" in out.getvalue(), err.getvalue()
     assert "did not give the latest correction" not in err.getvalue()
+
+
+def test_igrt_serve_with_curve_end_to_end(keydir: Path, tmp_path: Path,
+                                          context: zmq.Context[Any]) -> None:
+    from service_process import ServiceProcess
+
+    curve = {"server_secret_key": str(keydir / "server.key_secret"),
+             "clients_dir": str(keydir / "clients"),
+             "control_clients_dir": str(keydir / "control_clients")}
+    svc = ServiceProcess(tmp_path, extra={"zmq": {"curve": curve}}).start()
+    try:
+        reader, control = client_keys(keydir, "console"), client_keys(keydir, "therapist")
+        assert ask(context, svc.command, None, {"cmd": "ping"}, timeout_s=SILENCE_S) is None
+        status = ask(context, svc.command, reader, {"cmd": "status"})
+        assert status is not None and status["ok"]
+        select = {"cmd": "select_plan", "patient_id": "PAT-001", "plan_uid": "1.5.20.1"}
+        refused = ask(context, svc.command, reader, select)
+        assert refused is not None and "only a control client" in refused["error"]
+        allowed = ask(context, svc.command, control, select)  # authorised; the plan is unknown
+        assert allowed is not None and "cannot be selected" in allowed["error"]
+        sub = subscribe(context, svc.publish, reader)
+        try:
+            assert sub.poll(5000) and sub.recv_multipart()[0] == b"heartbeat"
+        finally:
+            sub.close(linger=0)
+    finally:
+        svc.close()
+
+
+def test_the_cli_makes_keys_and_listen_asks_for_them(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from services.cli import main
+
+    assert main(["keys", "--dir", str(tmp_path / "k"), "--reader", "tb1-console"]) == 0
+    assert "[zmq.curve]" in capsys.readouterr().out
+    assert (tmp_path / "k" / "clients" / "tb1-console.key").is_file()
+    config = tmp_path / "igrt.toml"
+    config.write_text(
+        '[zmq]\npublish = "tcp://127.0.0.1:45999"\ncommand = "tcp://127.0.0.1:45998"\n'
+        f'[zmq.curve]\nserver_secret_key = "{tmp_path}/k/server.key_secret"\n'
+        f'clients_dir = "{tmp_path}/k/clients"\n', encoding="utf-8")
+    assert main(["listen", "--config", str(config), "--timeout", "0.5"]) == 2
+    assert "--client-key" in capsys.readouterr().err
+    secret = tmp_path / "k" / "client_secrets" / "tb1-console.key_secret"
+    assert main(["listen", "--config", str(config), "--timeout", "0.5",
+                 "--client-key", str(secret)]) == 0  # no service there: it just times out
