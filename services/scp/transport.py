@@ -110,6 +110,10 @@ class GuardedServer(ThreadedAssociationServer):
     """pynetdicom's threaded association server with the two guards of the module docstring.
     ``tls``: the context of ``[dicom.tls]`` or None (plain TCP)."""
 
+    #: the listen backlog (socketserver's default is 5: a burst of connections would have its
+    #: SYNs dropped and retried a second later)
+    request_queue_size = 128
+
     def __init__(self, ae: Any, address: tuple[str, int], ae_title: str, contexts: Any, *,
                  evt_handlers: list[Any], tls: ssl.SSLContext | None, limits: DicomLimits
                  ) -> None:
