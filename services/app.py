@@ -17,6 +17,7 @@ from igrt.config import Config
 from igrt.core.errors import IgrtError
 from igrt.store import Store
 from services.commands import CommandServer
+from services.curve import CurveKeys
 from services.decision_desk import DecisionDesk, RecordDesk
 from services.housekeeping import DiskWatch, Retention
 from services.operators import Operators, load_operators
@@ -56,12 +57,13 @@ class Service:
     def start(self) -> None:
         cfg = self.config
         cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+        curve = CurveKeys.load(cfg.zmq.curve) if cfg.zmq.curve is not None else None
         self.store = store = Store.open(cfg.storage.dir)
         operators = (Operators(load_operators(cfg.ui.operators_file))
                      if cfg.ui.operators_file is not None else None)
         disk = DiskWatch(cfg.storage.dir, cfg.storage.free_space_warning_mb)
         self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq,
-                                               warnings=disk.warnings)
+                                               warnings=disk.warnings, curve=curve)
         publisher.start()
         self.renderer = renderer = ReviewRenderer(store)
         renderer.start()
@@ -80,7 +82,7 @@ class Service:
         self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
                                                  queue_length=worker.queue_length, desk=desk,
-                                                 record_pending=records.pending)
+                                                 record_pending=records.pending, curve=curve)
         commands.start()
         records.start()
         worker.start()

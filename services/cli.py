@@ -12,6 +12,7 @@ from pathlib import Path
 from igrt.config import Config, load_config
 from igrt.core.errors import ConfigError
 from igrt.dicom.identity import software_version
+from services.curve import ClientKeys
 from services.logs import LEVELS, configure
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                              "latest one shown at start (0 = never)")
     listen.add_argument("--timeout", type=float, default=0.0,
                         help="stop after this many seconds (0 = never)")
+    _client_key_options(listen)
     listen.add_argument("--pretty", action="store_true",
                         help="blocks for a human (patient, plan, status, reasons, the six "
                              "numbers, the review URL; decisions) instead of topic<TAB>json")
@@ -82,7 +84,43 @@ def _parser() -> argparse.ArgumentParser:
                       help="known couch correction: lat,long,vert,pitch,roll,rotation")
     demo.add_argument("--position", default="HFS", choices=["HFS", "FFS", "HFP", "FFP"])
     demo.add_argument("--size", default="small", choices=["small", "full"])
+    _client_key_options(demo)
+
+    keys = sub.add_parser("keys", help="create CURVE certificates in the layout of [zmq.curve]")
+    keys.add_argument("--dir", type=Path, required=True,
+                      help="directory for server.key(_secret), clients/, control_clients/")
+    keys.add_argument("--reader", action="append", default=[], metavar="NAME",
+                      help="create a client that may read the feed and query (repeatable)")
+    keys.add_argument("--control", action="append", default=[], metavar="NAME",
+                      help="create a client also allowed select_plan, approve, reject and "
+                           "register_again (repeatable)")
     return parser
+
+
+def _client_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client-key", type=Path, metavar="FILE",
+                        help="this client's secret CURVE certificate (NAME.key_secret), when "
+                             "the service runs with [zmq.curve]")
+    parser.add_argument("--server-key", type=Path, metavar="FILE",
+                        help="the service's public CURVE certificate (server.key); default: "
+                             "read from [zmq.curve] server_secret_key when this machine has it")
+
+
+def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
+    """The CURVE keys for ``igrt listen``/``demo``; ConfigError when they are needed but missing
+    or unreadable."""
+    curve = config.zmq.curve
+    if args.client_key is None:
+        if curve is not None:
+            raise ConfigError("the service uses CURVE ([zmq.curve]); give this client's secret "
+                              "certificate with --client-key (create one with `igrt keys`)")
+        return None
+    server_key = args.server_key
+    if server_key is None:
+        if curve is None:
+            raise ConfigError("--client-key needs --server-key (the service's server.key)")
+        server_key = curve.server_secret_key
+    return ClientKeys.load(server_key=server_key, client_key=args.client_key)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "operators":
         return _add_operator(args)
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
         return 2
@@ -105,14 +143,24 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from services.app import serve
 
         return serve(config)
-    if args.command == "listen":
-        from services.listen import listen
+    if args.command == "keys":
+        from services.keys import create_keys
 
-        return listen(config, count=args.count, timeout_s=args.timeout, pretty=args.pretty)
-    if args.command == "demo":
+        return create_keys(args.dir, readers=args.reader, controllers=args.control)
+    if args.command in ("listen", "demo"):
+        try:
+            keys = client_keys(args, config)
+        except ConfigError as exc:
+            print(f"igrt {args.command}: {exc.message}", file=sys.stderr)
+            return 2
+        if args.command == "listen":
+            from services.listen import listen
+
+            return listen(config, count=args.count, timeout_s=args.timeout, pretty=args.pretty,
+                          keys=keys)
         from services.demo import demo
 
-        return demo(config, shift=args.shift, position=args.position, size=args.size)
+        return demo(config, shift=args.shift, position=args.position, size=args.size, keys=keys)
     raise AssertionError(args.command)
 
 

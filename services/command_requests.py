@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[Field, ...]] = {
     "decision": (Field("seq", int),),
     "register_again": (Field("series_uid"), Field("plan_uid", str, False)),
 }
+MAX_REQUEST_BYTES = 64 * 1024  # larger requests get ok: false with a sentence
 _WANTED = {str: "a non-empty string", int: "a positive integer", bool: "true or false"}
 
 
@@ -50,6 +51,9 @@ def _parse_object(frames: list[bytes]) -> dict[str, Any]:
         raise CommandError(
             f"the request has {len(frames)} frames; send one frame holding one JSON object"
         )
+    if len(frames[0]) > MAX_REQUEST_BYTES:
+        raise CommandError(f"the request has {len(frames[0])} bytes, more than the "
+                           f"{MAX_REQUEST_BYTES} a command may have; nothing was done")
     try:
         text = frames[0].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -58,6 +62,9 @@ def _parse_object(frames: list[bytes]) -> dict[str, Any]:
         request = json.loads(text)
     except ValueError as exc:
         raise CommandError(f"the request is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CommandError('the request is nested too deeply to be a command; send one flat '
+                           'JSON object such as {"cmd": "ping"}') from None
     if not isinstance(request, dict):
         raise CommandError(
             f'the request is a JSON {_json_type(request)}, not an object such as {{"cmd": "ping"}}'

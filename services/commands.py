@@ -19,6 +19,15 @@ echoes the command when there was one):
 - ``{"cmd": "register_again", "series_uid": "...", "plan_uid": "..."}`` → ``series_uid``,
   ``plan_uid``, ``queued: true``; the new correction follows on the feed.
 
+Authorisation (CONTRACT §10): with CURVE on, the ZAP handler admits only listed clients and
+gives each request the client's identity; :class:`~services.command_policy.CommandPolicy`
+refuses the control commands to readers, with a sentence.
+
+Limits: a request larger than :data:`MAX_REQUEST_BYTES` gets ``ok: false`` with a sentence (the
+socket accepts up to :data:`MAX_FRAME_BYTES`, beyond which libzmq drops the connection, so a
+client cannot make the service buffer without bound); a request nested too deeply for the JSON
+parser is a request error.
+
 Requests are checked strictly (``services.command_requests``). Every request gets exactly one
 reply, whatever happens while handling it, so the REP state machine never wedges.
 
@@ -45,12 +54,14 @@ from igrt.core.decisions import Decision, DecisionRequest
 from igrt.core.errors import CommandError, IgrtError
 from igrt.core.json_text import to_json_bytes
 from igrt.core.uids import uid_problem
+from services.command_policy import CommandPolicy
 from services.command_requests import check_fields, read_command
+from services.curve import CurveKeys
 from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 64 * 1024  # larger requests are dropped by libzmq (and the peer with them)
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # larger messages are dropped by libzmq (and the peer too)
 DEFAULT_POLL_S = 0.1
 
 
@@ -109,9 +120,11 @@ class CommandServer(SocketThread):
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
         poll_s: float = DEFAULT_POLL_S,
+        curve: CurveKeys | None = None,
     ) -> None:
         super().__init__(endpoint if endpoint is not None else config.zmq.command,
-                         context=context)
+                         context=context, curve=curve)
+        self._policy = CommandPolicy(None if curve is None else curve.controllers)
         self._room = config.room
         self._store = store
         self._state = state
@@ -124,7 +137,7 @@ class CommandServer(SocketThread):
 
     # --- lifecycle -------------------------------------------------------------------------------
     def configure(self, sock: zmq.Socket[Any]) -> None:
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
 
     def on_started(self) -> None:
         log.info("command socket on %s", self.endpoint)
@@ -137,12 +150,18 @@ class CommandServer(SocketThread):
         return self.thread_alive and not self._stop.is_set()
 
     # --- request handling (pure of sockets) ------------------------------------------------------
-    def reply_to(self, frames: list[bytes]) -> bytes:
-        """The reply (UTF-8 JSON) to one request's frames. Never raises."""
+    def reply_to(self, frames: list[bytes], *, client_id: str | None = None) -> bytes:
+        """The reply (UTF-8 JSON) to one request's frames from the client ``client_id`` (its
+        CURVE identity, None without CURVE). Never raises."""
         cmd: str | None = None
         try:
             cmd, raw = read_command(frames)
             request = check_fields(cmd, raw)
+            refusal = self._policy.refusal(cmd, client_id)
+            if refusal is not None:
+                log.warning("command %s refused to client %s: not a control client", cmd,
+                            (client_id or "?")[:8])
+                raise CommandError(refusal)
             reply: dict[str, Any] = {"ok": True, "cmd": cmd, **self._execute(cmd, request)}
         except CommandError as exc:
             reply = _failure(cmd, exc.message)
@@ -223,10 +242,11 @@ class CommandServer(SocketThread):
             if not poller.poll(self._poll_ms):
                 continue
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 continue
-            reply = self.reply_to(frames)
+            client_id = str(parts[0].get("User-Id")) if self._policy.authenticates else None
+            reply = self.reply_to([part.bytes for part in parts], client_id=client_id)
             try:
                 sock.send(reply, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # the requester went away: REP drops the reply

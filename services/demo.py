@@ -17,13 +17,15 @@ import zmq
 from igrt.config import Config, Role
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.generator import write_cbct, write_planning_set
+from services.curve import ClientKeys
 from services.listen import connect_endpoint
 from services.scu import echo, send_directory
 
 WAIT_S = 300.0
 
 
-def demo(config: Config, *, shift: str, position: str, size: str) -> int:
+def demo(config: Config, *, shift: str, position: str, size: str,
+         keys: ClientKeys | None = None) -> int:
     try:
         values = [float(v) for v in shift.split(",")]
         known = CouchCorrection(*values)
@@ -45,6 +47,8 @@ def demo(config: Config, *, shift: str, position: str, size: str) -> int:
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"correction")
+    if keys is not None:
+        keys.apply(sub)
     sub.connect(connect_endpoint(config.zmq.publish, "zmq.publish"))
     with tempfile.TemporaryDirectory(prefix="igrt-demo-") as tmp:
         patient_id = f"DEMO-{time.strftime('%Y%m%d-%H%M%S')}"

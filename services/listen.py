@@ -41,6 +41,7 @@ from igrt.config import Config
 from igrt.core.errors import ConfigError
 from igrt.core.json_text import to_json
 from igrt.core.messages import Topic
+from services.curve import ClientKeys
 from services.listen_pretty import Pretty
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ def listen(
     err: TextIO | None = None,
     command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
     pretty: bool = False,
+    keys: ClientKeys | None = None,
 ) -> int:
-    """Print the feed (see the module docstring); returns the exit status."""
+    """Print the feed (see the module docstring); returns the exit status. ``keys``: this
+    client's CURVE keys when the service runs with ``[zmq.curve]``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     try:
@@ -94,7 +97,7 @@ def listen(
         return 2
     context: zmq.Context[Any] = zmq.Context()
     feed = _Feed(config, context, publish, command, out, err, command_timeout_s,
-                 Pretty() if pretty else None)
+                 Pretty() if pretty else None, keys)
     try:
         return feed.run(count=count, timeout_s=timeout_s)
     except KeyboardInterrupt:
@@ -117,9 +120,11 @@ class _Feed:
         err: TextIO,
         command_timeout_s: float,
         pretty: Pretty | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
         self._pretty = pretty
         self._room = config.room
+        self._keys = keys
         self._context = context
         self._publish = publish
         self._command = command
@@ -141,6 +146,8 @@ class _Feed:
         self._sub = sub
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self._keys is not None:
+            self._keys.apply(sub)
         sub.connect(self._publish)  # subscribe first, then ask for latest
         latest = self._ask_latest()
         if latest is not None:  # the service answered: from here on, seq gaps are known
@@ -253,6 +260,8 @@ class _Feed:
         req = self._context.socket(zmq.REQ)
         try:
             req.setsockopt(zmq.LINGER, 0)
+            if self._keys is not None:
+                self._keys.apply(req)
             req.connect(self._command)
             try:
                 req.send(b'{"cmd":"latest"}', zmq.NOBLOCK)

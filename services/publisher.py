@@ -43,6 +43,7 @@ from igrt.config import Config
 from igrt.core.decisions import DECISION_SCHEMA
 from igrt.core.errors import PublishError
 from igrt.core.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
+from services.curve import CurveKeys
 from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,11 @@ class Publisher(SocketThread):
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
         close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
+        curve: CurveKeys | None = None,
     ) -> None:
         super().__init__(endpoint if endpoint is not None else config.zmq.publish,
-                         context=context, close_linger_ms=max(0, round(close_linger_s * 1000)))
+                         context=context, close_linger_ms=max(0, round(close_linger_s * 1000)),
+                         curve=curve)
         self._room = config.room
         self._heartbeat_s = config.zmq.heartbeat_s
         self._state = state

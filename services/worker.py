@@ -4,8 +4,10 @@ per room), stores the result with its ``seq`` durably, then publishes it.
 Completion (CONTRACT §3): the association that delivered the series' latest instance was
 *released* and no new instance arrived for ``settle_s``. An aborted association never triggers a
 registration. A series is claimed in the store before it is registered, so each CBCT Series
-Instance UID is registered at most once, also across restarts; a re-send does not re-register and
-the stored result stays available.
+Instance UID is registered successfully at most once, also across restarts; a re-send does not
+re-register and the stored result stays available, unless the result was ``failed`` (the store
+decides: :meth:`~igrt.store.Store.claim_series`). A series whose delivering association refused
+instances is never registered from what remains: it ends ``failed`` (``instance_refused``).
 
 Faults are never silent: if a result cannot be stored (e.g. the disk is full) the worker publishes
 an ``error``, its state (shown in every heartbeat and by ``status``) is ``error``, and it keeps
@@ -255,7 +257,14 @@ class Worker:
         seq: int | None = None
         try:
             try:
-                message, registered = self.register(series_uid, plan_uid=plan_uid)
+                refused = self.store.refused_in_delivery(series_uid)
+                if refused:
+                    message = self._failed(series_uid, reason(
+                        ReasonCode.INSTANCE_REFUSED,
+                        f"{refused} instance(s) of the association that delivered this CBCT "
+                        "were refused, so the series may be incomplete; send it again complete"))
+                else:
+                    message, registered = self.register(series_uid, plan_uid=plan_uid)
             except Exception as exc:  # noqa: BLE001 - a failed result, never silence
                 log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
                 message = self._failed(series_uid, reason(
@@ -304,12 +313,12 @@ class Worker:
 
     def _report_fault(self, why: str, context: dict[str, Any]) -> None:
         text = reason(ReasonCode.WORKER, why)
-        self._fault = text
         log.error("%s", text)
         try:
             self.publish_error(text, context)
         except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
             log.exception("could not publish the worker fault")
+        self._fault = text  # after the message: whoever sees the state "error" can find it
 
     def _publish_stored(self, series_uid: str) -> None:
         """Publish the stored text (what ``latest`` returns, byte for byte)."""

@@ -27,8 +27,9 @@ READY_RE = re.compile(rb"DICOM [^@]+@[^:]+:(?P<dicom>\d+), publish (?P<publish>\
 
 class ServiceProcess:
     def __init__(self, directory: Path, *, settle_s: float = 0.5,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
         self.directory = directory
+        self.env = {**os.environ, **(env or {})}
         # Every port is chosen by the service (0 / *) and read back from its ready line.
         self.dicom_port = 0
         self.publish = ""
@@ -43,7 +44,10 @@ class ServiceProcess:
             "storage": {"dir": str(directory / "state")},
         }
         for key, value in (extra or {}).items():
-            data.setdefault(key, {}).update(value)
+            if isinstance(value, dict):
+                data.setdefault(key, {}).update(value)
+            else:
+                data[key] = value
         self.config = parse_config(data)
         self.config_path = directory / "igrt.toml"
         self.config_path.write_text(config_to_toml(self.config))
@@ -57,7 +61,7 @@ class ServiceProcess:
         igrt = str(Path(sys.executable).with_name("igrt"))
         self.proc = proc = subprocess.Popen(
             [igrt, "serve", "--config", str(self.config_path)], stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=dict(os.environ))
+            stderr=subprocess.PIPE, env=self.env)
         ready = threading.Event()
         ended = threading.Event()
 
@@ -93,6 +97,19 @@ class ServiceProcess:
     def dicom(self) -> dict[str, Any]:
         """The keyword arguments of ``services.scu.send`` / ``send_directory`` to reach it."""
         return {"host": "127.0.0.1", "port": self.dicom_port, "called_ae": "IGRT"}
+
+    def kill(self) -> int:
+        """SIGKILL, as a power cut or the OOM killer would end it."""
+        if self.proc is None:
+            return 0
+        self.proc.kill()
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> int:
         if self.proc is None:

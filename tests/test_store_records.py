@@ -106,4 +106,4 @@ def test_a_version_1_store_upgrades_in_place(tmp_path: Path) -> None:
         assert s.record_pending() == 1
     version = sqlite3.connect(root / "igrt.sqlite").execute(
         "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    assert int(version) == SCHEMA_VERSION == 3
+    assert int(version) == SCHEMA_VERSION == len(MIGRATIONS)

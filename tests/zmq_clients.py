@@ -105,7 +105,7 @@ class Client:
         reply: dict[str, Any] = json.loads(self.ask_raw([raw]))
         try:
             parsed = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # the tests send such requests on purpose
             parsed = None
         check_reply(parsed if isinstance(parsed, dict) else None, reply)
         return reply

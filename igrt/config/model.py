@@ -17,7 +17,9 @@ __all__ = [
     "Config",
     "CouchConfig",
     "Destination",
+    "CurveConfig",
     "DicomConfig",
+    "DicomLimits",
     "EngineName",
     "Peer",
     "RecordConfig",
@@ -26,6 +28,7 @@ __all__ = [
     "Role",
     "StorageConfig",
     "UiConfig",
+    "TlsConfig",
     "ZmqConfig",
 ]
 
@@ -39,6 +42,9 @@ class EngineName(StrEnum):
 class Peer:
     ae_title: str
     role: Role
+    #: an IP address or a network in CIDR form (``10.20.30.0/24``): an association from this AE
+    #: title from any other address is rejected (CONTRACT §10); None = from any address
+    host: str | None = None
 
 
 DEFAULT_PEERS: tuple[Peer, ...] = (
@@ -48,12 +54,37 @@ DEFAULT_PEERS: tuple[Peer, ...] = (
 
 
 @dataclass(frozen=True)
+class DicomLimits:
+    """What one Storage SCP grants its peers (``[dicom.limits]``)."""
+
+    max_associations: int = 16  # negotiated associations at once, all peers together
+    max_associations_per_peer: int = 10  # ... from one calling AE title
+    max_pending_connections: int = 16  # connected, no association yet: the oldest is dropped
+    request_timeout_s: float = 10.0  # TCP (and TLS) connect to A-ASSOCIATE-RQ; release replies
+    dimse_timeout_s: float = 60.0  # a DIMSE message begun must be complete within this
+    network_timeout_s: float = 120.0  # an established association silent this long is aborted
+    max_pdu_bytes: int = 262_144  # the largest P-DATA PDU a peer may send; larger ones close
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """``[dicom.tls]``: when present the SCP accepts TLS (1.2 or later) connections only."""
+
+    certificate: Path  # PEM: the SCP's certificate (chain)
+    private_key: Path  # PEM: its private key (unencrypted)
+    ca_certificates: Path | None = None  # PEM: the CAs that sign the peers' certificates
+    require_client_certificate: bool = True
+
+
+@dataclass(frozen=True)
 class DicomConfig:
     ae_title: str = "IGRT"
     host: str = "127.0.0.1"
     port: int = 11112  # 0 = let the OS pick a free port (tests)
     settle_s: float = 1.0
     peers: tuple[Peer, ...] = DEFAULT_PEERS
+    limits: DicomLimits = DicomLimits()
+    tls: TlsConfig | None = None
 
     def peer(self, calling_ae_title: str) -> Peer | None:
         """The configured peer for a calling AE title (leading/trailing spaces are not
@@ -63,10 +94,20 @@ class DicomConfig:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    """``[zmq.curve]``: when present both sockets use CURVE (CONTRACT §10)."""
+
+    server_secret_key: Path  # the server's certificate with its secret key (zmq.auth format)
+    clients_dir: Path  # public certificates of the clients allowed to connect (readers)
+    control_clients_dir: Path | None = None  # ... also allowed the control commands
+
+
+@dataclass(frozen=True)
 class ZmqConfig:
     publish: str = "tcp://127.0.0.1:5556"
     command: str = "tcp://127.0.0.1:5557"
     heartbeat_s: float = 1.0
+    curve: CurveConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +202,12 @@ REVIEW_MAX_MM = 100.0
 REVIEW_MAX_DEG = 30.0
 SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
 COUCH_DOFS = (3, 4, 6)
+ASSOCIATIONS_MAX = 1000
+PENDING_MAX = 1000
+SCP_TIMEOUT_MIN_S = 1.0
+SCP_TIMEOUT_MAX_S = 3600.0
+PDU_MIN_BYTES = 4096  # what pynetdicom and DCMTK accept as the smallest maximum PDU
+PDU_MAX_BYTES = 16 * 1024 * 1024
 ROI_NAME_MAX = 64  # DICOM VR LO
 KEEP_DAYS_MAX = 3650
 FREE_SPACE_WARNING_MAX_MB = 10_000_000

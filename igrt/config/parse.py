@@ -26,10 +26,12 @@ from igrt.config import model
 from igrt.config.values import (
     ROOM_RE,
     Section,
+    check_absolute_path,
     check_ae_title,
     check_endpoint,
     check_host,
     check_listen,
+    check_network,
     check_number,
     check_roi_name,
     describe,
@@ -120,11 +122,16 @@ def default_state_dir(environ: Mapping[str, str], room: str) -> Path:
 def config_to_toml(cfg: model.Config) -> str:
     """A TOML document that :func:`parse_config` reads back to ``cfg`` (storage dir explicit)."""
     reg = cfg.registration
+    tls, curve = cfg.dicom.tls, cfg.zmq.curve
     tables: list[tuple[str, dict[str, object]]] = [
         ("", {"room": cfg.room}),
-        ("[dicom]", {k: v for k, v in vars(cfg.dicom).items() if k != "peers"}),
-        *(("[[dicom.peers]]", vars(p)) for p in cfg.dicom.peers),
-        ("[zmq]", vars(cfg.zmq)),
+        ("[dicom]", {k: v for k, v in vars(cfg.dicom).items()
+                     if k not in ("peers", "limits", "tls")}),
+        ("[dicom.limits]", vars(cfg.dicom.limits)),
+        *([("[dicom.tls]", _without_none(vars(tls)))] if tls is not None else []),
+        *(("[[dicom.peers]]", _without_none(vars(p))) for p in cfg.dicom.peers),
+        ("[zmq]", {k: v for k, v in vars(cfg.zmq).items() if k != "curve"}),
+        *([("[zmq.curve]", _without_none(vars(curve)))] if curve is not None else []),
         ("[storage]", {**vars(cfg.storage), "dir": str(cfg.storage.dir)}),
         ("[couch]", vars(cfg.couch)),
         (
@@ -148,6 +155,10 @@ def config_to_toml(cfg: model.Config) -> str:
     return "\n".join(lines)
 
 
+def _without_none(values: dict[str, object]) -> dict[str, object]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
+
+
 # --- sections ------------------------------------------------------------------------------------
 def _parse_dicom(t: Section) -> model.DicomConfig:
     ae_title = t.string("ae_title")
@@ -160,7 +171,65 @@ def _parse_dicom(t: Section) -> model.DicomConfig:
         port=t.integer("port", 0, model.PORT_MAX, note="(0 = let the system pick a free port)"),
         settle_s=t.number("settle_s", 0.0, model.SETTLE_MAX_S),
         peers=_parse_peers(t.data["peers"]) if "peers" in t.data else model.DEFAULT_PEERS,
+        limits=_parse_limits(t.section("limits", model.DicomLimits)),
+        tls=_parse_tls(t.section("tls", model.TlsConfig)) if "tls" in t.data else None,
     )
+
+
+def _parse_limits(t: Section) -> model.DicomLimits:
+    lo, hi = model.SCP_TIMEOUT_MIN_S, model.SCP_TIMEOUT_MAX_S
+    limits = model.DicomLimits(
+        max_associations=t.integer("max_associations", 1, model.ASSOCIATIONS_MAX),
+        max_associations_per_peer=t.integer("max_associations_per_peer", 1,
+                                            model.ASSOCIATIONS_MAX),
+        max_pending_connections=t.integer("max_pending_connections", 1, model.PENDING_MAX),
+        request_timeout_s=t.number("request_timeout_s", lo, hi),
+        dimse_timeout_s=t.number("dimse_timeout_s", lo, hi),
+        network_timeout_s=t.number("network_timeout_s", lo, hi),
+        max_pdu_bytes=t.integer("max_pdu_bytes", model.PDU_MIN_BYTES, model.PDU_MAX_BYTES),
+    )
+    if limits.max_associations_per_peer > limits.max_associations:
+        raise ConfigError(
+            f"{t.key('max_associations_per_peer')}: {limits.max_associations_per_peer} is more "
+            f"than {t.key('max_associations')} ({limits.max_associations}); one peer cannot "
+            "have more associations than all peers together"
+        )
+    return limits
+
+
+def _path(t: Section, name: str, what: str, *, required: bool = True) -> Path | None:
+    if name not in t.data:
+        if required:
+            raise ConfigError(f"{t.key(name)}: missing; {what} is required in [{t.path}]")
+        return None
+    value = t.string(name)
+    check_absolute_path(value, t.key(name), what)
+    return Path(value)
+
+
+def _parse_tls(t: Section) -> model.TlsConfig:
+    certificate = _path(t, "certificate", "the SCP's certificate (PEM)")
+    private_key = _path(t, "private_key", "the SCP's private key (PEM)")
+    ca = _path(t, "ca_certificates", "the CA certificates of the peers (PEM)", required=False)
+    require = t.boolean("require_client_certificate")
+    if require and ca is None:
+        raise ConfigError(
+            f"{t.key('ca_certificates')}: missing; with require_client_certificate = true the "
+            "SCP needs the CA certificates that sign the peers' certificates"
+        )
+    assert certificate is not None and private_key is not None
+    return model.TlsConfig(certificate=certificate, private_key=private_key,
+                           ca_certificates=ca, require_client_certificate=require)
+
+
+def _parse_curve(t: Section) -> model.CurveConfig:
+    secret = _path(t, "server_secret_key", "the server's secret certificate file")
+    clients = _path(t, "clients_dir", "the directory of the clients' public certificates")
+    control = _path(t, "control_clients_dir",
+                    "the directory of the control clients' public certificates", required=False)
+    assert secret is not None and clients is not None
+    return model.CurveConfig(server_secret_key=secret, clients_dir=clients,
+                             control_clients_dir=control)
 
 
 def _parse_peers(value: Any) -> tuple[model.Peer, ...]:
@@ -184,7 +253,10 @@ def _parse_peers(value: Any) -> tuple[model.Peer, ...]:
                 f"each peer AE title may appear once"
             )
         first_use[ae_title] = t.key("ae_title")
-        peers.append(model.Peer(ae_title, t.enum("role", Role)))
+        host = None
+        if "host" in t.data:
+            host = check_network(t.string("host"), t.key("host"))
+        peers.append(model.Peer(ae_title, t.enum("role", Role), host))
     for role in Role:
         if not any(p.role is role for p in peers):
             raise ConfigError(
@@ -205,7 +277,9 @@ def _parse_zmq(t: Section) -> model.ZmqConfig:
         )
     note = "(the contract requires a heartbeat at least every 2 s)"
     heartbeat_s = t.number("heartbeat_s", model.HEARTBEAT_MIN_S, model.HEARTBEAT_MAX_S, note=note)
-    return model.ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s)
+    curve = _parse_curve(t.section("curve", model.CurveConfig)) if "curve" in t.data else None
+    return model.ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s,
+                           curve=curve)
 
 
 def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.StorageConfig:

@@ -172,6 +172,24 @@ def is_ip(value: str) -> bool:
     return True
 
 
+def check_network(value: str, key: str) -> str:
+    """An IP address or a network in CIDR form (``10.20.30.0/24``), normalised."""
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"{key}: {value!r} is neither an IP address nor a network in CIDR form; use e.g. "
+            "10.20.30.41 (one machine) or 10.20.30.0/24 (a network)"
+        ) from None
+    return str(network)
+
+
+def check_absolute_path(value: str, key: str, what: str) -> None:
+    if not value or "\0" in value or not value.startswith("/"):
+        raise ConfigError(f"{key}: {value!r} is not an absolute path; give the absolute path of "
+                          f"{what}")
+
+
 def check_endpoint(value: str, key: str) -> None:
     allowed = (
         "use tcp://HOST:PORT (HOST an IP address, [IPv6 address], host name, interface or *; "

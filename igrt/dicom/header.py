@@ -265,7 +265,9 @@ def _check_pixels(ds: Dataset, what: str, *, n_frames: int = 1) -> None:
         return  # compressed frames have no fixed length; decoding is the series loader's job
     bits = sizes["Rows"] * sizes["Columns"] * sizes["SamplesPerPixel"] * n_frames
     expected = (bits * sizes["BitsAllocated"] + 7) // 8
-    actual = len(ds.PixelData)
+    item = ds.get_item("PixelData", keep_deferred=True)  # not read just to be measured
+    value = getattr(item, "value", None)
+    actual = len(value) if value is not None else int(getattr(item, "length", 0))
     if actual not in (expected, expected + expected % 2):
         raise InvalidDataSetError(
             f"{what}: Pixel Data (7FE0,0010) has {actual} bytes, but {n_frames} frame(s) of "

@@ -8,6 +8,7 @@ Layout under the state directory ``root``::
     igrt.lock       flock held while the store is open
 """
 
+from igrt.store.files import InstanceContent
 from igrt.store.records import (
     AssociationOutcome,
     InstanceMeta,
@@ -26,6 +27,7 @@ from igrt.store.store import Store
 __all__ = [
     "SCHEMA_VERSION",
     "AssociationOutcome",
+    "InstanceContent",
     "InstanceMeta",
     "JobState",
     "ObjectRecord",

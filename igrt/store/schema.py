@@ -130,10 +130,23 @@ CREATE TABLE review_images (
 );
 """
 
+# Version 4 (security and robustness): the content hash of each instance (a re-send with other
+# content is refused, a byte-identical one is not), the instances each association refused (a
+# series delivered with refusals is never registered from what remains), and what a job
+# registered (which delivery, with which status) so that a series that ended ``failed`` is
+# registered again when it is sent again.
+_SCHEMA_V4_SECURITY = """
+ALTER TABLE instances ADD COLUMN content_sha256 TEXT;
+ALTER TABLE associations ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN association_id TEXT;
+ALTER TABLE jobs ADD COLUMN status TEXT;
+"""
+
 #: One step per schema version: ``MIGRATIONS[n]`` takes a database from version ``n`` to
 #: ``n + 1``. A capability that needs new tables appends a step; a step is never edited once
 #: released, so every store upgrades in place, in order.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS, _SCHEMA_V3_RECORDS)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS, _SCHEMA_V3_RECORDS,
+                               _SCHEMA_V4_SECURITY)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

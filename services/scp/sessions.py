@@ -34,6 +34,7 @@ class Session:
     role: Role | None  # None only if the AE is not a configured peer (negotiation prevents it)
     series: dict[str, InstanceKind] = field(default_factory=dict)  # delivered, in order
     outcome: AssociationOutcome | None = None
+    refused: int = 0  # C-STOREs answered with an error status
     closed: bool = False  # the TCP connection is gone
     watchdog: threading.Timer | None = None  # closed before its end was known: fallback
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -195,7 +196,10 @@ class Associations:
         if not delivered:
             return
         try:
-            self._store.record_association(session.association_id, session.calling_ae, outcome)
+            with session.lock:
+                refused = session.refused
+            self._store.record_association(session.association_id, session.calling_ae, outcome,
+                                           refused=refused)
         except Exception:
             logger.exception(
                 "association %s from %s %s, but recording that failed",
