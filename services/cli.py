@@ -11,6 +11,7 @@ from pathlib import Path
 
 from igrt.config import Config, load_config
 from igrt.core.errors import ConfigError
+from services import qa_cli
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="known couch correction: lat,long,vert,pitch,roll,rotation")
     demo.add_argument("--position", default="HFS", choices=["HFS", "FFS", "HFP", "FFP"])
     demo.add_argument("--size", default="small", choices=["small", "full"])
+
+    qa_cli.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(qa_cli.join_negative_expected(
+        list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -91,6 +95,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from services.listen import listen
 
         return listen(config, count=args.count, timeout_s=args.timeout, pretty=args.pretty)
+    if args.command == "qa":
+        return qa_cli.main(args, config)
     if args.command == "demo":
         from services.demo import demo
 

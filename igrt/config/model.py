@@ -19,6 +19,7 @@ __all__ = [
     "DicomConfig",
     "EngineName",
     "Peer",
+    "QaConfig",
     "RegistrationConfig",
     "ReviewConfig",
     "Role",
@@ -108,6 +109,14 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class QaConfig:
+    """Physics QA (CONTRACT §9): TG-142 SRS/SBRT positioning tolerances."""
+
+    tolerance_mm: float = 1.0  # each translation axis and the translation-vector length
+    tolerance_deg: float = 0.5  # each rotation axis
+
+
+@dataclass(frozen=True)
 class Config:
     room: str
     dicom: DicomConfig
@@ -117,6 +126,7 @@ class Config:
     registration: RegistrationConfig
     review: ReviewConfig
     ui: UiConfig = UiConfig()
+    qa: QaConfig = QaConfig()
 
 
 DEFAULT_ROOM = "TB1"
@@ -135,4 +145,6 @@ REVIEW_MAX_MM = 100.0
 REVIEW_MAX_DEG = 30.0
 SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
 COUCH_DOFS = (3, 4, 6)
+QA_TOLERANCE_MAX_MM = 10.0
+QA_TOLERANCE_MAX_DEG = 5.0
 ROI_NAME_MAX = 64  # DICOM VR LO

@@ -70,6 +70,9 @@ class ReasonCode(StrEnum):
     ZMQ_ENDPOINT = "zmq_endpoint"
     WORKER = "worker"
     PHANTOM = "phantom"
+    # --- physics QA ---------------------------------------------------------------------------
+    QA = "qa"
+    QA_HISTORY = "qa_history"
 
 
 def reason(code: ReasonCode, sentence: str) -> str:
