@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from igrt.config import Config
+from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
 from igrt.store import Store
+from igrt.store.qa_history import QaHistory
 from services.commands import CommandServer
 from services.decision_desk import DecisionDesk
 from services.operators import Operators, load_operators
 from services.publisher import Publisher
+from services.qa_desk import QaDesk
 from services.review_page.app import create_app
 from services.review_page.server import ReviewServer
 from services.review_renderer import ReviewRenderer
@@ -45,6 +48,8 @@ class Service:
     scp: StorageScp | None = None
     renderer: ReviewRenderer | None = None
     ui: ReviewServer | None = None
+    qa_history: QaHistory | None = None
+    qa: QaDesk | None = None
     ui_address: str = ""
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
@@ -59,9 +64,22 @@ class Service:
         publisher.start()
         self.renderer = renderer = ReviewRenderer(store)
         renderer.start()
-        self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
+        self.qa_history = QaHistory.open(cfg.storage.dir)
+        self.qa = qa = QaDesk(cfg, store, self.qa_history, publish_qa=publisher.publish_qa_json,
+                              publish_error=publisher.publish_error)
+        qa.start()
+
+        def publish(text: str) -> None:
+            publisher.publish_correction_json(text)
+            qa.on_published(text)
+
+        def on_registered(seq: int, registered: Registered) -> None:
+            renderer.submit(seq, registered)
+            qa.on_registered(seq, registered)
+
+        self.worker = worker = Worker(cfg, store, publish=publish,
                                       publish_error=publisher.publish_error, tick=self._tick,
-                                      review_url=self.review_url, on_registered=renderer.submit)
+                                      review_url=self.review_url, on_registered=on_registered)
         desk = DecisionDesk(store, publish_decision=publisher.publish_decision_json,
                             publish_error=publisher.publish_error,
                             request_again=worker.request_again)
@@ -70,7 +88,8 @@ class Service:
                                     cfg.ui.listen)
         self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length, desk=desk)
+                                                 queue_length=worker.queue_length, desk=desk,
+                                                 qa=qa)
         commands.start()
         worker.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
@@ -116,10 +135,14 @@ class Service:
             self.ui.stop()
         if self.renderer is not None:
             self.renderer.stop()
+        if self.qa is not None:
+            self.qa.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:
             self.commands.stop()
+        if self.qa_history is not None:
+            self.qa_history.close()
         if self.store is not None:
             self.store.close()
 

@@ -53,7 +53,8 @@ def trend_chart(title: str, points: Sequence[tuple[str, float | None, str]], *,
     ax.set_title(title, fontsize=9, loc="left")
     ax.tick_params(labelsize=7)
     ax.grid(True, color="#dddddd", lw=0.5)
-    ax.legend(fontsize=6, loc="upper left", ncols=4, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, loc="upper left", ncols=4, frameon=False)
     fig.autofmt_xdate()
     fig.tight_layout()
     out = io.BytesIO()

@@ -75,7 +75,7 @@ def _story(report: Report) -> list[Flowable]:
     story += [Spacer(1, 4 * mm), Table(data, repeatRows=1, style=TableStyle(style)),
               PageBreak(), Paragraph("Trends (difference measured − expected)",
                                      styles["Heading2"])]
-    charts = [_image(ch.png, 125) for ch in report.charts]
+    charts = [_image(ch.png, 105) for ch in report.charts]
     pairs = [charts[i:i + 2] + [""] * (2 - len(charts[i:i + 2])) for i in range(0, len(charts), 2)]
     story.append(Table(pairs))
     if report.latest is not None:

@@ -127,10 +127,11 @@ class QaHistory:
 
     # --- runs ------------------------------------------------------------------------------------
     def append_run(self, message: Mapping[str, Any], images: Mapping[str, bytes], *,
-                   take_expectation: str | None = None) -> dict[str, Any]:
+                   take_expectation: tuple[str, str] | None = None) -> dict[str, Any]:
         """Store one run (its images first, then its row, with ``run_id`` added to the
-        message); returns the message as stored. ``take_expectation``: the Patient ID whose
-        declared offset this run used, removed in the same transaction (a service run)."""
+        message); returns the message as stored. ``take_expectation``: ``(patient_id,
+        declared_at)`` of the declared offset this run used (a service run), removed in the
+        same transaction unless it was declared anew meanwhile."""
         rel_paths = self._write_images(images)
         with self._transaction("recording a QA run") as conn:
             seq = message.get("seq")
@@ -150,7 +151,8 @@ class QaHistory:
             conn.executemany("INSERT INTO run_images (run_id, name, rel_path) VALUES (?, ?, ?)",
                              [(run_id, name, rel) for name, rel in rel_paths.items()])
             if take_expectation is not None:
-                conn.execute("DELETE FROM expectations WHERE patient_id = ?", (take_expectation,))
+                conn.execute("DELETE FROM expectations WHERE patient_id = ? AND declared_at = ?",
+                             take_expectation)
         log.info("QA run %d recorded (%s)", run_id, message["level"])
         return stored
 
