@@ -32,7 +32,7 @@ QA_PLANNING_GRIDS: dict[str, Grid] = {
 }
 QA_CBCT_GRIDS: dict[str, CbctGridSpec] = {
     "full": CbctGridSpec((512, 512, 72), (0.6, 0.6, 2.5), 150.0),
-    "small": CbctGridSpec((128, 128, 60), (2.2, 2.2, 2.5), 140.0),
+    "small": CbctGridSpec((128, 128, 64), (2.2, 2.2, 2.5), 140.0),
 }
 #: The QA phantoms' CBCT: 150 mm reconstructed length (the phantom ends are truncated).
 QA_DEGRADATION = Degradation(noise_hu=25.0, blur_sigma_mm=0.7, hu_scale=0.92, hu_offset=-40.0,

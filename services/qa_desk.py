@@ -2,7 +2,8 @@
 the offset a QA phantom is set up at (``qa_expect``, durable in the QA history); the next CBCT of
 that Patient ID is registered and published as usual, then scored against the offset on this
 desk's own thread, recorded in the same history as ``igrt qa run``'s runs, and published on the
-``qa`` topic exactly as stored. The declaration is used once.
+``qa`` topic exactly as stored. The declaration is used once: the CBCT takes it (durably) when
+its correction is published, so a second CBCT of the phantom is not scored against it.
 
 Hooks: :meth:`QaDesk.on_registered` is the worker's ``on_registered`` (a computed correction and
 what the registration made of it, for the fused images); :meth:`QaDesk.on_published` sees every
@@ -21,6 +22,7 @@ from typing import Any
 
 from igrt.config import Config
 from igrt.core.case import Registered
+from igrt.core.errors import IgrtError
 from igrt.core.json_text import to_json
 from igrt.core.qa import AXES, correction_from, expected_offset
 from igrt.core.reasons import ReasonCode, reason
@@ -97,7 +99,12 @@ class QaDesk:
         patient = correction.get("patient_id")
         if not isinstance(patient, str):
             return
-        declaration = self._history.expectation(patient.strip())
+        try:
+            declaration = self._history.take_expectation(patient.strip())
+        except IgrtError as exc:
+            self._fault(f"the declared QA offset for correction {seq} could not be read: "
+                        f"{exc.message}", seq)
+            return
         if declaration is None:
             return
         try:
@@ -129,9 +136,7 @@ class QaDesk:
                    "registration_s": (job.correction.get("registration") or {}).get(
                        "elapsed_s")})
         images = fused_images(job.registered)
-        stored = self._history.append_run(
-            message, images, take_expectation=(str(declared["patient_id"]),
-                                               str(declared["declared_at"])))
+        stored = self._history.append_run(message, images)
         self._publish_qa(to_json(stored))
         log.info("QA run %d of correction seq %d: %s", stored["run_id"], job.seq,
                  stored["level"])

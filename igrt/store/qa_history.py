@@ -9,8 +9,8 @@ the run's row, so a run in the history always has its images (an interrupted wri
 most an unreferenced folder, never a run without its images).
 
 Tables: ``runs`` (one row per QA run, the ``igrt/qa/v1`` message as stored), ``run_images``,
-``expectations`` (the offset a physicist declared for a phantom's Patient ID; taken, in the
-transaction that records the run, by the next CBCT of that patient the service registers).
+``expectations`` (the offset a physicist declared for a phantom's Patient ID; taken, once, by
+the next CBCT of that patient the service registers).
 """
 
 from __future__ import annotations
@@ -126,12 +126,10 @@ class QaHistory:
         return iso_utc(self._clock())
 
     # --- runs ------------------------------------------------------------------------------------
-    def append_run(self, message: Mapping[str, Any], images: Mapping[str, bytes], *,
-                   take_expectation: tuple[str, str] | None = None) -> dict[str, Any]:
+    def append_run(self, message: Mapping[str, Any], images: Mapping[str, bytes]
+                   ) -> dict[str, Any]:
         """Store one run (its images first, then its row, with ``run_id`` added to the
-        message); returns the message as stored. ``take_expectation``: ``(patient_id,
-        declared_at)`` of the declared offset this run used (a service run), removed in the
-        same transaction unless it was declared anew meanwhile."""
+        message); returns the message as stored. A correction ``seq`` is scored once."""
         rel_paths = self._write_images(images)
         with self._transaction("recording a QA run") as conn:
             seq = message.get("seq")
@@ -150,9 +148,6 @@ class QaHistory:
                          (_encode(stored), run_id))
             conn.executemany("INSERT INTO run_images (run_id, name, rel_path) VALUES (?, ?, ?)",
                              [(run_id, name, rel) for name, rel in rel_paths.items()])
-            if take_expectation is not None:
-                conn.execute("DELETE FROM expectations WHERE patient_id = ? AND declared_at = ?",
-                             take_expectation)
         log.info("QA run %d recorded (%s)", run_id, message["level"])
         return stored
 
@@ -185,6 +180,16 @@ class QaHistory:
                 "message_json = excluded.message_json",
                 (patient_id, stored["declared_at"], _encode(stored)))
         return stored
+
+    def take_expectation(self, patient_id: str) -> dict[str, Any] | None:
+        """The offset declared for ``patient_id``, removed in the same transaction: a
+        declaration is used by one CBCT only (None when there is none)."""
+        with self._transaction("taking a declared QA offset") as conn:
+            row = conn.execute("SELECT message_json FROM expectations WHERE patient_id = ?",
+                               (patient_id,)).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM expectations WHERE patient_id = ?", (patient_id,))
+        return None if row is None else _decode(str(row[0]))
 
     def expectation(self, patient_id: str) -> dict[str, Any] | None:
         with self._reading("reading a declared QA offset") as conn:
