@@ -17,7 +17,10 @@ from igrt.core.types import FloatArray as F64
 
 DENSE_HU = 1200.0  # inserts denser than this streak (bone inserts, Teflon, metal, ceramics)
 STREAK_WIDTH_MM = 1.2
-RAY_COUNT = 6
+RAY_COUNT = 4
+RAY_FADE_MM = 60.0  # rays fade with the distance from their object
+GROUP_MM = 4.0  # dense objects closer than this streak as one (a line-pair group, a wire pair)
+MAX_OBJECTS = 8  # the largest dense objects of a slice that streak
 
 
 def rings(rho_mm: F64, amplitude_hu: float, rng: np.random.Generator, *,
@@ -40,14 +43,19 @@ def dense_streaks(hu: F32, x_mm: F64, y_mm: F64, amplitude_hu: float,
     dense = hu > DENSE_HU
     pixel_mm2 = abs(float(x_mm[0, 1] - x_mm[0, 0]) * float(y_mm[1, 0] - y_mm[0, 0]))
     angles = rng.uniform(0.0, math.pi, size=RAY_COUNT)
+    reach = max(1, int(round(GROUP_MM / math.sqrt(pixel_mm2))))
     for k in np.nonzero(dense.any(axis=(1, 2)))[0]:
-        labels, n = ndimage.label(dense[k])
+        groups, n = ndimage.label(ndimage.binary_dilation(dense[k], iterations=reach))
+        labels = np.where(dense[k], groups, 0)
         if n == 0:
             continue
         index = np.arange(1, n + 1)
+        area = ndimage.sum_labels(dense[k], labels, index) * pixel_mm2
+        index = index[np.argsort(area)[::-1][:MAX_OBJECTS]]
+        area = ndimage.sum_labels(dense[k], labels, index) * pixel_mm2
+        n = len(index)
         cy, cx = (np.asarray(v) for v in zip(*ndimage.center_of_mass(dense[k], labels, index),
                                              strict=True))
-        area = ndimage.sum_labels(np.ones_like(labels), labels, index) * pixel_mm2
         weight = np.clip(area / 20.0, 0.0, 1.0)  # a 5 mm object streaks fully
         px = np.interp(cx, np.arange(x_mm.shape[1]), x_mm[0])
         py = np.interp(cy, np.arange(y_mm.shape[0]), y_mm[:, 0])
@@ -56,10 +64,12 @@ def dense_streaks(hu: F32, x_mm: F64, y_mm: F64, amplitude_hu: float,
             for b in range(a + 1, n):
                 pattern -= weight[a] * weight[b] * _band(x_mm, y_mm, (px[a], py[a]),
                                                          (px[b], py[b]))
+            fade = np.exp(-np.hypot(x_mm - px[a], y_mm - py[a]) / RAY_FADE_MM)
             for m, angle in enumerate(angles):
                 far = (px[a] + math.cos(angle), py[a] + math.sin(angle))
                 sign = 1.0 if m % 2 == 0 else -0.7
-                pattern += sign * 0.5 * weight[a] * _band(x_mm, y_mm, (px[a], py[a]), far)
+                pattern += sign * 0.5 * weight[a] * fade * _band(x_mm, y_mm, (px[a], py[a]),
+                                                                 far)
         out[k] = (amplitude_hu * pattern).astype(np.float32)
     return out
 

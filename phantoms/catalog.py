@@ -36,7 +36,7 @@ QA_CBCT_GRIDS: dict[str, CbctGridSpec] = {
 }
 #: The QA phantoms' CBCT: 150 mm reconstructed length (the phantom ends are truncated).
 QA_DEGRADATION = Degradation(noise_hu=25.0, blur_sigma_mm=0.7, hu_scale=0.92, hu_offset=-40.0,
-                             cupping_hu=70.0, cupping_radius_mm=120.0, dense_streaks_hu=120.0,
+                             cupping_hu=70.0, cupping_radius_mm=120.0, dense_streaks_hu=60.0,
                              rings_hu=18.0, fov_length_mm=150.0)
 
 

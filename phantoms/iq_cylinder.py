@@ -9,7 +9,7 @@ Modules (z from the centre, mm; the phantom axis is the patient's superior-infer
 * ``[-17, +17]`` HU inserts (sensitometry): eight 12 mm rods at 58 mm radius (air, PMP, LDPE,
   polystyrene, acrylic, bone 20 %, Delrin, Teflon), four 3 mm air holes on a 50 mm square
   (geometry), two tungsten wire ramps at 23° to the slice plane (slice position);
-* ``[+17, +52]`` line pairs: aluminium bar groups of 1 to 10 line pairs per cm on a ring;
+* ``[+17, +52]`` line pairs: aluminium bar groups of 2 to 11 line pairs per cm on a ring;
 * ``[+52, +80]`` end cap (uniform).
 """
 
@@ -41,6 +41,8 @@ HU_MODULE_MM = (-17.0, 17.0)
 LINE_PAIR_MODULE_MM = (17.0, 52.0)
 LOW_CONTRAST_MODULE_MM = (-80.0, -52.0)
 ALUMINIUM_HU = 1900.0
+LINE_PAIRS_PER_CM = tuple(range(2, 12))  # 4 aluminium bars per group
+LINE_PAIR_RING_MM = 50.0
 TUNGSTEN_HU = 3000.0
 
 
@@ -90,16 +92,15 @@ def _hu_module(canvas: Canvas, c: F64) -> None:
 def _line_pair_module(canvas: Canvas, c: F64) -> None:
     zc = c[2] + sum(LINE_PAIR_MODULE_MM) / 2.0
     half_z = (LINE_PAIR_MODULE_MM[1] - LINE_PAIR_MODULE_MM[0]) / 2.0 - 4.0
-    for k, lp_per_cm in enumerate(range(1, 11)):
+    for k, lp_per_cm in enumerate(LINE_PAIRS_PER_CM):
         width = 5.0 / lp_per_cm  # bar width = gap width (mm)
-        angle = 360.0 * k / 10.0
-        rot = rot_z(angle)
+        rot = rot_z(360.0 * k / len(LINE_PAIRS_PER_CM))
         radial = rot @ np.array([0.0, -1.0, 0.0])
         along = rot @ np.array([1.0, 0.0, 0.0])
-        for n in range(5):
-            offset = (n - 2) * 2.0 * width
-            centre = (np.array([c[0], c[1], zc]) + radial * 45.0 + along * offset)
-            paint(canvas, shapes.box(canvas, centre, (width / 2.0, 7.0, half_z), rot),
+        for n in range(4):
+            offset = (n - 1.5) * 2.0 * width
+            centre = np.array([c[0], c[1], zc]) + radial * LINE_PAIR_RING_MM + along * offset
+            paint(canvas, shapes.box(canvas, centre, (width / 2.0, 6.0, half_z), rot),
                   ALUMINIUM_HU)
 
 
