@@ -222,3 +222,14 @@ def test_only_numbered_correction_messages_are_published(
     with pytest.raises(PublishError) as caught:
         publisher.publish_correction_json(text)
     assert error in caught.value.message
+
+
+def test_a_qa_result_is_published_on_its_topic_as_stored(
+    subscriber: Subscriber, publisher: Publisher
+) -> None:
+    text = '{"run_id":3,"schema":"igrt/qa/v1","seq":7,"passed":true,"phantom":"Zoë"}'
+    publisher.publish_qa_json(text)
+    assert subscriber.next("qa") == [b"qa", text.encode("utf-8")]
+    for wrong in ("not json", '{"schema": "igrt/correction/v1"}', "[]"):
+        with pytest.raises(PublishError, match="QA result"):
+            publisher.publish_qa_json(wrong)
