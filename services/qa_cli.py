@@ -42,6 +42,8 @@ def add_parsers(sub: Any) -> None:
     report = qa_sub.add_parser("report", help="write the QA history as PDF or HTML")
     report.add_argument("--out", type=Path, required=True,
                         help="FILE.pdf or FILE.html (the extension chooses the format)")
+    report.add_argument("--phantom", help="only the runs of this phantom (trends and SPC limits "
+                                          "are only meaningful per phantom)")
     report.add_argument("--config", type=Path)
 
 
@@ -121,7 +123,8 @@ def _report(args: argparse.Namespace, config: Config) -> int:
 
     try:
         with QaHistory.open(config.storage.dir) as history:
-            runs = history.runs()
+            runs = [r for r in history.runs()
+                    if args.phantom is None or r.message.get("phantom") == args.phantom]
         report = build_report(runs, room=config.room)
         _progress(f"{len(runs)} run(s) in the QA history of room {config.room}")
         if kind == ".pdf":

@@ -149,7 +149,13 @@ def test_report_writes_pdf_and_html_of_the_history(setup: Setup, tmp_path: Path)
         assert proc.returncode == 0, proc.stderr
         assert out.stat().st_size > 10_000
     assert (tmp_path / "qa.pdf").read_bytes().startswith(b"%PDF")
-    assert "data:image/png;base64," in (tmp_path / "qa.html").read_text()
+    html = (tmp_path / "qa.html").read_text()
+    assert "data:image/png;base64," in html and "QA-CATPHAN" in html
+    other = tmp_path / "other.html"
+    proc = subprocess.run([IGRT, "qa", "report", "--out", str(other), "--phantom", "nothing",
+                           "--config", str(setup.config)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and "0 runs" in other.read_text()
 
 
 @pytest.mark.parametrize("out", ["report.txt", "no-such-folder/report.pdf"])
