@@ -58,6 +58,8 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=len(OFFSETS), help="offsets per phantom")
     parser.add_argument("--phantom", choices=QA_PHANTOMS, action="append",
                         help="only this phantom (repeatable; default: both)")
+    parser.add_argument("--roi-size", help="[registration] roi_size_mm as X,Y,Z (default: the "
+                                           "built-in 160,160,120)")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="igrt-qa-bench-"))
@@ -65,10 +67,11 @@ def main() -> int:
     configs = {}
     for convention in ("origin", "center"):
         configs[convention] = work / f"{convention}.toml"
-        configs[convention].write_text(f'[registration]\ncbct_isocenter = "{convention}"\n'
+        roi = f"roi_size_mm = [{args.roi_size}]\n" if args.roi_size else ""
+        configs[convention].write_text(f'[registration]\ncbct_isocenter = "{convention}"\n{roi}'
                                        f'[storage]\ndir = "{work / "state"}"\n')
-    print(f"# igrt qa run benchmark: size={args.size} cores={os.cpu_count()} "
-          f"(timings on a shared machine are noisy)")
+    print(f"# igrt qa run benchmark: size={args.size} roi_size_mm={args.roi_size or 'default'} "
+          f"cores={os.cpu_count()} (timings on a shared machine are noisy)")
     print(f"{'phantom':>11} {'case':>4} {'frame':>8} {'expected (mm / deg)':>34} {'status':>6} "
           f"{'level':>7} {'err_mm':>7} {'err_deg':>7} {'unstable':>8} {'reg_s':>6}")
     failures = 0

@@ -69,13 +69,17 @@ class Service:
                               publish_error=publisher.publish_error)
         qa.start()
 
-        def publish(text: str) -> None:
-            publisher.publish_correction_json(text)
-            qa.on_published(text)
+        def publish(text: str) -> None:  # the QA desk sees every stored correction
+            try:
+                publisher.publish_correction_json(text)
+            finally:
+                qa.on_published(text)
 
         def on_registered(seq: int, registered: Registered) -> None:
-            renderer.submit(seq, registered)
-            qa.on_registered(seq, registered)
+            try:
+                renderer.submit(seq, registered)
+            finally:
+                qa.on_registered(seq, registered)
 
         self.worker = worker = Worker(cfg, store, publish=publish,
                                       publish_error=publisher.publish_error, tick=self._tick,

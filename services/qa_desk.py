@@ -82,7 +82,11 @@ class QaDesk:
 
     # --- worker hooks (worker thread; never block, never raise) ----------------------------------
     def on_registered(self, seq: int, registered: Registered) -> None:
-        correction = self._store.correction(seq)
+        try:
+            correction = self._store.correction(seq)
+        except IgrtError as exc:
+            self._fault(f"correction {seq} could not be read for QA: {exc.message}", seq)
+            return
         if correction is not None:
             self._maybe_queue(seq, correction, registered)
 
@@ -99,7 +103,9 @@ class QaDesk:
         patient = correction.get("patient_id")
         if not isinstance(patient, str):
             return
-        try:
+        try:  # a read first: most corrections are of patients, who have no declaration
+            if self._history.expectation(patient.strip()) is None:
+                return
             declaration = self._history.take_expectation(patient.strip())
         except IgrtError as exc:
             self._fault(f"the declared QA offset for correction {seq} could not be read: "
