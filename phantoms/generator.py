@@ -26,7 +26,7 @@ from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.reasons import ReasonCode
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from phantoms import anatomy, cbct
+from phantoms import anatomy, catalog, cbct
 from phantoms.dicom_writer import (
     ImageSeries,
     Roi,
@@ -43,15 +43,12 @@ from phantoms.shapes import Canvas
 logger = logging.getLogger(__name__)
 
 
-PHANTOMS = ("cube", "body")
+PHANTOMS = catalog.PHANTOMS
 SIZES = ("small", "full")
 COMMENT_PREFIX = "igrt-phantom"
 
-#: Planning CT grids: (columns, rows, slices) and (column, row, slice) spacing in mm.
-PLANNING_GRIDS: dict[str, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
-    "full": ((512, 512, 150), (0.9765625, 0.9765625, 2.5)),
-    "small": ((192, 192, 64), (2.6, 2.6, 5.0)),
-}
+#: Planning CT grids of the anatomy phantoms (the QA phantoms': ``catalog.planning_grid``).
+PLANNING_GRIDS = catalog.PLANNING_GRIDS
 #: Centre of the planning CT grid (scanner axis at x = y = 0, table position z).
 PLANNING_CENTER_MM = (0.0, 0.0, -400.0)
 CT_COUCH_CLEARANCE_MM = 2.0
@@ -76,7 +73,7 @@ class PlanningCase:
     structure_set_uid: str
     ct_series_uid: str
     isocenter_mm: tuple[float, float, float]
-    phantom: str  # "cube" | "body"
+    phantom: str  # one of PHANTOMS
     size: str  # "small" | "full"
     seed: int
 
@@ -113,8 +110,8 @@ def _check(phantom: str, size: str) -> None:
         raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
 
 
-def _planning_origin(size: str) -> tuple[float, float, float]:
-    n, s = PLANNING_GRIDS[size]
+def _planning_origin(phantom: str, size: str) -> tuple[float, float, float]:
+    n, s = catalog.planning_grid(phantom, size)
     o = np.asarray(PLANNING_CENTER_MM) - np.asarray(s) * (np.asarray(n) - 1) / 2.0
     return (float(o[0]), float(o[1]), float(o[2]))
 
@@ -123,27 +120,27 @@ def _planning_origin(size: str) -> tuple[float, float, float]:
 def anatomy_truth(phantom: str, size: str, seed: int) -> Truth:
     """Render (once per process and arguments) the truth anatomy on the planning grid."""
     _check(phantom, size)
-    n, spacing = PLANNING_GRIDS[size]
+    n, spacing = catalog.planning_grid(phantom, size)
     values = np.full((n[2], n[1], n[0]), anatomy.AIR_HU, dtype=np.float32)
-    canvas = Canvas(values, _planning_origin(size), spacing, edge_mm=min(spacing[:2]))
-    anatomy.render(phantom, canvas, seed)
+    canvas = Canvas(values, _planning_origin(phantom, size), spacing, edge_mm=min(spacing[:2]))
+    catalog.render(phantom, canvas, seed)
     np.clip(values, -1024.0, 3071.0, out=values)
     image = sitk.GetImageFromArray(values)
     image.SetOrigin(canvas.origin_mm)
     image.SetSpacing(spacing)
     logger.info("rendered %s phantom (%s, seed %d) on %s voxels", phantom, size, seed, n)
-    return Truth(image, anatomy.model(phantom))
+    return Truth(image, catalog.model(phantom))
 
 
 def planning_ct(
     phantom: str, size: str, seed: int, position: PatientPosition
 ) -> tuple[F32, tuple[float, float, float], F64]:
     """Planning CT HU ``[k, j, i]`` in scanner orientation for ``position`` (truth plus the CT
-    couch under the patient), its origin and direction (spacing: ``PLANNING_GRIDS``)."""
+    couch under the patient), its origin and direction (spacing: ``catalog.planning_grid``)."""
     truth = anatomy_truth(phantom, size, seed)
     hu = truth.voxels.copy()
-    n, spacing = PLANNING_GRIDS[size]
-    origin = np.asarray(_planning_origin(size))
+    n, spacing = catalog.planning_grid(phantom, size)
+    origin = np.asarray(_planning_origin(phantom, size))
     down = anatomy.down_lps(position)
     top = float(np.asarray(truth.model.center_mm) @ down)
     top += truth.model.half_height_mm + CT_COUCH_CLEARANCE_MM
@@ -215,7 +212,7 @@ def write_planning_set(
     _check(phantom, size)
     position = PatientPosition(patient_position)
     directory = Path(directory)
-    model = anatomy.model(phantom)
+    model = catalog.model(phantom)
     isos = [_normalise(i) for i in (isocenters_mm or [model.default_isocenter_mm])]
     uids = UidSource(COMMENT_PREFIX, "planning", directory.resolve(), phantom, size, seed,
                      position.value, patient_id, isos)
@@ -230,7 +227,7 @@ def write_planning_set(
         series_description=f"Planning CT {phantom}",
         patient_position=position.value,
         origin_mm=origin,
-        spacing_mm=PLANNING_GRIDS[size][1],
+        spacing_mm=catalog.planning_grid(phantom, size)[1],
         direction=direction,
         image_comments=f"{COMMENT_PREFIX} phantom={phantom} size={size} seed={seed}",
     )
@@ -294,7 +291,8 @@ def expected_registration(
 ) -> F64:
     """``T`` (CBCT point -> planning point) of a CBCT written with these arguments."""
     geom = cbct.cbct_geometry(planning.size, planning.patient_position, frame,
-                              planning.isocenter_mm)
+                              planning.isocenter_mm,
+                              catalog.cbct_grid(planning.phantom, planning.size))
     c = geometry.from_iec(correction, planning.patient_position)
     return geometry.registration_for_correction(c, geom.nominal, planning.isocenter_mm)
 
@@ -328,11 +326,12 @@ def write_cbct(
     unknown = sorted(set(degradation_kwargs) - known)
     if unknown:
         raise TypeError(f"unknown CBCT degradation arguments {unknown}; known: {sorted(known)}")
-    base = cbct.Degradation() if degrade else cbct.Degradation.ideal()
+    base = catalog.degradation(planning.phantom) if degrade else cbct.Degradation.ideal()
     degradation = replace(base, **degradation_kwargs)  # type: ignore[arg-type]
     position = planning.patient_position
     iso = planning.isocenter_mm
-    geom = cbct.cbct_geometry(planning.size, position, frame, iso)
+    geom = cbct.cbct_geometry(planning.size, position, frame, iso,
+                              catalog.cbct_grid(planning.phantom, planning.size))
     registration = geometry.registration_for_correction(
         geometry.from_iec(correction, position), geom.nominal, iso
     )

@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from igrt.config import Config
+from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
 from igrt.store import Store
+from igrt.store.qa_history import QaHistory
 from services.commands import CommandServer
 from services.curve import CurveKeys
 from services.decision_desk import DecisionDesk, RecordDesk
 from services.housekeeping import DiskWatch, Retention
 from services.operators import Operators, load_operators
 from services.publisher import Publisher
+from services.qa_desk import QaDesk
 from services.record_sender import RecordSender
 from services.review_page.app import create_app
 from services.review_page.server import ReviewServer
@@ -48,6 +51,8 @@ class Service:
     scp: StorageScp | None = None
     renderer: ReviewRenderer | None = None
     ui: ReviewServer | None = None
+    qa_history: QaHistory | None = None
+    qa: QaDesk | None = None
     ui_address: str = ""
     records: RecordSender | None = None
     retention: Retention | None = None
@@ -67,9 +72,26 @@ class Service:
         publisher.start()
         self.renderer = renderer = ReviewRenderer(store)
         renderer.start()
-        self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
+        self.qa_history = QaHistory.open(cfg.storage.dir)
+        self.qa = qa = QaDesk(cfg, store, self.qa_history, publish_qa=publisher.publish_qa_json,
+                              publish_error=publisher.publish_error)
+        qa.start()
+
+        def publish(text: str) -> None:  # the QA desk sees every stored correction
+            try:
+                publisher.publish_correction_json(text)
+            finally:
+                qa.on_published(text)
+
+        def on_registered(seq: int, registered: Registered) -> None:
+            try:
+                renderer.submit(seq, registered)
+            finally:
+                qa.on_registered(seq, registered)
+
+        self.worker = worker = Worker(cfg, store, publish=publish,
                                       publish_error=publisher.publish_error, tick=self._tick,
-                                      review_url=self.review_url, on_registered=renderer.submit)
+                                      review_url=self.review_url, on_registered=on_registered)
         self.records = records = RecordSender(cfg, store, publish_error=publisher.publish_error)
         desk = DecisionDesk(store, publish_decision=publisher.publish_decision_json,
                             publish_error=publisher.publish_error,
@@ -82,7 +104,8 @@ class Service:
         self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
                                                  queue_length=worker.queue_length, desk=desk,
-                                                 record_pending=records.pending, curve=curve)
+                                                 record_pending=records.pending, curve=curve,
+                                                 qa=qa)
         commands.start()
         records.start()
         worker.start()
@@ -135,10 +158,14 @@ class Service:
             self.records.stop()
         if self.retention is not None:
             self.retention.stop()
+        if self.qa is not None:
+            self.qa.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:
             self.commands.stop()
+        if self.qa_history is not None:
+            self.qa_history.close()
         if self.store is not None:
             self.store.close()
 

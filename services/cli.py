@@ -12,6 +12,7 @@ from pathlib import Path
 from igrt.config import Config, load_config
 from igrt.core.errors import ConfigError
 from igrt.dicom.identity import software_version
+from services import qa_cli
 from services.curve import ClientKeys
 from services.logs import LEVELS, configure
 
@@ -94,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--control", action="append", default=[], metavar="NAME",
                       help="create a client also allowed select_plan, approve, reject and "
                            "register_again (repeatable)")
+
+    qa_cli.add_parsers(sub, parents=[sub_options])
     return parser
 
 
@@ -124,7 +127,8 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(qa_cli.join_negative_expected(
+        list(sys.argv[1:] if argv is None else argv)))
     configure(args.log_level)
     if args.command == "operators":
         return _add_operator(args)
@@ -147,6 +151,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from services.keys import create_keys
 
         return create_keys(args.dir, readers=args.reader, controllers=args.control)
+    if args.command == "qa":
+        return qa_cli.main(args, config)
     if args.command in ("listen", "demo"):
         try:
             keys = client_keys(args, config)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Commands that change what a patient is treated with: a control client only (CONTRACT §10).
-CONTROL_COMMANDS: frozenset[str] = frozenset({"select_plan", "approve", "reject",
-                                              "register_again"})
+#: Commands that change what a patient is treated with (CONTRACT §10), and ``qa_expect``, which
+#: declares the next CBCT of a Patient ID a QA phantom's: a control client only.
+CONTROL_COMMANDS: tuple[str, ...] = ("select_plan", "approve", "reject", "register_again",
+                                     "qa_expect")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,6 @@ class CommandPolicy:
         if client_id is not None and client_id in self.control_clients:
             return None
         who = f"client {client_id[:8]}..." if client_id else "this client"
+        allowed = ", ".join(CONTROL_COMMANDS[:-1]) + f" and {CONTROL_COMMANDS[-1]}"
         return (f"{cmd} is refused: {who} is a reader; only a control client (a public key in "
-                "[zmq.curve] control_clients_dir) may run select_plan, approve, reject and "
-                "register_again")
+                f"[zmq.curve] control_clients_dir) may run {allowed}")

@@ -7,6 +7,7 @@ that a typo such as ``series_id`` is reported, not ignored)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from igrt.core.errors import CommandError
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: type = str  # str (non-empty), int (positive), bool
+    kind: type = str  # str (non-empty), int (positive), bool, float (a finite number)
     required: bool = True
 
 
@@ -30,9 +31,15 @@ COMMANDS: dict[str, tuple[Field, ...]] = {
     "reject": (Field("seq", int), Field("operator"), Field("reason")),
     "decision": (Field("seq", int),),
     "register_again": (Field("series_uid"), Field("plan_uid", str, False)),
+    "qa_expect": (Field("patient_id"), Field("lateral_mm", float), Field("longitudinal_mm", float),
+                  Field("vertical_mm", float), Field("pitch_deg", float, False),
+                  Field("roll_deg", float, False), Field("rotation_deg", float, False),
+                  Field("phantom", str, False)),
+    "qa_result": (Field("seq", int),),
 }
 MAX_REQUEST_BYTES = 64 * 1024  # larger requests get ok: false with a sentence
-_WANTED = {str: "a non-empty string", int: "a positive integer", bool: "true or false"}
+_WANTED = {str: "a non-empty string", int: "a positive integer", bool: "true or false",
+           float: "a number"}
 
 
 def read_command(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
@@ -116,6 +123,13 @@ def _valid(value: object, kind: type) -> bool:
         return isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            return False
     return isinstance(value, str) and bool(value.strip())
 
 

@@ -17,7 +17,12 @@ echoes the command when there was one):
   decision message, stored durably, then published on the ``decision`` topic (CONTRACT §7);
 - ``{"cmd": "decision", "seq": N}`` → ``message``: the decision on that seq, or ``null``;
 - ``{"cmd": "register_again", "series_uid": "...", "plan_uid": "..."}`` → ``series_uid``,
-  ``plan_uid``, ``queued: true``; the new correction follows on the feed.
+  ``plan_uid``, ``queued: true``; the new correction follows on the feed;
+- ``{"cmd": "qa_expect", "patient_id": "...", "lateral_mm": L, "longitudinal_mm": G,
+  "vertical_mm": V, "pitch_deg": P, "roll_deg": R, "rotation_deg": Y, "phantom": "..."}``
+  (rotations and ``phantom`` optional) → ``declaration``, once durable: the next CBCT of that
+  patient is also scored as physics QA (``services.qa_desk``);
+- ``{"cmd": "qa_result", "seq": N}`` → ``message``: the QA run of correction N, or ``null``.
 
 Authorisation (CONTRACT §10): with CURVE on, the ZAP handler admits only listed clients and
 gives each request the client's identity; :class:`~services.command_policy.CommandPolicy`
@@ -79,6 +84,15 @@ class CommandStore(Protocol):
     def decision(self, seq: int) -> dict[str, Any] | None: ...
 
 
+class QaCommands(Protocol):
+    """Physics QA on the command socket (``services.qa_desk.QaDesk``)."""
+
+    def declare(self, patient_id: str, offset: dict[str, float],
+                phantom: str | None) -> dict[str, Any]: ...
+
+    def result(self, seq: int) -> dict[str, Any] | None: ...
+
+
 class Desk(Protocol):
     """Where decisions and new registrations are carried out (``services.decision_desk``)."""
 
@@ -116,6 +130,7 @@ class CommandServer(SocketThread):
         queue_length: Callable[[], int] | None = None,
         desk: Desk | None = None,
         record_pending: Callable[[], int] | None = None,
+        qa: QaCommands | None = None,
         version: str | None = None,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
@@ -131,6 +146,7 @@ class CommandServer(SocketThread):
         self._queue_length = queue_length
         self._desk = desk
         self._record_pending = record_pending
+        self._qa = qa
         self._version = version if version is not None else _package_version()
         self._poll_ms = max(1, round(poll_s * 1000))
         self._stop = threading.Event()
@@ -227,12 +243,23 @@ class CommandServer(SocketThread):
             series_uid, plan_uid = request["series_uid"], request.get("plan_uid")
             self._need_desk(cmd).register_again(series_uid, plan_uid)
             return {"series_uid": series_uid, "plan_uid": plan_uid, "queued": True}
+        if cmd == "qa_expect":
+            offset = {k: float(v) for k, v in request.items() if k.endswith(("_mm", "_deg"))}
+            return {"declaration": self._need_qa(cmd).declare(
+                request["patient_id"], offset, request.get("phantom"))}
+        if cmd == "qa_result":
+            return {"message": self._need_qa(cmd).result(request["seq"])}
         raise AssertionError(cmd)  # read_command admits only the commands above
 
     def _need_desk(self, cmd: str) -> Desk:
         if self._desk is None:
             raise CommandError(f"{cmd} is not available: this command server has no desk")
         return self._desk
+
+    def _need_qa(self, cmd: str) -> QaCommands:
+        if self._qa is None:
+            raise CommandError(f"{cmd} is not available: this command server has no QA desk")
+        return self._qa
 
     # --- the command thread ----------------------------------------------------------------------
     def serve(self, sock: zmq.Socket[Any]) -> None:

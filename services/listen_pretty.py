@@ -25,6 +25,8 @@ class Pretty:
             return decision_line(message)
         if topic == "error":
             return f"ERROR {message.get('time', '')}  {message.get('reason', '')}"
+        if topic == "qa":
+            return qa_line(message)
         if topic == "heartbeat":
             state = str(message.get("state"))
             if state == self._state:
@@ -64,3 +66,20 @@ def decision_line(m: dict[str, Any]) -> str:
     why = f": {m['reason']}" if m.get("reason") else ""
     return (f"{what} correction {m.get('seq')} by {m.get('operator')} at {m.get('time')} "
             f"(patient {m.get('patient_id')}){why}")
+
+
+def qa_line(m: dict[str, Any]) -> str:
+    """``QA PASS correction 17 (sphere_cube): lat +0.05 long -0.10 vert +0.02 mm, vector 0.11
+    mm, pitch ... °`` and the findings."""
+    diff = m.get("difference")
+    head = (f"QA {str(m.get('level', '?')).upper()} correction {m.get('seq')} "
+            f"({m.get('phantom')})")
+    if diff is None:
+        numbers = "no measurement"
+    else:
+        numbers = (f"lat {diff['lateral_mm']:+.2f} long {diff['longitudinal_mm']:+.2f} "
+                   f"vert {diff['vertical_mm']:+.2f} mm, vector {m.get('vector_error_mm')} mm, "
+                   f"pitch {diff['pitch_deg']:+.2f} roll {diff['roll_deg']:+.2f} "
+                   f"rot {diff['rotation_deg']:+.2f}°")
+    findings = "".join(f"\n  {f}" for f in m.get("findings") or [])
+    return f"{head}: {numbers}{findings}"

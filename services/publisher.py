@@ -43,6 +43,7 @@ from igrt.config import Config
 from igrt.core.decisions import DECISION_SCHEMA
 from igrt.core.errors import PublishError
 from igrt.core.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
+from igrt.core.qa import QA_SCHEMA
 from services.curve import CurveKeys
 from services.zmq_thread import SocketThread
 
@@ -167,6 +168,17 @@ class Publisher(SocketThread):
             raise PublishError(f"the text to publish as a decision is not a {DECISION_SCHEMA} "
                                "message")
         self._enqueue(_Outgoing(Topic.DECISION, json_text.encode("utf-8")))
+
+    def publish_qa_json(self, json_text: str) -> None:
+        """Queue a physics QA result (``igrt/qa/v1``) for publication, exactly this text (as
+        stored in the QA history: it is durable before it is published)."""
+        try:
+            message = json.loads(json_text)
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"the QA result to publish is not JSON text: {exc}") from None
+        if not isinstance(message, dict) or message.get("schema") != QA_SCHEMA:
+            raise PublishError(f"the text to publish as a QA result is not a {QA_SCHEMA} message")
+        self._enqueue(_Outgoing(Topic.QA, json_text.encode("utf-8")))
 
     def publish_error(self, reason: str, context: dict[str, Any] | None = None) -> None:
         """Queue an ``error`` message (``reason``: a sentence; ``context``: extra keys such as

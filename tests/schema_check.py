@@ -16,7 +16,7 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 #: Every schema's $id is this base and the message's ``schema`` value (igrt/correction/v1, ...).
 BASE = "https://igrt.invalid/schemas/"
 TOPICS = {"correction": "igrt/correction/v1", "heartbeat": "igrt/heartbeat/v1",
-          "error": "igrt/error/v1", "decision": "igrt/decision/v1"}
+          "error": "igrt/error/v1", "decision": "igrt/decision/v1", "qa": "igrt/qa/v1"}
 
 
 @cache

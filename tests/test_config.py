@@ -85,8 +85,9 @@ def test_documented_file_spells_out_every_key() -> None:
     documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
     written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
     assert documented == written
-    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 11 reg, 2 review, 3 ui, 5 record
-    assert len(documented) == 42
+    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 11 reg, 2 review, 3 ui, 5 record,
+    # 2 qa
+    assert len(documented) == 44
 
 
 def test_documented_file_comments_every_key() -> None:
@@ -357,6 +358,15 @@ ERROR_CASES = [
         "greater than 0",
         id="cross-tol-deg",
     ),
+    pytest.param(_nested("qa.tolerance_mm", 0), "qa.tolerance_mm", "greater than 0",
+                 id="qa-tol-zero"),
+    pytest.param(_nested("qa.tolerance_mm", 11), "qa.tolerance_mm", "at most 10",
+                 id="qa-tol-big"),
+    pytest.param(_nested("qa.tolerance_deg", "0.5"), "qa.tolerance_deg", "number",
+                 id="qa-tol-deg-string"),
+    pytest.param(_nested("qa.tolerance_deg", 6), "qa.tolerance_deg", "at most 5",
+                 id="qa-tol-deg-big"),
+    pytest.param(_nested("qa.tolerance", 1), "qa.tolerance", "unknown key", id="qa-unknown"),
     pytest.param(
         _nested("registration.roi_size_mm", [160.0, 160.0]),
         "registration.roi_size_mm",

@@ -42,3 +42,17 @@ def test_decisions_and_heartbeat_changes() -> None:
     assert p.format("heartbeat", beat) is None  # unchanged: not shown again
     assert p.format("heartbeat", {**beat, "state": "registering"}) is not None
     assert p.format("error", {"time": "t", "reason": "worker: full"}) == "ERROR t  worker: full"
+
+
+def test_qa_lines() -> None:
+    diff = {"lateral_mm": 0.05, "longitudinal_mm": -1.2, "vertical_mm": 0.0, "pitch_deg": 0.0,
+            "roll_deg": 0.1, "rotation_deg": -0.2}
+    text = Pretty().format("qa", {"seq": 9, "level": "fail", "phantom": "sphere_cube",
+                                  "difference": diff, "vector_error_mm": 1.2,
+                                  "findings": ["longitudinal off by -1.20 mm"]})
+    assert text == ("QA FAIL correction 9 (sphere_cube): lat +0.05 long -1.20 vert +0.00 mm, "
+                    "vector 1.2 mm, pitch +0.00 roll +0.10 rot -0.20°\n"
+                    "  longitudinal off by -1.20 mm")
+    failed = Pretty().format("qa", {"seq": 3, "level": "fail", "phantom": "P",
+                                    "difference": None})
+    assert failed == "QA FAIL correction 3 (P): no measurement"

@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator, ValidationError
 from schema_check import BASE, SCHEMAS, TOPICS, check, check_reply
 
+from igrt.config import default_config
 from igrt.core.decisions import Decision, DecisionRequest, decision_message
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.messages import (
@@ -23,6 +24,7 @@ from igrt.core.messages import (
     error_message,
     heartbeat_message,
 )
+from igrt.physics_qa import score_correction
 from services.command_requests import COMMANDS
 
 ALL = sorted(SCHEMAS.rglob("*.schema.json"))
@@ -67,7 +69,7 @@ def test_each_command_has_schemas_matching_its_fields(cmd: str) -> None:
     fields = COMMANDS[cmd]
     assert set(request["properties"]) == {"cmd"} | {f.name for f in fields}
     assert set(request["required"]) == {"cmd"} | {f.name for f in fields if f.required}
-    kinds = {str: "string", int: "integer", bool: "boolean"}
+    kinds = {str: "string", int: "integer", bool: "boolean", float: "number"}
     for f in fields:
         assert request["properties"][f.name]["type"] == kinds[f.kind], (cmd, f.name)
     assert (SCHEMAS / "commands" / f"{cmd}.reply.schema.json").exists()
@@ -91,6 +93,24 @@ def test_messages_the_code_builds_validate() -> None:
                                reason="moved")
     check("igrt/decision/v1", decision_message(rejected, ok_correction(), time="2026-11-21T"
                                                "18:30:00.123Z"))
+
+
+def qa_run(correction: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    expected = CouchCorrection(2.0, -1.5, 3.0, 0.0, 0.0, 0.0)
+    return score_correction(correction, expected, default_config(environ={}), source="service",
+                            phantom="iq_cylinder", extra={"seq": correction["seq"], **extra})
+
+
+def test_qa_messages_the_code_builds_validate() -> None:
+    check("igrt/qa/v1", qa_run(ok_correction(), declared_at="2026-11-21T18:20:00.000Z",
+                               registration_s=1.2))
+    failed = qa_run(failed_correction())
+    assert failed["measured"] is None and failed["passed"] is False
+    check("igrt/qa/v1", failed)
+    with pytest.raises(ValidationError):
+        check("igrt/qa/v1", {**failed, "passed": True})  # no measurement never passes
+    with pytest.raises(ValidationError):
+        check("igrt/qa/v1", {**qa_run(ok_correction()), "level": "fine"})
 
 
 def broken(message: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ __all__ = [
     "EngineName",
     "Peer",
     "RecordConfig",
+    "QaConfig",
     "RegistrationConfig",
     "ReviewConfig",
     "Role",
@@ -174,6 +175,14 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class QaConfig:
+    """Physics QA (CONTRACT §9): TG-142 SRS/SBRT positioning tolerances."""
+
+    tolerance_mm: float = 1.0  # each translation axis and the translation-vector length
+    tolerance_deg: float = 0.5  # each rotation axis
+
+
+@dataclass(frozen=True)
 class Config:
     room: str
     dicom: DicomConfig
@@ -184,6 +193,7 @@ class Config:
     review: ReviewConfig
     ui: UiConfig = UiConfig()
     record: RecordConfig = RecordConfig()
+    qa: QaConfig = QaConfig()
 
 
 DEFAULT_ROOM = "TB1"
@@ -208,6 +218,8 @@ SCP_TIMEOUT_MIN_S = 1.0
 SCP_TIMEOUT_MAX_S = 3600.0
 PDU_MIN_BYTES = 4096  # what pynetdicom and DCMTK accept as the smallest maximum PDU
 PDU_MAX_BYTES = 16 * 1024 * 1024
+QA_TOLERANCE_MAX_MM = 10.0
+QA_TOLERANCE_MAX_DEG = 5.0
 ROI_NAME_MAX = 64  # DICOM VR LO
 KEEP_DAYS_MAX = 3650
 FREE_SPACE_WARNING_MAX_MB = 10_000_000

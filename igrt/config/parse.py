@@ -99,6 +99,7 @@ def parse_config(data: Mapping[str, Any], *,
         review=_parse_review(root.section("review", model.ReviewConfig)),
         ui=_parse_ui(root.section("ui", model.UiConfig)),
         record=_parse_record(root.section("record", model.RecordConfig)),
+        qa=_parse_qa(root.section("qa", model.QaConfig)),
     )
 
 
@@ -146,6 +147,7 @@ def config_to_toml(cfg: model.Config) -> str:
         ("[ui]", {**vars(cfg.ui), "operators_file": str(cfg.ui.operators_file or "")}),
         ("[record]", {k: v for k, v in vars(cfg.record).items() if k != "destinations"}),
         *(("[[record.destinations]]", vars(d)) for d in cfg.record.destinations),
+        ("[qa]", vars(cfg.qa)),
     ]
     lines: list[str] = []
     for header, values in tables:
@@ -432,4 +434,11 @@ def _parse_review(t: Section) -> model.ReviewConfig:
     return model.ReviewConfig(
         max_translation_mm=t.positive("max_translation_mm", model.REVIEW_MAX_MM),
         max_rotation_deg=t.positive("max_rotation_deg", model.REVIEW_MAX_DEG),
+    )
+
+
+def _parse_qa(t: Section) -> model.QaConfig:
+    return model.QaConfig(
+        tolerance_mm=t.positive("tolerance_mm", model.QA_TOLERANCE_MAX_MM),
+        tolerance_deg=t.positive("tolerance_deg", model.QA_TOLERANCE_MAX_DEG),
     )

@@ -16,10 +16,11 @@ received DICOM instances also carry the short Error Comment of the C-STORE statu
     ├── MatchError ─── PatientMismatch
     ├── RegistrationError ── NoOverlap
     ├── StoreError ─── OutOfSpace, StoreInUse, InvalidUid, InvalidInstance, InstanceConflict,
-    │                  UnknownPlan
+    │                  UnknownPlan, QaHistory
     ├── InstanceRefusedError ── RoleNotAllowed, InvalidDataSet, UnreadableDataSet
     ├── CommandError ── DecisionRefused, UnknownOperator
     ├── PublishError, EndpointError, WorkerError
+    ├── QaError
     └── RecordError ── RecordDeliveryError
 """
 
@@ -311,6 +312,19 @@ class RecordDeliveryError(RecordError):
 
     code = ReasonCode.RECORD_UNDELIVERED
     default_message = "the DICOM record could not be delivered"
+# --- physics QA ----------------------------------------------------------------------------------
+class QaError(IgrtError):
+    """A QA request that cannot be carried out as asked (expected offset, directory, report)."""
+
+    code = ReasonCode.QA
+    default_message = "the QA request is invalid"
+
+
+class QaHistoryError(StoreError):
+    """The room's QA history cannot be read or written."""
+
+    code = ReasonCode.QA_HISTORY
+    default_message = "the QA history cannot be read or written"
 
 
 def error_comment(text: str) -> str:

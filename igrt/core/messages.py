@@ -31,6 +31,7 @@ class Topic(StrEnum):
     HEARTBEAT = "heartbeat"
     ERROR = "error"
     DECISION = "decision"
+    QA = "qa"
 
 
 @dataclass(frozen=True)

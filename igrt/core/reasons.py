@@ -74,6 +74,9 @@ class ReasonCode(StrEnum):
     RECORD = "record"
     RECORD_UNDELIVERED = "record_undelivered"
     LOW_DISK_SPACE = "low_disk_space"
+    # --- physics QA ---------------------------------------------------------------------------
+    QA = "qa"
+    QA_HISTORY = "qa_history"
 
 
 def reason(code: ReasonCode, sentence: str) -> str:
