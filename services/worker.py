@@ -260,7 +260,7 @@ class Worker:
                 refused = self.store.refused_in_delivery(series_uid)
                 if refused:
                     message = self._failed(series_uid, reason(
-                        ReasonCode.INSTANCE_REFUSED,
+                        ReasonCode.INCOMPLETE_SERIES,
                         f"{refused} instance(s) of the association that delivered this CBCT "
                         "were refused, so the series may be incomplete; send it again complete"))
                 else:

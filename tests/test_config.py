@@ -59,6 +59,10 @@ def test_defaults_are_complete_safe_and_loopback_only() -> None:
             perturbation_check=True,
             perturbation_tolerance_mm=0.5,
             perturbation_tolerance_deg=0.3,
+            match_score_min=0.70,
+            ambiguity_margin=0.10,
+            fov_fraction_min=0.60,
+            longitudinal_coverage_min=0.75,
             seed=20261121,
         ),
         review=ReviewConfig(max_translation_mm=10.0, max_rotation_deg=3.0),
@@ -85,9 +89,9 @@ def test_documented_file_spells_out_every_key() -> None:
     documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
     written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
     assert documented == written
-    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 11 reg, 2 review, 3 ui, 5 record,
+    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 15 reg, 2 review, 3 ui, 5 record,
     # 2 qa
-    assert len(documented) == 44
+    assert len(documented) == 48
 
 
 def test_documented_file_comments_every_key() -> None:
@@ -439,6 +443,14 @@ ERROR_CASES = [
         "at most 3",
         id="perturb-tol-deg",
     ),
+    pytest.param(_nested("registration.match_score_min", 1.2), "registration.match_score_min",
+                 "0 to 1", id="match-score-big"),
+    pytest.param(_nested("registration.ambiguity_margin", -0.1), "registration.ambiguity_margin",
+                 "0 to 1", id="ambiguity-neg"),
+    pytest.param(_nested("registration.fov_fraction_min", 0.1), "registration.fov_fraction_min",
+                 "0.25 to 1", id="fov-fraction-low"),
+    pytest.param(_nested("registration.longitudinal_coverage_min", "x"),
+                 "registration.longitudinal_coverage_min", "number", id="coverage-str"),
     pytest.param(_nested("registration.seed", -1), "registration.seed", "0 to", id="seed-neg"),
     pytest.param(_nested("registration.seed", 2**32), "registration.seed", "0 to", id="seed-big"),
     pytest.param(_nested("registration.seed", 1.5), "registration.seed", "integer", id="seed-flt"),

@@ -141,7 +141,7 @@ def test_a_series_refused_in_part_fails_and_registers_when_sent_again_complete(
         assert statuses[-1] == 0xA900 and set(statuses[:-1]) == {0}
         first, _ = wait_for_correction(sub, cbct.series_uid)
         assert first["status"] == "failed"
-        assert first["reasons"][0].startswith("instance_refused:")
+        assert first["reasons"][0].startswith("incomplete_series:")
         assert set(send(paths, calling_ae="LINAC", **dicom(svc))) == {0}  # complete
         second, _ = wait_for_correction(sub, cbct.series_uid)
         assert second["status"] == "ok" and second["seq"] == first["seq"] + 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from phantom_cases import planning_set
 
 from igrt.config import EngineName, parse_config
@@ -22,23 +23,34 @@ from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.registration.problem import DEFAULT_LEVELS
-from igrt.registration.runner import measure, prepare
-from phantoms.generator import write_cbct
+from igrt.registration.runner import Measurement, measure, prepare
+from igrt.registration.sitk_images import to_sitk
+from phantoms.generator import CbctCase, PlanningCase, write_cbct
 
 KNOWN = CouchCorrection(7.0, -9.0, 4.0, 2.0, -1.5, 2.5)
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
-    root = tmp_path_factory.mktemp("runner")
-    plan_case = planning_set(root)
-    cbct_case = write_cbct(root / "cbct", plan_case, KNOWN)
+def plan_case(tmp_path_factory: pytest.TempPathFactory) -> PlanningCase:
+    return planning_set(tmp_path_factory.mktemp("runner"))
+
+
+@pytest.fixture(scope="module")
+def case(plan_case: PlanningCase) -> Case:
+    return case_of(plan_case, write_cbct(plan_case.directory.parent / "cbct", plan_case, KNOWN))
+
+
+def case_of(plan_case: PlanningCase, cbct_case: CbctCase) -> Case:
     planning = scan(plan_case.directory)
     ct = load_series_files(planning.image_series[0].paths)
     plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
     cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
     built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct)
     return built
+
+
+def codes(m: Measurement) -> list[str]:
+    return [r.split(":")[0] for r in m.reasons]
 
 
 def assert_known(measured: CouchCorrection) -> None:
@@ -134,3 +146,74 @@ def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
                              roi_structure=cfg.registration.roi_structure)
     assert built.region_mask is not None and built.region_mask.any()
     assert_known(measure(built, cfg.registration, cfg.review).measured)
+
+
+# --- issue 9: does the result correspond, is it the only level, does the CBCT cover the box -----
+def test_a_true_match_passes_the_match_checks_with_its_figures(case: Case) -> None:
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    m = measure(case, cfg.registration, cfg.review)
+    quality = m.details["quality"]
+    assert quality["match_score"] >= 0.9
+    assert quality["match_score_min"] == cfg.registration.match_score_min
+    assert quality["fov_fraction"] >= cfg.registration.fov_fraction_min
+    assert quality["longitudinal_coverage"] == 1.0
+    alternative = quality["alternative"]
+    assert alternative is None or alternative["score"] < quality["match_score"] - 0.2
+    assert not {"poor_match", "ambiguous_match", "partial_fov", "short_cbct"} & set(codes(m))
+
+
+@pytest.mark.parametrize("variant", ["other", "mirrored"])
+def test_another_body_under_the_patient_id_is_a_poor_match(plan_case: PlanningCase,
+                                                           variant: str) -> None:
+    cbct = write_cbct(plan_case.directory.parent / f"cbct-{variant}", plan_case, KNOWN,
+                      anatomy_variant=variant)
+    cfg = parse_config({"registration": {"perturbation_check": False},
+                        "review": {"max_translation_mm": 100.0, "max_rotation_deg": 30.0}})
+    m = measure(case_of(plan_case, cbct), cfg.registration, cfg.review)
+    assert "poor_match" in codes(m), (m.reasons, m.details["quality"])
+    assert m.details["quality"]["match_score"] < cfg.registration.match_score_min
+
+
+def test_anatomy_repeating_along_the_long_axis_is_an_ambiguous_match(case: Case) -> None:
+    """A planning CT made of one 30 mm slab repeated along z, and a CBCT of that anatomy at the
+    known setup: every slab is an equally good answer."""
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    truth = measure(case, cfg.registration, cfg.review).transform  # CBCT point -> planning point
+    ct = case.ct
+    period = int(round(27.0 / ct.spacing_mm[2]))  # slices: one "vertebra" of about 27 mm
+    iso_k = int(round(float(ct.point_to_index(case.isocenter_mm)[2])))
+    first = iso_k - period // 2
+    k = (np.arange(ct.voxels.shape[0]) - first) % period + first
+    periodic = dataclasses.replace(ct, voxels=np.ascontiguousarray(ct.voxels[k]))
+    grid = to_sitk(case.cbct)
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix([float(v) for v in truth[:3, :3].ravel()])
+    transform.SetTranslation([float(v) for v in truth[:3, 3]])
+    seen = sitk.Resample(to_sitk(periodic), grid, transform, sitk.sitkLinear, -1000.0,
+                         sitk.sitkFloat32)
+    cbct = dataclasses.replace(case.cbct, voxels=sitk.GetArrayFromImage(seen))
+    m = measure(dataclasses.replace(case, ct=periodic, cbct=cbct), cfg.registration, cfg.review)
+    quality = m.details["quality"]
+    assert quality["match_score"] >= cfg.registration.match_score_min, quality
+    assert "ambiguous_match" in codes(m), (m.reasons, quality)
+    alternative = quality["alternative"]
+    assert alternative["registered"] is True
+    spacing = ct.spacing_mm[2]
+    assert abs(abs(alternative["offset_mm"]) - period * spacing) < spacing
+
+
+def test_a_box_mostly_outside_the_field_of_view_is_partial_fov(case: Case) -> None:
+    cfg = parse_config({"registration": {"perturbation_check": False,
+                                         "roi_size_mm": [600.0, 600.0, 120.0]}})
+    m = measure(case, cfg.registration, cfg.review)
+    assert "partial_fov" in codes(m), (m.reasons, m.details["quality"])
+    assert m.details["quality"]["fov_fraction"] < cfg.registration.fov_fraction_min
+    assert m.details["quality"]["fov_fraction"] >= 0.25
+
+
+def test_too_few_cbct_slices_for_the_box_is_short_cbct(plan_case: PlanningCase) -> None:
+    cbct = write_cbct(plan_case.directory.parent / "cbct-short", plan_case, KNOWN, slices=20)
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    m = measure(case_of(plan_case, cbct), cfg.registration, cfg.review)
+    assert "short_cbct" in codes(m), (m.reasons, m.details["quality"])
+    assert m.details["quality"]["longitudinal_coverage"] < 0.75

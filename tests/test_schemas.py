@@ -29,6 +29,12 @@ from services.command_requests import COMMANDS
 
 ALL = sorted(SCHEMAS.rglob("*.schema.json"))
 SIX = CouchCorrection(2.31, -1.72, 3.08, 0.6, -0.49, 1.18)
+QUALITY = {"metric": -0.71, "perturbation": {"translation_mm": 0.04, "rotation_deg": 0.01,
+                                             "tolerance_mm": 0.5, "tolerance_deg": 0.3},
+           "match_score": 0.97, "match_score_min": 0.7, "ambiguity_margin": 0.1,
+           "alternative": {"offset_mm": 30.0, "score": 0.55, "registered": False},
+           "fov_fraction": 0.9, "fov_fraction_min": 0.6, "longitudinal_coverage": 1.0,
+           "longitudinal_coverage_min": 0.75, "elapsed_s": 0.11}
 
 
 def ok_correction() -> dict[str, Any]:
@@ -36,7 +42,7 @@ def ok_correction() -> dict[str, Any]:
                       plan=PlanRef("1.2.4", (0.0, -110.0, -785.5), PatientPosition.HFS, "PEL"),
                       measured=SIX, patient_name="DOE^JANE",
                       cbct_acquisition_datetime="2026-11-21T18:25:41",
-                      details={"registration": {"elapsed_s": 1.2}})
+                      details={"registration": {"elapsed_s": 1.2, "quality": QUALITY}})
     message = correction_message(outcome, room="TB1", dof=6, seq=17)
     message["review_url"] = "http://127.0.0.1:8765/review/17"
     return message
@@ -136,6 +142,10 @@ def broken(message: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[s
         pytest.param(ok_correction(), ("time",), "2026-11-21 18:30", id="time-format"),
         pytest.param(ok_correction(), ("surprise",), 1, id="undocumented-key"),
         pytest.param(ok_correction(), ("plan", "patient_position"), "HFDL", id="position"),
+        pytest.param(ok_correction(), ("registration", "quality", "match_score"), 1.5,
+                     id="match-score-above-1"),
+        pytest.param(ok_correction(), ("registration", "quality", "match_score_min"), KeyError,
+                     id="quality-without-threshold"),
     ],
 )
 def test_messages_that_break_the_contract_do_not_validate(

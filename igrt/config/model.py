@@ -156,6 +156,14 @@ class RegistrationConfig:
     perturbation_check: bool = True  # rerun from a perturbed start; landing elsewhere -> review
     perturbation_tolerance_mm: float = 0.5
     perturbation_tolerance_deg: float = 0.3
+    #: match quality (issue 9): the edge-agreement score a true match reaches; below -> review
+    match_score_min: float = 0.70
+    #: an alternative one vertebral level away within this of the score -> review
+    ambiguity_margin: float = 0.10
+    #: share of the box in the CBCT's field of view below which -> review (below 25%: failed)
+    fov_fraction_min: float = 0.60
+    #: share of the box's longitudinal extent the CBCT's slices cover, below which -> review
+    longitudinal_coverage_min: float = 0.75
     seed: int = 20261121
 
 

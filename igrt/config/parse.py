@@ -340,6 +340,10 @@ def _parse_registration(t: Section) -> model.RegistrationConfig:
         perturbation_tolerance_deg=t.positive(
             "perturbation_tolerance_deg", model.CHECK_TOLERANCE_MAX_DEG
         ),
+        match_score_min=t.number("match_score_min", 0.0, 1.0),
+        ambiguity_margin=t.number("ambiguity_margin", 0.0, 1.0),
+        fov_fraction_min=t.number("fov_fraction_min", 0.25, 1.0),
+        longitudinal_coverage_min=t.number("longitudinal_coverage_min", 0.0, 1.0),
         seed=t.integer("seed", 0, model.SEED_MAX),
     )
 

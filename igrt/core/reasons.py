@@ -20,6 +20,10 @@ class ReasonCode(StrEnum):
     TRANSLATION_LIMIT = "translation_limit"
     ROTATION_LIMIT = "rotation_limit"
     UNAPPROVED_PLAN = "unapproved_plan"
+    POOR_MATCH = "poor_match"
+    AMBIGUOUS_MATCH = "ambiguous_match"
+    PARTIAL_FOV = "partial_fov"
+    SHORT_CBCT = "short_cbct"
     # --- failed: no correction -----------------------------------------------------------------
     FAILED = "failed"
     INTERNAL = "internal"
@@ -60,6 +64,7 @@ class ReasonCode(StrEnum):
     INSTANCE_CONFLICT = "instance_conflict"
     UNKNOWN_PLAN = "unknown_plan"
     INSTANCE_REFUSED = "instance_refused"
+    INCOMPLETE_SERIES = "incomplete_series"
     ROLE_NOT_ALLOWED = "role_not_allowed"
     INVALID_DATA_SET = "invalid_data_set"
     UNREADABLE_DATA_SET = "unreadable_data_set"

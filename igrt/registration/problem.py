@@ -52,6 +52,7 @@ class RegistrationProblem:
     fixed_mask: BoolArray | None = None
     moving_mask: BoolArray | None = None
     seed: int = 20261121
+    fov_fraction: float = 1.0  # share of the box in the CBCT's field of view
 
 
 @dataclass(frozen=True)

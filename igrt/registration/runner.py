@@ -2,8 +2,9 @@
 
 This is where the region is prepared (CONTRACT §2 nominal start, the box around the isocentre,
 the CBCT field of view, the patient's body or a planning structure), the configured engine runs,
-and the quality checks of the issue are applied: convergence, bounds, a restart from a perturbed
-start, an optional second engine, and the configured review limits.
+and the quality checks are applied: convergence, bounds, a restart from a perturbed start, an
+optional second engine, whether the images correspond and no other level matches as well
+(:mod:`igrt.registration.match_checks`), and the configured review limits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.reasons import ReasonCode, reason
 from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
-from igrt.registration import region
+from igrt.registration import match_checks, region
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Engine,
@@ -74,7 +75,10 @@ def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
     fov = region.field_of_view(case.cbct, padding)[fixed_box]
     in_box = region.inside_box(fixed, iso_cbct, box_size)
     fixed_mask = fov & in_box
-    fraction = float(fixed_mask.sum()) / max(int(in_box.sum()), 1)
+    # the share of the box's volume holding real CBCT data (parts of the box beyond the CBCT's
+    # slices or columns count as outside)
+    voxel_mm3 = float(np.prod(case.cbct.spacing_mm))
+    fraction = min(1.0, float(fixed_mask.sum()) * voxel_mm3 / float(np.prod(box_size)))
     if fraction < MIN_FOV_FRACTION:
         raise NoOverlapError(
             f"only {100 * fraction:.0f}% of the {box_size[0]:g}x{box_size[1]:g}x{box_size[2]:g} mm"
@@ -90,7 +94,8 @@ def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
     if not moving_mask.any():
         raise NoOverlapError("the registration region holds no voxel of the planning CT")
     return RegistrationProblem(fixed=fixed, moving=moving, initial=initial, center_mm=iso_cbct,
-                               fixed_mask=fixed_mask, moving_mask=moving_mask, seed=cfg.seed)
+                               fixed_mask=fixed_mask, moving_mask=moving_mask, seed=cfg.seed,
+                               fov_fraction=fraction)
 
 
 def _body_mask(ct: Volume, position: PatientPosition) -> BoolArray:
@@ -142,6 +147,13 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
             tolerance_deg=reg.cross_check_tolerance_deg)
         if flagged:
             reasons.append(flagged)
+    t_checks = time.perf_counter()
+    checked = match_checks.Checked()
+    match_checks.coverage(problem, reg, problem.fov_fraction, checked)
+    match_checks.correspondence(problem, engine, result.transform, reg, checked)
+    reasons += checked.reasons
+    details["quality"] = _quality_figures(result.metric, details.get("perturbation"), reg,
+                                          checked, time.perf_counter() - t_checks)
     reasons += quality.limit_reasons(measured, max_translation_mm=review.max_translation_mm,
                                      max_rotation_deg=review.max_rotation_deg)
     details["prepare_s"] = round(prepared_s, 3)
@@ -150,6 +162,20 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
              measured.rounded())
     return Measurement(measured=measured, reasons=tuple(reasons), details=details,
                        initial=problem.initial, transform=result.transform)
+
+
+def _quality_figures(metric: float, perturbation: dict[str, Any] | None,
+                     reg: RegistrationConfig, checked: match_checks.Checked,
+                     elapsed_s: float) -> dict[str, Any]:
+    """``registration.quality``: the figures behind every check and their thresholds."""
+    figures: dict[str, Any] = {"metric": round(metric, 6) if np.isfinite(metric) else None}
+    if perturbation is not None:
+        figures["perturbation"] = {
+            "translation_mm": perturbation["translation_mm"],
+            "rotation_deg": perturbation["rotation_deg"],
+            "tolerance_mm": reg.perturbation_tolerance_mm,
+            "tolerance_deg": reg.perturbation_tolerance_deg}
+    return {**figures, **checked.figures, "elapsed_s": round(elapsed_s, 3)}
 
 
 def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
