@@ -3,6 +3,8 @@ made), on a real store."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,35 @@ def test_seq_increases_by_one_and_never_repeats_across_reopen(tmp_path: Path) ->
         assert store.append_correction(correction("1.2.3.4"))["seq"] == 4
     with Store.open(root) as store:
         assert store.last_seq() == 4
+
+
+def test_last_seq_does_not_wait_for_a_long_store_operation(tmp_path: Path) -> None:
+    """The heartbeat reads last_seq every second: it must not queue behind the store's lock
+    (an instance write, a series read) while another thread holds it (issue 10: heartbeats 3-8 s
+    apart beside CPU hogs)."""
+    with Store.open(tmp_path / "state") as store:
+        store.append_correction(correction("1.2.3.1"))
+        assert store.last_seq() == 1
+        held = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            with store._lock:  # what a long transaction does
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(5)
+            t0 = time.monotonic()
+            assert store.last_seq() == 1
+            assert time.monotonic() - t0 < 0.5
+        finally:
+            release.set()
+            holder.join()
+        assert store.append_correction(correction("1.2.3.2"))["seq"] == 2
+        assert store.last_seq() == 2
 
 
 def test_latest_is_the_identical_json_text_after_reopen(tmp_path: Path) -> None:

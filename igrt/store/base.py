@@ -57,6 +57,7 @@ class StoreBase:
         self._lock = threading.RLock()
         self._clock = clock
         self._fsync = fsync
+        self._last_seq_known: int | None = None  # Results.last_seq, once read
 
     # --- lifecycle -------------------------------------------------------------------------------
     @classmethod

@@ -123,14 +123,23 @@ class Results(StoreBase):
                     (series_uid, JobState.DONE.value, now, now,
                      status if isinstance(status, str) else None),
                 )
+        with self._lock:
+            self._last_seq_known = max(self._last_seq_known or 0, seq)
         log.info("correction seq %d stored (series %s)", seq, series_uid)
         stored: dict[str, Any] = json.loads(text)
         return stored
 
     def last_seq(self) -> int:
-        """The highest ``seq`` ever stored, 0 when none."""
+        """The highest ``seq`` ever stored, 0 when none. Read once, then kept in memory and
+        raised by every append (only this store writes corrections), so that a heartbeat never
+        waits for the store's lock behind a long write or a large read."""
+        cached = self._last_seq_known
+        if cached is not None:
+            return cached
         with self._reading("reading the last seq") as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM corrections").fetchone()[0])
+            value = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM corrections").fetchone()[0])
+            self._last_seq_known = value
+        return value
 
     def latest_correction_json(self) -> str | None:
         """The JSON text of the last correction message, byte-identical to what was stored."""
