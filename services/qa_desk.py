@@ -73,7 +73,8 @@ class QaDesk:
         declared before); returns the declaration as stored."""
         expected = expected_offset([float(offset.get(a, 0.0)) for a in AXES])
         declaration = {"expected": expected.as_dict(), "phantom": phantom or patient_id}
-        stored = self._history.declare(patient_id.strip(), declaration)
+        stored = self._history.declare(patient_id.strip(), declaration,
+                                       valid_s=self._config.qa.declaration_valid_h * 3600.0)
         log.info("QA offset declared for a phantom: %s", expected)
         return stored
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,19 @@ def test_declarations_are_durable_and_taken_once(tmp_path: Path) -> None:
         assert history.take_expectation("QA-1") == newer
         assert history.take_expectation("QA-1") is None
         assert history.expectation("QA-1") is None
+
+
+def test_a_declaration_expires_unused(tmp_path: Path) -> None:
+    now = [datetime(2026, 12, 1, 7, 0, tzinfo=UTC)]
+    with QaHistory.open(tmp_path, clock=lambda: now[0]) as history:
+        stored = history.declare("QA-1", {"expected": {"lateral_mm": 1.0}}, valid_s=3600.0)
+        assert stored["expires_at"] == "2026-12-01T08:00:00.000Z"
+        history.declare("QA-2", {"expected": {"lateral_mm": 1.0}}, valid_s=3600.0)
+        now[0] += timedelta(minutes=59)
+        assert history.take_expectation("QA-1") == stored  # still valid
+        now[0] += timedelta(minutes=2)
+        assert history.take_expectation("QA-2") is None  # expired: not scored as QA
+        assert history.expectation("QA-2") is None  # and gone
 
 
 def test_an_unwritable_history_is_a_clear_error(tmp_path: Path) -> None:

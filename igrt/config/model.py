@@ -188,6 +188,8 @@ class QaConfig:
 
     tolerance_mm: float = 1.0  # each translation axis and the translation-vector length
     tolerance_deg: float = 0.5  # each rotation axis
+    #: a declared QA offset (qa_expect) not taken by a CBCT within this many hours expires
+    declaration_valid_h: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ PDU_MIN_BYTES = 4096  # what pynetdicom and DCMTK accept as the smallest maximum
 PDU_MAX_BYTES = 16 * 1024 * 1024
 QA_TOLERANCE_MAX_MM = 10.0
 QA_TOLERANCE_MAX_DEG = 5.0
+QA_DECLARATION_MAX_H = 168.0  # a week
 ROI_NAME_MAX = 64  # DICOM VR LO
 KEEP_DAYS_MAX = 3650
 FREE_SPACE_WARNING_MAX_MB = 10_000_000

@@ -445,4 +445,5 @@ def _parse_qa(t: Section) -> model.QaConfig:
     return model.QaConfig(
         tolerance_mm=t.positive("tolerance_mm", model.QA_TOLERANCE_MAX_MM),
         tolerance_deg=t.positive("tolerance_deg", model.QA_TOLERANCE_MAX_DEG),
+        declaration_valid_h=t.positive("declaration_valid_h", model.QA_DECLARATION_MAX_H),
     )

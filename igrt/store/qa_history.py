@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -170,9 +170,14 @@ class QaHistory:
         return None if row is None else _decode(str(row[0]))
 
     # --- declared offsets (the service) ----------------------------------------------------------
-    def declare(self, patient_id: str, declaration: Mapping[str, Any]) -> dict[str, Any]:
-        """Durably record (or replace) the offset declared for ``patient_id``."""
-        stored = {**declaration, "patient_id": patient_id, "declared_at": self.now()}
+    def declare(self, patient_id: str, declaration: Mapping[str, Any], *,
+                valid_s: float | None = None) -> dict[str, Any]:
+        """Durably record (or replace) the offset declared for ``patient_id``; with ``valid_s``
+        it carries ``expires_at``, after which :meth:`take_expectation` no longer gives it."""
+        now = self._clock()
+        stored = {**declaration, "patient_id": patient_id, "declared_at": iso_utc(now)}
+        if valid_s is not None:
+            stored["expires_at"] = iso_utc(now + timedelta(seconds=valid_s))
         with self._transaction(f"declaring a QA offset for {patient_id!r}") as conn:
             conn.execute(
                 "INSERT INTO expectations (patient_id, declared_at, message_json) VALUES (?, ?, ?)"
@@ -189,7 +194,15 @@ class QaHistory:
                                (patient_id,)).fetchone()
             if row is not None:
                 conn.execute("DELETE FROM expectations WHERE patient_id = ?", (patient_id,))
-        return None if row is None else _decode(str(row[0]))
+        if row is None:
+            return None
+        declaration = _decode(str(row[0]))
+        expires = declaration.get("expires_at")
+        if isinstance(expires, str) and iso_utc(self._clock()) > expires:
+            log.warning("the QA offset declared for %r at %s expired at %s unused: this CBCT is "
+                        "not scored as QA", patient_id, declaration.get("declared_at"), expires)
+            return None
+        return declaration
 
     def expectation(self, patient_id: str) -> dict[str, Any] | None:
         with self._reading("reading a declared QA offset") as conn:
