@@ -10,18 +10,19 @@ them. All timestamps are wall-clock UTC ISO-8601 with ``Z``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Self
 
 from igrt.core.clock import iso_utc, utc_now
 from igrt.core.errors import OutOfSpaceError, StoreError
+from igrt.store import sqlite_tx
 from igrt.store.files import Fsync, StoreLock, clear_tmp, fsync_dir, os_error
 from igrt.store.index import OBJECT_COLUMNS, read_object
 from igrt.store.records import ObjectRecord
@@ -132,31 +133,14 @@ class StoreBase:
             raise StoreError(f"the store at {self.root} is closed")
         return self._conn
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``), committed durably or rolled back."""
-        with self._lock:
-            conn = self._require_open()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise _db_error(exc, action) from exc
+        return sqlite_tx.transaction(self._lock, self._require_open,
+                                     lambda exc: _db_error(exc, action))
 
-    @contextlib.contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._require_open()
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                raise _db_error(exc, action) from exc
+    def _reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_tx.reading(self._lock, self._require_open,
+                                 lambda exc: _db_error(exc, action))
 
     def _now(self) -> str:
         return iso_utc(self._clock())

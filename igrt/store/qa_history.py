@@ -15,14 +15,14 @@ the next CBCT of that patient the service registers).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any, Self
 from igrt.core.clock import iso_utc, utc_now
 from igrt.core.errors import QaHistoryError
 from igrt.core.json_text import to_json
+from igrt.store import sqlite_tx
 from igrt.store.files import Fsync, ensure_dir, fsync_dir, write_atomically
 
 log = logging.getLogger(__name__)
@@ -236,31 +237,15 @@ class QaHistory:
             raise QaHistoryError(f"the QA history in {self.directory} is closed")
         return self._conn
 
-    @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._require()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise QaHistoryError(f"the QA history failed while {action}: {exc}") from exc
+    def _transaction(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_tx.transaction(self._lock, self._require, lambda exc: _failed(exc, action))
 
-    @contextlib.contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._require()
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                raise QaHistoryError(f"the QA history failed while {action}: {exc}") from exc
+    def _reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_tx.reading(self._lock, self._require, lambda exc: _failed(exc, action))
 
+
+def _failed(exc: sqlite3.Error, action: str) -> QaHistoryError:
+    return QaHistoryError(f"the QA history failed while {action}: {exc}")
 
 def _migrate(conn: sqlite3.Connection, directory: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
