@@ -9,7 +9,6 @@ import pytest
 
 from igrt.core.volume import Volume
 from igrt.registration import match_quality
-from igrt.registration.problem import RegistrationProblem
 
 SPACING = (2.0, 2.0, 2.0)
 BOX = np.array([100.0, 100.0, 80.0])
@@ -33,17 +32,16 @@ def blobs(seed: int, *, period_mm: float | None = None) -> Volume:
     return Volume(voxels=voxels, origin_mm=origin, spacing_mm=SPACING)
 
 
-def problem(fixed: Volume, moving: Volume) -> RegistrationProblem:
-    return RegistrationProblem(fixed=fixed, moving=moving, initial=np.eye(4),
-                               center_mm=np.zeros(3))
+def comparer(fixed: Volume, moving: Volume) -> match_quality.Comparer:
+    return match_quality.comparer(fixed, None, moving, np.zeros(3), np.eye(4), BOX)
 
 
 def test_the_same_anatomy_scores_high_and_another_scores_low() -> None:
     patient = blobs(1)
-    same = match_quality.comparer(problem(patient, patient), np.eye(4), BOX)
+    same = comparer(patient, patient)
     assert same.score(np.eye(4)) == pytest.approx(1.0, abs=1e-3)
     other = blobs(2)
-    another = match_quality.comparer(problem(other, patient), np.eye(4), BOX)
+    another = comparer(other, patient)
     score = another.score(np.eye(4))
     assert score is not None and score < 0.5
 
@@ -52,7 +50,7 @@ def test_mirrored_anatomy_scores_low() -> None:
     patient = blobs(3)
     mirrored = Volume(voxels=np.ascontiguousarray(patient.voxels[:, :, ::-1]),
                       origin_mm=patient.origin_mm, spacing_mm=patient.spacing_mm)
-    c = match_quality.comparer(problem(mirrored, patient), np.eye(4), BOX)
+    c = comparer(mirrored, patient)
     score = c.score(np.eye(4))
     assert score is not None and score < 0.5
 
@@ -61,14 +59,14 @@ def test_the_score_is_blind_to_cbct_gain_and_offset() -> None:
     patient = blobs(4)
     cbct = Volume(voxels=(patient.voxels * 0.7 - 150.0).astype(np.float32),
                   origin_mm=patient.origin_mm, spacing_mm=patient.spacing_mm)
-    c = match_quality.comparer(problem(cbct, patient), np.eye(4), BOX)
+    c = comparer(cbct, patient)
     assert c.score(np.eye(4)) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_a_repeating_anatomy_has_a_rival_one_period_away() -> None:
     period = 30.0
     patient = blobs(5, period_mm=period)
-    c = match_quality.comparer(problem(patient, patient), np.eye(4), BOX)
+    c = comparer(patient, patient)
     profile = c.profile(np.eye(4))
     rival = profile.rival()
     assert rival is not None
@@ -78,7 +76,7 @@ def test_a_repeating_anatomy_has_a_rival_one_period_away() -> None:
 
 def test_a_unique_anatomy_has_no_close_rival() -> None:
     patient = blobs(6)
-    c = match_quality.comparer(problem(patient, patient), np.eye(4), BOX)
+    c = comparer(patient, patient)
     profile = c.profile(np.eye(4))
     assert profile.at_result == pytest.approx(1.0, abs=1e-3)
     rival = profile.rival()
@@ -87,6 +85,6 @@ def test_a_unique_anatomy_has_no_close_rival() -> None:
 
 def test_no_shared_voxels_is_no_score() -> None:
     patient = blobs(7)
-    c = match_quality.comparer(problem(patient, patient), np.eye(4), BOX)
+    c = comparer(patient, patient)
     far = match_quality.shifted(np.eye(4), 500.0)
     assert c.score(far) is None

@@ -61,7 +61,8 @@ def correspondence(problem: RegistrationProblem, engine: Engine, transform: Floa
                    cfg: RegistrationConfig, checked: Checked) -> None:
     """``poor_match`` and ``ambiguous_match`` at the result ``transform``."""
     box = np.asarray(cfg.roi_size_mm, dtype=np.float64)
-    comparer = match_quality.comparer(problem, transform, box)
+    comparer = match_quality.comparer(problem.fixed, problem.fixed_mask, problem.moving,
+                                      problem.center_mm, transform, box)
     profile = comparer.profile(transform)
     score = profile.at_result
     figures = checked.figures

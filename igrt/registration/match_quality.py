@@ -28,8 +28,8 @@ import SimpleITK as sitk
 
 from igrt.core import geometry
 from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 from igrt.registration import region
-from igrt.registration.problem import RegistrationProblem
 from igrt.registration.sitk_images import mask_to_sitk, to_sitk
 
 GRID_MM = 3.0
@@ -140,24 +140,25 @@ class Comparer:
         return Profile(offsets, scores)
 
 
-def comparer(problem: RegistrationProblem, transform: FloatArray, box_mm: FloatArray, *,
-             grid_mm: float = GRID_MM, range_mm: float = PROFILE_RANGE_MM) -> Comparer:
-    """Prepare the gradient magnitudes of ``problem``'s two images (its CBCT box and field of
-    view; its planning crop where ``transform`` maps the box, ``range_mm`` further along the long
-    axis and a margin for rotation around)."""
+def comparer(fixed: Volume, fixed_mask: BoolArray | None, moving: Volume, centre_mm: FloatArray,
+             transform: FloatArray, box_mm: FloatArray, *, grid_mm: float = GRID_MM,
+             range_mm: float = PROFILE_RANGE_MM) -> Comparer:
+    """Prepare the two images of a registration: the CBCT box ``fixed`` (with its field-of-view
+    mask; ``centre_mm`` is the box centre, CBCT coordinates) and the planning CT ``moving``, cut
+    where ``transform`` (CBCT point -> planning point) maps the box, ``range_mm`` further along
+    the long axis and a margin for rotation around."""
     box = np.asarray(box_mm, dtype=np.float64)
-    fixed = _shrunk(to_sitk(problem.fixed))
-    if problem.fixed_mask is not None:
-        fov = sitk.Resample(mask_to_sitk(problem.fixed_mask, problem.fixed), fixed,
-                            sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    shrunk = _shrunk(to_sitk(fixed))
+    if fixed_mask is not None:
+        fov = sitk.Resample(mask_to_sitk(fixed_mask, fixed), shrunk, sitk.Transform(),
+                            sitk.sitkNearestNeighbor, 0)
     else:
-        fov = sitk.Image(fixed.GetSize(), sitk.sitkUInt8) + 1
-        fov.CopyInformation(fixed)
-    centre = np.asarray(problem.center_mm, dtype=np.float64)
+        fov = sitk.Image(shrunk.GetSize(), sitk.sitkUInt8) + 1
+        fov.CopyInformation(shrunk)
+    centre = np.asarray(centre_mm, dtype=np.float64)
     reach = box + 2 * (MOVING_MARGIN_MM + grid_mm) + np.array([0.0, 0.0, 2 * range_mm])
-    moving = region.crop(problem.moving, region.index_box(
-        problem.moving, geometry.apply(transform, centre), reach))
-    return Comparer(fixed, sitk.Cast(fov, sitk.sitkUInt8), _shrunk(to_sitk(moving)), centre, box,
+    cut = region.crop(moving, region.index_box(moving, geometry.apply(transform, centre), reach))
+    return Comparer(shrunk, sitk.Cast(fov, sitk.sitkUInt8), _shrunk(to_sitk(cut)), centre, box,
                     grid_mm)
 
 
