@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pydicom
@@ -14,7 +15,7 @@ from phantom_cases import planning_set
 
 from igrt.config import EngineName, parse_config
 from igrt.core import geometry
-from igrt.core.case import Case, build_case
+from igrt.core.case import Case, build_case, region_mask
 from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection
 from igrt.dicom.files import scan
@@ -22,14 +23,21 @@ from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.registration.problem import DEFAULT_LEVELS
+from igrt.registration.reference import PlanningReference, build_reference
 from igrt.registration.runner import measure, prepare
 from phantoms.generator import write_cbct
 
 KNOWN = CouchCorrection(7.0, -9.0, 4.0, 2.0, -1.5, 2.5)
+BOX_MM = (160.0, 160.0, 120.0)
+
+
+class Built(NamedTuple):
+    case: Case
+    reference: PlanningReference
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("runner")
     plan_case = planning_set(root)
     cbct_case = write_cbct(root / "cbct", plan_case, KNOWN)
@@ -37,8 +45,20 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
     ct = load_series_files(planning.image_series[0].paths)
     plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
     cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
-    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct)
-    return built
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    reference = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                position=case.position, box_size_mm=BOX_MM)
+    return Built(case, reference)
+
+
+@pytest.fixture
+def case(built: Built) -> Case:
+    return built.case
+
+
+@pytest.fixture
+def reference(built: Built) -> PlanningReference:
+    return built.reference
 
 
 def assert_known(measured: CouchCorrection) -> None:
@@ -48,9 +68,10 @@ def assert_known(measured: CouchCorrection) -> None:
 
 
 @pytest.mark.parametrize("engine", [EngineName.SIMPLEITK, EngineName.ELASTIX])
-def test_engine_recovers_the_known_correction(case: Case, engine: EngineName) -> None:
+def test_engine_recovers_the_known_correction(case: Case, reference: PlanningReference,
+                                              engine: EngineName) -> None:
     cfg = parse_config({"registration": {"engine": str(engine), "perturbation_check": False}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     assert_known(m.measured)
     primary = m.details["primary"]
     assert primary["engine"] == str(engine)
@@ -66,31 +87,32 @@ def test_engine_recovers_the_known_correction(case: Case, engine: EngineName) ->
     assert not any(r.startswith("not_converged") for r in m.reasons)
 
 
-def test_simpleitk_is_deterministic(case: Case) -> None:
+def test_simpleitk_is_deterministic(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False}})
-    a = measure(case, cfg.registration, cfg.review).measured
-    b = measure(case, cfg.registration, cfg.review).measured
+    a = measure(case, reference, cfg.registration, cfg.review).measured
+    b = measure(case, reference, cfg.registration, cfg.review).measured
     # no random sampling: equal up to floating-point summation order across threads
     np.testing.assert_allclose(a.translation_mm, b.translation_mm, atol=1e-6)
     np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
 
 
-def test_perturbed_restart_agrees_and_a_tiny_tolerance_flags_it(case: Case) -> None:
+def test_perturbed_restart_agrees_and_a_tiny_tolerance_flags_it(
+        case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     assert m.details["perturbation"]["translation_mm"] <= 0.5
     assert not any(r.startswith("unstable") for r in m.reasons)
     strict = parse_config({"registration": {"perturbation_tolerance_mm": 0.0001,
                                             "perturbation_tolerance_deg": 0.0001}})
-    flagged = measure(case, strict.registration, strict.review)
+    flagged = measure(case, reference, strict.registration, strict.review)
     assert any(r.startswith("unstable:") for r in flagged.reasons), flagged.reasons
 
 
-def test_cross_check_with_the_second_engine(case: Case) -> None:
+def test_cross_check_with_the_second_engine(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"cross_check": "elastix", "perturbation_check": False,
                                          "cross_check_tolerance_mm": 0.0001,
                                          "cross_check_tolerance_deg": 0.0001}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     cross = m.details["cross_check"]
     assert cross["engine"] == "elastix"
     assert cross["translation_mm"] <= 0.5  # the two engines agree to well under a millimetre
@@ -98,29 +120,29 @@ def test_cross_check_with_the_second_engine(case: Case) -> None:
     assert any(r.startswith("engines_disagree:") for r in m.reasons)  # ... but not to 0.1 µm
 
 
-def test_review_limits(case: Case) -> None:
+def test_review_limits(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False},
                         "review": {"max_translation_mm": 5.0, "max_rotation_deg": 2.2}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     codes = [r.split(":")[0] for r in m.reasons]
     assert codes == ["translation_limit", "rotation_limit"]  # 12.1 mm; rotation 2.5° only
 
 
-def test_region_outside_the_field_of_view_is_refused(case: Case) -> None:
+def test_region_outside_the_field_of_view_is_refused(case: Case,
+                                                     reference: PlanningReference) -> None:
     far = dataclasses.replace(case, nominal=case.nominal @ geometry.translation((0, 0, -900.0)))
     with pytest.raises(NoOverlapError, match="field of view"):
-        prepare(far, parse_config({}).registration)
+        prepare(far, reference, parse_config({}).registration)
 
 
-def test_prepare_masks_the_fov_and_the_body(case: Case) -> None:
-    problem = prepare(case, parse_config({}).registration)
+def test_prepare_masks_the_fov_and_the_body(case: Case, reference: PlanningReference) -> None:
+    problem = prepare(case, reference, parse_config({}).registration)
     assert problem.fixed_mask is not None and problem.moving_mask is not None
     assert 0.3 < problem.fixed_mask.mean() < 1.0  # the box corners lie outside the cylinder
     assert 0.05 < problem.moving_mask.mean() < 0.95
 
 
-def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
-    del case
+def test_planning_region_from_a_structure(tmp_path: Path) -> None:
     plan_case = planning_set(tmp_path)
     cbct_case = write_cbct(tmp_path / "cbct", plan_case, KNOWN)
     planning = scan(plan_case.directory)
@@ -130,7 +152,13 @@ def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
     cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
     cfg = parse_config({"registration": {"roi_structure": "reg_box",
                                          "perturbation_check": False}})
-    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct, structure_sets=structures,
-                             roi_structure=cfg.registration.roi_structure)
-    assert built.region_mask is not None and built.region_mask.any()
-    assert_known(measure(built, cfg.registration, cfg.review).measured)
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    assert cfg.registration.roi_structure is not None
+    mask = region_mask(plan, structures, ct.volume, cfg.registration.roi_structure)
+    assert mask.any()
+    structured = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                 position=case.position, box_size_mm=BOX_MM, region_mask=mask)
+    assert structured.mask.sum() < build_reference(
+        ct.volume, ct.info, isocenter_mm=case.isocenter_mm, position=case.position,
+        box_size_mm=BOX_MM).mask.sum()  # the 100 mm box, not the body
+    assert_known(measure(case, structured, cfg.registration, cfg.review).measured)

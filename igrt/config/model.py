@@ -89,6 +89,8 @@ class RegistrationConfig:
     perturbation_tolerance_mm: float = 0.5
     perturbation_tolerance_deg: float = 0.3
     seed: int = 20261121
+    #: memory for prepared planning CTs (LRU; the most recent one is always kept)
+    planning_cache_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -123,5 +125,7 @@ CHECK_TOLERANCE_MAX_DEG = 3.0
 REVIEW_MAX_MM = 100.0
 REVIEW_MAX_DEG = 30.0
 SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
+PLANNING_CACHE_MIN_MB = 64
+PLANNING_CACHE_MAX_MB = 65536
 COUCH_DOFS = (3, 4, 6)
 ROI_NAME_MAX = 64  # DICOM VR LO

@@ -254,6 +254,8 @@ def _parse_registration(t: Section) -> model.RegistrationConfig:
             "perturbation_tolerance_deg", model.CHECK_TOLERANCE_MAX_DEG
         ),
         seed=t.integer("seed", 0, model.SEED_MAX),
+        planning_cache_mb=t.integer("planning_cache_mb", model.PLANNING_CACHE_MIN_MB,
+                                    model.PLANNING_CACHE_MAX_MB),
     )
 
 

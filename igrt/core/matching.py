@@ -23,7 +23,7 @@ from igrt.core.errors import (
     PlanError,
     StructureError,
 )
-from igrt.core.image_series import ImageSeries
+from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.plan import Plan, normalise_patient_id
 from igrt.core.structures import StructureSet
 from igrt.core.types import Point
@@ -152,17 +152,18 @@ def preferred_planning_ct(plan: Plan, structure_sets: Sequence[StructureSet]) ->
                  if s.sop_instance_uid == plan.referenced_structure_set_uid), None)
 
 
-def check_planning_ct(ct: ImageSeries, plan: Plan) -> None:
+def check_planning_ct(ct: SeriesInfo | ImageSeries, plan: Plan) -> None:
     """The planning CT must be the plan's patient and frame."""
-    if normalise_patient_id(ct.info.patient_id) != normalise_patient_id(plan.patient_id):
+    info = ct.info if isinstance(ct, ImageSeries) else ct
+    if normalise_patient_id(info.patient_id) != normalise_patient_id(plan.patient_id):
         raise MatchError(
-            f"planning CT series {ct.info.series_uid} has Patient ID "
-            f"{normalise_patient_id(ct.info.patient_id)!r}, plan {plan.sop_instance_uid} has "
+            f"planning CT series {info.series_uid} has Patient ID "
+            f"{normalise_patient_id(info.patient_id)!r}, plan {plan.sop_instance_uid} has "
             f"{normalise_patient_id(plan.patient_id)!r}")
-    if ct.info.frame_of_reference_uid != plan.frame_of_reference_uid:
+    if info.frame_of_reference_uid != plan.frame_of_reference_uid:
         raise MatchError(
-            f"planning CT series {ct.info.series_uid} is in Frame of Reference "
-            f"{ct.info.frame_of_reference_uid}, not the plan's {plan.frame_of_reference_uid}")
+            f"planning CT series {info.series_uid} is in Frame of Reference "
+            f"{info.frame_of_reference_uid}, not the plan's {plan.frame_of_reference_uid}")
 
 
 def choose_structure_set(plan: Plan, structure_sets: Sequence[StructureSet],

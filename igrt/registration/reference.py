@@ -1,0 +1,191 @@
+"""The planning side of a registration, prepared once per planning CT and isocentre: the CT
+around the isocentre (the box plus the capture range), the region the metric may use there (the
+patient's body without the CT couch, or a planning structure), and the CT's pyramid levels.
+
+A :class:`PlanningReference` is built from a decoded planning CT by :func:`build_reference`
+(at intake in the service, on first use offline) and then only read: every CBCT registered
+against it samples images prepared here. Pyramid levels are made on first request and kept
+(:meth:`PlanningReference.level`); :meth:`PlanningReference.warm` makes those a registration
+will ask for before the first CBCT arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from igrt.core import geometry
+from igrt.core.errors import NoOverlapError
+from igrt.core.geometry import PatientPosition
+from igrt.core.image_series import SeriesInfo
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
+from igrt.registration import region
+from igrt.registration.problem import DEFAULT_LEVELS, Level
+from igrt.registration.sitk_images import set_geometry
+
+log = logging.getLogger(__name__)
+
+#: How much further than the box the planning CT is kept: the capture range plus rotation
+#: (30 mm and 5° move a corner of the default box by another ~10 mm) plus the smoothing's reach.
+MOVING_MARGIN_MM = 50.0
+#: A planning level may be this much coarser than the CBCT level it is compared with (so a
+#: 0.977 mm CT stays native against a 0.9 mm CBCT, a 0.45 mm one is binned by 2).
+COARSER_TOLERANCE = 0.05
+
+Factors = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class LevelImages:
+    """One pyramid level: an image bin-shrunk by ``factors`` (i, j, k) and smoothed by
+    ``smoothing_mm``, and its region mask (a coarse voxel is in when half its voxels are)."""
+
+    factors: Factors
+    smoothing_mm: float
+    image: sitk.Image  # float32
+    mask: sitk.Image | None  # uint8
+
+    @property
+    def nbytes(self) -> int:
+        n = self.image.GetNumberOfPixels()
+        return 4 * n + (self.mask.GetNumberOfPixels() if self.mask is not None else 0)
+
+
+def level_images(image: sitk.Image, mask: sitk.Image | None, factors: Factors,
+                 smoothing_mm: float) -> LevelImages:
+    """Bin-shrink (an average: cheap anti-aliasing, ITK keeps the geometry exact), then smooth."""
+    if any(f > 1 for f in factors):
+        image = sitk.BinShrink(image, list(factors))
+        if mask is not None:
+            shrunk = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
+            mask = sitk.Cast(shrunk >= 0.5, sitk.sitkUInt8)
+    if smoothing_mm > 0:
+        image = sitk.SmoothingRecursiveGaussian(image, smoothing_mm)
+    return LevelImages(factors, smoothing_mm, image, mask)
+
+
+def fixed_factors(spacing_mm: tuple[float, float, float], level: Level) -> Factors:
+    """Bin factors that bring a CBCT toward the level's voxel size (1 = native)."""
+    if level.voxel_mm <= 0:
+        return (1, 1, 1)
+    f = [max(1, int(round(level.voxel_mm / s))) for s in spacing_mm]
+    return (f[0], f[1], f[2])
+
+
+def planning_factors(fixed_spacing_mm: npt.ArrayLike, fixed_direction: FloatArray,
+                     ct_spacing_mm: tuple[float, float, float],
+                     ct_direction: FloatArray) -> Factors:
+    """Bin factors for the planning CT at one level: as coarse as possible, never coarser than
+    the CBCT level it is compared with (measured along each CT axis), so the planning image
+    never carries more resolution than the CBCT level can use."""
+    extent = np.abs(np.asarray(ct_direction).T @ np.asarray(fixed_direction)) @ np.asarray(
+        fixed_spacing_mm, dtype=np.float64)
+    f = [max(1, int(math.floor(e / s * (1.0 + COARSER_TOLERANCE))))
+         for e, s in zip(extent, ct_spacing_mm, strict=True)]
+    return (f[0], f[1], f[2])
+
+
+class PlanningReference:
+    """A planning CT prepared for registration around one isocentre (see the module docstring).
+
+    ``volume`` and ``mask`` are the crop and its region mask (numpy views of the native images,
+    so they are held once). Thread-safe: levels are made under a lock.
+    """
+
+    def __init__(self, *, ct: SeriesInfo, volume: Volume, mask: BoolArray,
+                 isocenter_mm: FloatArray, position: PatientPosition) -> None:
+        self.ct = ct
+        self.isocenter_mm = np.asarray(isocenter_mm, dtype=np.float64)
+        self.position = position
+        self._image = sitk.GetImageFromArray(np.ascontiguousarray(volume.voxels,
+                                                                  dtype=np.float32))
+        set_geometry(self._image, volume)
+        self._mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        set_geometry(self._mask_image, volume)
+        self.volume = Volume(voxels=sitk.GetArrayViewFromImage(self._image),
+                             origin_mm=volume.origin_mm, spacing_mm=volume.spacing_mm,
+                             direction=np.asarray(volume.direction, dtype=np.float64))
+        self.mask: BoolArray = sitk.GetArrayViewFromImage(self._mask_image).view(np.bool_)
+        self._levels: dict[tuple[Factors, float], LevelImages] = {}
+        self._lock = threading.Lock()
+
+    def level(self, factors: Factors, smoothing_mm: float) -> LevelImages:
+        """The crop and its mask at one pyramid level, made once."""
+        key = (factors, float(smoothing_mm))
+        with self._lock:
+            found = self._levels.get(key)
+            if found is None:
+                found = level_images(self._image, self._mask_image, factors, smoothing_mm)
+                self._levels[key] = found
+            return found
+
+    def for_level(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
+                  fixed_direction: FloatArray) -> LevelImages:
+        """The planning side of one level for a CBCT of this (native) voxel grid: a smoothed
+        level at its nominal voxel size (the smoothing, not the CBCT, sets its resolution), the
+        unsmoothed native level no finer than the CBCT's own voxels."""
+        if level.voxel_mm > 0:
+            spacing: npt.ArrayLike = np.full(3, level.voxel_mm)
+            direction = self.volume.direction
+        else:
+            spacing, direction = fixed_spacing_mm, fixed_direction
+        factors = planning_factors(spacing, direction, self.volume.spacing_mm,
+                                   self.volume.direction)
+        return self.level(factors, level.smoothing_mm)
+
+    def warm(self, fixed_spacing_mm: npt.ArrayLike | None = None,
+             fixed_direction: FloatArray | None = None,
+             levels: tuple[Level, ...] = DEFAULT_LEVELS) -> None:
+        """Make, before any CBCT arrives, the levels a registration will ask for: the smoothed
+        ones, and the native one too when the CBCT voxel grid is known (the room's last CBCT)."""
+        for level in levels:
+            if level.voxel_mm > 0 or fixed_spacing_mm is not None:
+                self.for_level(level, self.volume.spacing_mm if fixed_spacing_mm is None
+                               else fixed_spacing_mm,
+                               self.volume.direction if fixed_direction is None
+                               else fixed_direction)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the crop, its mask and every level made so far."""
+        with self._lock:
+            extra = sum(v.nbytes for k, v in self._levels.items() if k != ((1, 1, 1), 0.0))
+        return int(self.volume.voxels.nbytes + self.mask.nbytes + extra)
+
+    @property
+    def native(self) -> LevelImages:
+        return self.level((1, 1, 1), 0.0)
+
+
+def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike,
+                    position: PatientPosition, box_size_mm: npt.ArrayLike,
+                    region_mask: BoolArray | None = None) -> PlanningReference:
+    """Crop the planning CT around the isocentre and find the region the metric may use there:
+    ``region_mask`` (a structure on the full CT grid) if given, else the patient's body."""
+    t0 = time.perf_counter()
+    iso = np.asarray(isocenter_mm, dtype=np.float64)
+    size = np.asarray(box_size_mm, dtype=np.float64) + 2 * MOVING_MARGIN_MM
+    box = region.index_box(ct, iso, size)
+    if any(s.stop - s.start < 2 for s in box):
+        raise NoOverlapError("the planning CT does not cover the region around the isocentre")
+    volume = region.crop(ct, box)
+    if region_mask is not None:
+        mask = np.ascontiguousarray(region_mask[box])
+    else:
+        down = geometry.LPS_TO_IEC[position].T @ np.array([0.0, 0.0, -1.0])
+        mask = region.coarse_body_mask(volume, down_lps=down)
+    if not mask.any():
+        raise NoOverlapError("the registration region holds no voxel of the planning CT")
+    reference = PlanningReference(ct=info, volume=volume, mask=mask, isocenter_mm=iso,
+                                  position=position)
+    log.info("planning CT %s prepared around (%.1f, %.1f, %.1f) mm: %d x %d x %d voxels in "
+             "%.2f s", info.series_uid, *iso, *volume.shape_ijk, time.perf_counter() - t0)
+    return reference
