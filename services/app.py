@@ -51,6 +51,7 @@ class Service:
         self.commands = commands = CommandServer(cfg, store, state=self.state,
                                                  queue_length=worker.queue_length)
         commands.start()
+        worker.warm()  # engines run once, recent planning sets prepared: before READY
         worker.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()

@@ -14,8 +14,11 @@ state returns to normal. An unexpected exception in the loop is reported the sam
 loop goes on: the worker thread does not end until :meth:`Worker.stop`.
 
 The SCP's association threads only call :meth:`Worker.notify` (a queue put); everything else runs
-on the worker's own thread. Tests drive the loop one :meth:`Worker.step` at a time with their
-own clock.
+on the worker's own thread: each CBCT instance is decoded there as its event arrives, a planning
+set is prepared for registration once its association was released and ``settle_s`` passed
+(CBCTs due first), and the hot path it all feeds (:class:`igrt.registrar.Registrar`) is warmed
+by :meth:`Worker.warm` before the service says READY. Tests drive the loop one
+:meth:`Worker.step` at a time with their own clock.
 """
 
 from __future__ import annotations
@@ -30,19 +33,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from igrt import pipeline
 from igrt.config import Config
 from igrt.core.errors import IgrtError
-from igrt.core.kinds import Role
+from igrt.core.kinds import IMAGE_KINDS, Role
 from igrt.core.messages import Outcome, correction_message
 from igrt.core.reasons import ReasonCode, reason
-from igrt.planning.stored import StoredCbct, StoredPlanning
+from igrt.registrar import Registrar, WarmReport
 from igrt.store import Store
 
 log = logging.getLogger(__name__)
 
 #: How often a result that could not be stored is tried again.
 RETRY_S = 5.0
+IMAGE_KIND_VALUES = frozenset(k.value for k in IMAGE_KINDS)
 
 
 class SeriesActivity(Protocol):
@@ -59,6 +62,12 @@ class SeriesActivity(Protocol):
 
     @property
     def role(self) -> Any: ...
+
+    @property
+    def sop_instance_uid(self) -> str | None: ...  # set for "instance"
+
+    @property
+    def kind(self) -> Any: ...
 
 
 class WorkerState(StrEnum):
@@ -96,17 +105,18 @@ class Worker:
     clock: Callable[[], float] = time.monotonic
     _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
+    _planning_pending: dict[str, _Pending] = field(default_factory=dict)
     _assoc_series: dict[str, set[str]] = field(default_factory=dict)
     _unstored: dict[str, dict[str, Any]] = field(default_factory=dict)  # results to store again
     _fault: str | None = None  # the pending fault (state ``error``)
     _next_retry_s: float = 0.0
     _thread: threading.Thread | None = None
     _busy: bool = False
-    planning: StoredPlanning | None = None
+    registrar: Registrar | None = None
 
     def __post_init__(self) -> None:
-        if self.planning is None:
-            self.planning = StoredPlanning(self.store)
+        if self.registrar is None:
+            self.registrar = Registrar(self.config, self.store)
 
     # --- called from other threads --------------------------------------------------------------
     def notify(self, activity: SeriesActivity) -> None:
@@ -129,6 +139,11 @@ class Worker:
         """The reason of the pending fault, or None."""
         return self._fault
 
+    def warm(self) -> WarmReport:
+        """Run the engines once and prepare the recent planning sets (before READY)."""
+        assert self.registrar is not None
+        return self.registrar.warm()
+
     def start(self) -> None:
         self._recover()
         self._thread = threading.Thread(target=self._run, name="igrt-worker", daemon=True)
@@ -143,12 +158,21 @@ class Worker:
     def _run(self) -> None:
         while True:
             try:
-                if not self.step(self.poll_s):
+                if not self.step(self._wait_s()):
                     return
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one fault
                 self._report_fault(f"unexpected error in the worker loop: "
                                    f"{type(exc).__name__}: {exc}", {})
                 log.error("worker loop error\n%s", traceback.format_exc())
+
+    def _wait_s(self) -> float:
+        """How long the loop may wait for an event: ``poll_s``, or less when a series
+        becomes due sooner (so the settle time is kept to the poll's precision)."""
+        settle = self.config.dicom.settle_s
+        due = [p.last_activity_s + settle for p in self._pending.values() if p.released]
+        if not due:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, min(due) - self.clock()))
 
     def step(self, timeout_s: float) -> bool:
         """One turn of the loop: wait up to ``timeout_s`` for an event, then register whatever
@@ -166,28 +190,54 @@ class Worker:
         self._retry_unstored()
         for uid in self._due(self.clock()):
             self._register_claimed(uid)
+        if self._queue.empty():  # CBCTs first: planning sets are prepared when nothing waits
+            self._prepare_due(self.clock())
         return True
 
     def _on_activity(self, a: SeriesActivity) -> None:
         now = self.clock()
+        assert self.registrar is not None
         if a.event == "instance":
-            if a.series_uid is None or str(a.role) != Role.IMAGING.value:
+            if a.series_uid is None:
                 return
-            self._pending[a.series_uid] = _Pending(a.association_id, now)
+            imaging = str(a.role) == Role.IMAGING.value
+            if imaging and str(a.kind) not in IMAGE_KIND_VALUES:
+                return  # a CBCT's Spatial Registration belongs to its CBCT (CONTRACT §4)
+            waiting = self._pending if imaging else self._planning_pending
+            waiting[a.series_uid] = _Pending(a.association_id, now)
             self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
+            if imaging:
+                self.registrar.on_instance(a.series_uid, a.sop_instance_uid, a.role, a.kind)
             return
         touched = self._assoc_series.pop(a.association_id, set())
         for uid in touched:
-            pending = self._pending.get(uid)
-            if pending is None or pending.association_id != a.association_id:
-                continue  # a later association has taken over this series
-            if a.event == "released":
-                pending.released = True
-                pending.last_activity_s = now
-            else:
-                log.warning("association %s aborted: series %s is not registered",
-                            a.association_id, uid)
-                del self._pending[uid]
+            for waiting in (self._pending, self._planning_pending):
+                pending = waiting.get(uid)
+                if pending is None or pending.association_id != a.association_id:
+                    continue  # a later association has taken over this series
+                if a.event == "released":
+                    pending.released = True
+                    pending.last_activity_s = now
+                else:
+                    del waiting[uid]
+                    if waiting is self._pending:
+                        log.warning("association %s aborted: series %s is not registered",
+                                    a.association_id, uid)
+                        self.registrar.discard(uid)
+
+    def _prepare_due(self, now: float) -> None:
+        """Prepare the planning sets whose association was released ``settle_s`` ago."""
+        due = [uid for uid, p in self._planning_pending.items()
+               if p.released and now - p.last_activity_s >= self.config.dicom.settle_s]
+        patients: dict[str, None] = {}
+        for uid in due:
+            del self._planning_pending[uid]
+            arrivals = self.store.series_arrivals(uid)
+            if arrivals is not None:
+                patients[arrivals.patient_id] = None
+        assert self.registrar is not None
+        for patient_id in patients:
+            self.registrar.prepare_planning(patient_id)
 
     def _due(self, now: float) -> list[str]:
         due = [uid for uid, p in self._pending.items()
@@ -268,8 +318,8 @@ class Worker:
 
     def register(self, series_uid: str) -> dict[str, Any]:
         """The correction message (seq not yet allocated) for one complete CBCT series."""
-        assert self.planning is not None
-        outcome = pipeline.run(StoredCbct(self.store, series_uid), self.planning, self.config)
+        assert self.registrar is not None
+        outcome = self.registrar.register(series_uid)
         return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
                                   seq=0)
 

@@ -32,6 +32,8 @@ class Event:
     association_id: str
     series_uid: str | None
     role: Role = Role.IMAGING
+    sop_instance_uid: str | None = None
+    kind: InstanceKind = InstanceKind.CT_IMAGE
 
 
 class Clock:

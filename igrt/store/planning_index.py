@@ -34,6 +34,16 @@ class PlanningIndex(StoreBase):
             ).fetchall()
         return [row[0] for row in rows]
 
+    def recent_planning_patients(self, limit: int = 50) -> list[str]:
+        """Patient IDs with objects from planning peers, the most recently received first."""
+        with self._reading("listing the patients of recent planning sets") as conn:
+            rows = conn.execute(
+                "SELECT patient_id FROM series WHERE role = ? GROUP BY patient_id "
+                "ORDER BY MAX(last_arrival_at) DESC, patient_id LIMIT ?",
+                (Role.PLANNING.value, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def structure_sets_for_frame(
         self, patient_id: str, frame_of_reference_uid: str
     ) -> list[ObjectRecord]:
