@@ -17,7 +17,9 @@ from igrt.config import EngineName, parse_config
 from igrt.core import geometry
 from igrt.core.case import Case, build_case, region_mask
 from igrt.core.errors import NoOverlapError
-from igrt.core.geometry import CouchCorrection
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.image_series import SeriesInfo
+from igrt.core.volume import Volume
 from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
@@ -162,3 +164,37 @@ def test_planning_region_from_a_structure(tmp_path: Path) -> None:
         ct.volume, ct.info, isocenter_mm=case.isocenter_mm, position=case.position,
         box_size_mm=BOX_MM).mask.sum()  # the 100 mm box, not the body
     assert_known(measure(case, structured, cfg.registration, cfg.review).measured)
+
+
+def extruded(shape_kji: tuple[int, int, int], spacing: float, center: np.ndarray) -> Volume:
+    """A phantom with structure in-plane and none along z (every slice the same)."""
+    nk, nj, ni = shape_kji
+    j, i = np.mgrid[0:nj, 0:ni]
+    x = (i - (ni - 1) / 2) * spacing
+    y = (j - (nj - 1) / 2) * spacing
+    plane = np.full((nj, ni), -1000.0, dtype=np.float32)
+    plane[(x / 70) ** 2 + (y / 55) ** 2 <= 1] = 20.0
+    for cx, cy, r, hu in ((-25, -10, 12, 400.0), (20, 15, 9, -600.0), (5, -30, 6, 900.0)):
+        plane[(x - cx) ** 2 + (y - cy) ** 2 <= r * r] = hu
+    voxels = np.repeat(plane[None], nk, axis=0)
+    origin = center - np.array([(ni - 1) / 2, (nj - 1) / 2, (nk - 1) / 2]) * spacing
+    return Volume(voxels, (float(origin[0]), float(origin[1]), float(origin[2])),
+                  (spacing, spacing, spacing))
+
+
+def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
+    """Nothing pins the position along z: a restart 2 mm away along z stays there, and the
+    robustness check must say so (while the primary result itself looks converged)."""
+    iso = np.array([0.0, 0.0, -300.0])
+    ct = extruded((150, 90, 90), 2.0, iso)
+    cbct = extruded((90, 90, 90), 2.0, iso)
+    ct_info = SeriesInfo("PAT", "1.2.3", "1.2.826.0.1.3680043.10.40", "1.2.4", "CT",
+                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", 150, ())
+    reference = build_reference(ct, ct_info, isocenter_mm=iso, position=PatientPosition.HFS,
+                                box_size_mm=BOX_MM)
+    case = Case(cbct=cbct, cbct_padding=None, nominal=geometry.translation(-iso),
+                isocenter_mm=iso, position=PatientPosition.HFS)
+    cfg = parse_config({})
+    m = measure(case, reference, cfg.registration, cfg.review)
+    assert m.details["perturbation"]["translation_mm"] > 1.0
+    assert any(r.startswith("unstable:") for r in m.reasons), m.reasons

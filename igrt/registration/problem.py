@@ -29,6 +29,11 @@ class Level:
     #: millimetre of its answer: the same samples, without the per-sample test and ITK's scan
     #: of the masked planning image at every start)
     region_at_start: bool = False
+    #: smoothing of the CBCT side only, when it differs from ``smoothing_mm``
+    fixed_smoothing_mm: float | None = None
+    #: optimisations on interleaved sample grids (each from where the previous ended), whose
+    #: results are averaged: the sampling's own bias averages out
+    phases: int = 1
 
 
 #: Coarse to fine. The planning side of each level is prepared once per planning CT
@@ -41,9 +46,9 @@ DEFAULT_LEVELS: tuple[Level, ...] = (
     Level(voxel_mm=4.0, smoothing_mm=4.0, margin_mm=45.0, samples=8000, iterations=200,
           step_mm=4.0, min_step_mm=0.1),
     Level(voxel_mm=2.0, smoothing_mm=1.5, margin_mm=12.0, samples=12000, iterations=200,
-          step_mm=1.0, min_step_mm=0.02),
-    Level(voxel_mm=0.0, smoothing_mm=0.0, margin_mm=6.0, samples=20000, iterations=200,
-          step_mm=0.5, min_step_mm=0.005, region_at_start=True),
+          step_mm=1.0, min_step_mm=0.01),
+    Level(voxel_mm=0.0, smoothing_mm=0.6, margin_mm=6.0, samples=20000, iterations=200,
+          step_mm=0.5, min_step_mm=0.005, region_at_start=True, phases=2),
 )
 
 

@@ -68,8 +68,55 @@ def level_images(image: sitk.Image, mask: sitk.Image | None, factors: Factors,
             shrunk = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
             mask = sitk.Cast(shrunk >= 0.5, sitk.sitkUInt8)
     if smoothing_mm > 0:
-        image = sitk.SmoothingRecursiveGaussian(image, smoothing_mm)
+        image = smooth(image, smoothing_mm)
     return LevelImages(factors, smoothing_mm, image, mask)
+
+
+def smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+    """Gaussian smoothing. A sigma of a few voxels: ITK's recursive filter. Less than about a
+    voxel and a half (the native level's light smoothing, against interpolation artefacts):
+    the sampled Gaussian itself, a separable kernel of at most :data:`FIR_RADIUS` voxels each
+    side, which is exact there (the recursive filter is not) and ten times faster."""
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    radius = np.ceil(FIR_SIGMAS * sigma_mm / spacing).astype(int)
+    if int(radius.max()) > FIR_RADIUS:
+        if min(image.GetSize()) >= 4:  # the recursive filter needs four voxels along each axis
+            return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
+        return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
+    array = sitk.GetArrayFromImage(image)
+    for axis_ijk in range(3):  # numpy axis 2 - axis_ijk
+        r = int(radius[axis_ijk])
+        offsets = np.arange(-r, r + 1)
+        weights = np.exp(-0.5 * (offsets * spacing[axis_ijk] / sigma_mm) ** 2)
+        weights /= weights.sum()
+        if r == 0 or weights[r] > 0.999:
+            continue
+        array = _convolve(array, weights, axis=2 - axis_ijk)
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(image)
+    return out
+
+
+#: The sampled Gaussian is cut at this many sigmas ...
+FIR_SIGMAS = 3.0
+#: ... and used up to this many voxels each side.
+FIR_RADIUS = 3
+
+
+def _convolve(array: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
+              axis: int) -> npt.NDArray[np.float32]:
+    """Symmetric convolution along one axis, the edge voxel repeated beyond the border."""
+    r = len(weights) // 2
+    pad = [(0, 0)] * array.ndim
+    pad[axis] = (r, r)
+    padded = np.pad(array, pad, mode="edge")
+    n = array.shape[axis]
+    out = np.zeros_like(array)
+    for k, w in enumerate(weights):
+        window = [slice(None)] * array.ndim
+        window[axis] = slice(k, k + n)
+        out += np.float32(w) * padded[tuple(window)]
+    return out
 
 
 def fixed_factors(spacing_mm: tuple[float, float, float], level: Level) -> Factors:

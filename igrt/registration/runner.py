@@ -86,7 +86,7 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
     pool = engines or EnginePool(reg)
     engine = pool.primary
     result = engine.register(problem)
-    measured = _to_iec(result.transform, case)
+    measured = to_iec(result.transform, case)
     reasons: list[str] = []
     details: dict[str, Any] = {"primary": result.as_dict()}
     if result.converged is False:
@@ -111,7 +111,7 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
         diff = quality.difference(other.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["cross_check"] = {**other.as_dict(), **diff.as_dict(),
-                                  "measured": _to_iec(other.transform, case).rounded().as_dict()}
+                                  "measured": to_iec(other.transform, case).rounded().as_dict()}
         flagged = quality.agreement_reason(
             ReasonCode.ENGINES_DISAGREE, f"the {other.engine} engine", diff,
             tolerance_mm=reg.cross_check_tolerance_mm,
@@ -144,7 +144,7 @@ def _restart(engine: Engine, problem: RegistrationProblem,
     return engine.register(problem, start=start, levels=levels), compared
 
 
-def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
+def to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
     c = geometry.correction_transform(transform, case.nominal, case.isocenter_mm)
     return geometry.to_iec(c, case.position)
 

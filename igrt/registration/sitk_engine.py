@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -42,6 +43,14 @@ HISTOGRAM_BINS = 48
 _CONVERGED_WORDS = ("minimum step", "step too small", "gradient magnitude tolerance")
 
 
+@dataclass(frozen=True)
+class _Run:
+    matrix: FloatArray
+    iterations: int
+    stop: str
+    metric: float
+
+
 class SimpleItkEngine:
     name = "simpleitk"
 
@@ -53,47 +62,59 @@ class SimpleItkEngine:
         t0 = time.perf_counter()
         matrix = problem.initial if start is None else start
         iterations = 0
-        stop = ""
+        stops: list[str] = []
         metric = float("nan")
         after: list[FloatArray] = []
         for number, level in enumerate(levels):
-            fixed = _fixed_level(problem, level)
-            moving = _around(problem, matrix, level,
-                             problem.reference.for_level(level, problem.fixed.spacing_mm,
-                                                         problem.fixed.direction))
-            if level.region_at_start:
-                fixed = _with_region(fixed, problem, matrix)
-                moving = LevelImages(moving.factors, moving.smoothing_mm, moving.image, None)
-            transform = euler_from_matrix(matrix, problem.center_mm)
-            method = self._method(level, fixed, moving)
-            method.SetInitialTransform(transform, inPlace=True)
-            try:
-                method.Execute(fixed.image, moving.image)
-            except RuntimeError as exc:
-                if "outside" in str(exc).lower() or "samples" in str(exc).lower():
-                    raise NoOverlapError(
-                        "the CBCT region maps outside the planning CT's registration region "
-                        f"({str(exc).strip().splitlines()[-1][:200]})") from exc
-                raise
-            matrix = matrix_from_transform(transform)
+            found: list[FloatArray] = []
+            stops = []
+            for phase in range(level.phases):
+                # each phase starts where the previous one ended: close, so it is quick
+                run = self._run(problem, level, phase, found[-1] if found else matrix)
+                found.append(run.matrix)
+                iterations += run.iterations
+                stops.append(run.stop)
+                metric = run.metric
+                log.debug("level %d phase %d: metric %.5f after %d iterations (%s)", number,
+                          phase, run.metric, run.iterations, run.stop)
+            matrix = found[0] if len(found) == 1 else geometry.mean_rigid(found)
             after.append(matrix)
-            iterations += method.GetOptimizerIteration()
-            stop = method.GetOptimizerStopConditionDescription()
-            metric = method.GetMetricValue()
-            log.debug("level %d: metric %.5f after %d iterations (%s)", number, metric,
-                      method.GetOptimizerIteration(), stop)
-        low = stop.lower()
-        converged = any(word in low for word in _CONVERGED_WORDS)
+        converged = bool(stops) and all(
+            any(word in stop.lower() for word in _CONVERGED_WORDS) for stop in stops)
         return RegistrationResult(
             engine=self.name,
             transform=matrix,
             metric=float(metric),
             iterations=iterations,
-            stop_condition=stop,
+            stop_condition="; ".join(dict.fromkeys(stops)),
             converged=converged,
             elapsed_s=time.perf_counter() - t0,
             level_transforms=tuple(after),
         )
+
+    def _run(self, problem: RegistrationProblem, level: Level, phase: int,
+             matrix: FloatArray) -> _Run:
+        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``."""
+        fixed = _fixed_level(problem, level, phase)
+        moving = _around(problem, matrix, level,
+                         problem.reference.for_level(level, problem.fixed.spacing_mm,
+                                                     problem.fixed.direction))
+        if level.region_at_start:
+            fixed = _with_region(fixed, problem, matrix)
+            moving = LevelImages(moving.factors, moving.smoothing_mm, moving.image, None)
+        transform = euler_from_matrix(matrix, problem.center_mm)
+        method = self._method(level, fixed, moving)
+        method.SetInitialTransform(transform, inPlace=True)
+        try:
+            method.Execute(fixed.image, moving.image)
+        except RuntimeError as exc:
+            if "outside" in str(exc).lower() or "samples" in str(exc).lower():
+                raise NoOverlapError(
+                    "the CBCT region maps outside the planning CT's registration region "
+                    f"({str(exc).strip().splitlines()[-1][:200]})") from exc
+            raise
+        return _Run(matrix_from_transform(transform), method.GetOptimizerIteration(),
+                    method.GetOptimizerStopConditionDescription(), method.GetMetricValue())
 
     def _method(self, level: Level, fixed: LevelImages,
                 moving: LevelImages) -> sitk.ImageRegistrationMethod:
@@ -201,10 +222,11 @@ def _with_region(fixed: LevelImages, problem: RegistrationProblem,
     return LevelImages(fixed.factors, fixed.smoothing_mm, fixed.image, mask)
 
 
-def _fixed_level(problem: RegistrationProblem, level: Level) -> LevelImages:
+def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0) -> LevelImages:
     """The CBCT side of one level, made once per problem: bin-shrunk toward the level's voxel
-    size, smoothed, then decimated in-plane to about ``level.samples`` voxels in the mask."""
-    key = ("simpleitk-fixed", level)
+    size, smoothed, then decimated to about ``level.samples`` voxels in the mask (the sample
+    grid of ``phase``: phases interleave, half a stride apart along each axis)."""
+    key = ("simpleitk-fixed", level, phase)
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
         return found
@@ -213,17 +235,24 @@ def _fixed_level(problem: RegistrationProblem, level: Level) -> LevelImages:
         native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
                              mask_to_sitk(problem.fixed_mask, problem.fixed))
         problem.memo["simpleitk-native"] = native
-    shrunk = level_images(native.image, native.mask,
-                          fixed_factors(problem.fixed.spacing_mm, level), level.smoothing_mm)
-    made = _sample_grid(shrunk, level.samples)
+    shrunk_key = ("simpleitk-shrunk", level)
+    shrunk = problem.memo.get(shrunk_key)
+    if not isinstance(shrunk, LevelImages):
+        smoothing = level.smoothing_mm if level.fixed_smoothing_mm is None else \
+            level.fixed_smoothing_mm
+        shrunk = level_images(native.image, native.mask,
+                              fixed_factors(problem.fixed.spacing_mm, level), smoothing)
+        problem.memo[shrunk_key] = shrunk
+    made = _sample_grid(shrunk, level.samples, phase)
     problem.memo[key] = made
     return made
 
 
-def _sample_grid(images: LevelImages, samples: int) -> LevelImages:
+def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImages:
     """Decimate the fixed image (keep every n-th voxel along each axis, no averaging) so that
     about ``samples`` voxels remain in the mask, spread evenly: the strides make the sample
-    spacing about equal along the three axes. Deterministic: no seed needed."""
+    spacing about equal along the three axes. Phase 1 is the grid shifted by half a stride
+    along each axis (phase 0 keeps voxel (0, 0, 0)). Deterministic: no seed needed."""
     mask = images.mask
     usable = (int(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) if mask is not None
               else images.image.GetNumberOfPixels())
@@ -234,17 +263,21 @@ def _sample_grid(images: LevelImages, samples: int) -> LevelImages:
     strides = tuple(max(1, int(round(distance / s))) for s in spacing)
     if all(s == 1 for s in strides):
         return images
+    offsets = tuple((s // 2) * (phase % 2) for s in strides)
     # Not sitk.Shrink: it moves the origin to the centre of each bin while keeping one of the
-    # bin's voxels, a half-bin shift. Plain slicing keeps voxel (0, 0, 0) and its position.
-    return LevelImages(images.factors, images.smoothing_mm, _decimate(images.image, strides),
-                       _decimate(mask, strides) if mask is not None else None)
+    # bin's voxels, a half-bin shift. Plain slicing keeps each kept voxel at its position.
+    return LevelImages(images.factors, images.smoothing_mm,
+                       _decimate(images.image, strides, offsets),
+                       _decimate(mask, strides, offsets) if mask is not None else None)
 
 
-def _decimate(image: sitk.Image, strides: tuple[int, ...]) -> sitk.Image:
+def _decimate(image: sitk.Image, strides: tuple[int, ...],
+              offsets: tuple[int, ...] = (0, 0, 0)) -> sitk.Image:
     si, sj, sk = strides
-    array = sitk.GetArrayViewFromImage(image)[::sk, ::sj, ::si]
+    oi, oj, ok = offsets
+    array = sitk.GetArrayViewFromImage(image)[ok::sk, oj::sj, oi::si]
     out = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    out.SetOrigin(image.GetOrigin())
+    out.SetOrigin(image.TransformIndexToPhysicalPoint((oi, oj, ok)))
     out.SetSpacing(tuple(float(s) * n for s, n in zip(image.GetSpacing(), strides, strict=True)))
     out.SetDirection(image.GetDirection())
     return out
