@@ -53,16 +53,21 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
     t0 = time.perf_counter()
     series_uid = cbct_source.series_uid
     patient_id: str | None = None
+    timings: dict[str, float] = {}
     try:
         cbct = cbct_source.load()
+        timings["cbct_s"] = time.perf_counter() - t0
         patient_id = cbct.info.patient_id
         series_uid = cbct.info.series_uid
         plan = pick_plan(planning.plans(patient_id), patient_id=patient_id,
                          selected_uid=planning.selected_plan_uid(patient_id))
         check_same_patient(patient_id, plan)
         structure_sets = planning.structure_sets(plan)
-        reference = reference_for(planning, plan, structure_sets, config, cbct=cbct.info,
-                                  isocenter_index=isocenter_index, references=references)
+        t1 = time.perf_counter()
+        reference, cached = reference_for(planning, plan, structure_sets, config,
+                                          cbct=cbct.info, isocenter_index=isocenter_index,
+                                          references=references)
+        timings["planning_s"] = time.perf_counter() - t1
         case, ref, nominal = build_case(
             cbct=cbct, plan=plan, ct=reference.ct, sros=planning.spatial_registrations(cbct.info),
             isocenter_index=isocenter_index, convention=config.registration.cbct_isocenter)
@@ -74,6 +79,8 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
     details = {"registration": {**m.details, "nominal": nominal.source.value,
                                 "spatial_registration_uid": nominal.sro_uid,
                                 "planning_ct_series_uid": reference.ct.series_uid,
+                                "planning_prepared_before": cached,
+                                **{k: round(v, 3) for k, v in timings.items()},
                                 "elapsed_s": round(time.perf_counter() - t0, 3)}}
     return Outcome(patient_id=patient_id, cbct_series_uid=series_uid, plan=ref,
                    measured=m.measured, reasons=m.reasons, details=details)
@@ -81,10 +88,10 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
 
 def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence[StructureSet],
                   config: Config, *, cbct: SeriesInfo | None, isocenter_index: int | None,
-                  references: ReferenceCache | None) -> PlanningReference:
-    """The plan's planning CT prepared around the isocentre: from ``references`` when it was
-    prepared before (same CT content, isocentre, position, box and region), else read and
-    prepared now (and kept)."""
+                  references: ReferenceCache | None) -> tuple[PlanningReference, bool]:
+    """The plan's planning CT prepared around the isocentre, and whether it was prepared
+    before: from ``references`` when it was (same CT content, isocentre, position, box and
+    region), else read and prepared now (and kept)."""
     ct_id = planning.planning_ct(plan, structure_sets, cbct=cbct)
     iso = select_isocenter(plan, index=isocenter_index)
     reg = config.registration
@@ -96,7 +103,7 @@ def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence
                        position=plan.patient_position, box_mm=reg.roi_size_mm, region=region)
     found = references.get(key) if references is not None else None
     if found is not None:
-        return found
+        return found, True
     around = (iso, np.asarray(reg.roi_size_mm) + 2 * MOVING_MARGIN_MM)
     ct = planning.load_planning_ct(ct_id, around_mm=around)
     check_planning_ct(ct, plan)
@@ -107,7 +114,7 @@ def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence
                             region_mask=mask)
     if references is not None:
         references.put(key, built)
-    return built
+    return built, False
 
 
 def prepare_planning(planning: PlanningSource, patient_id: str, config: Config, *,
@@ -127,8 +134,9 @@ def prepare_planning(planning: PlanningSource, patient_id: str, config: Config, 
                                      else list(range(len(plan.isocenters_mm))))
         for index in indices:
             try:
-                reference = reference_for(planning, plan, structure_sets, config, cbct=None,
-                                          isocenter_index=index, references=references)
+                reference, _ = reference_for(planning, plan, structure_sets, config,
+                                             cbct=None, isocenter_index=index,
+                                             references=references)
             except IgrtError as exc:
                 log.info("plan %s: planning set not prepared: %s", plan.sop_instance_uid,
                          exc.reason)

@@ -108,6 +108,9 @@ class Registrar:
                                engines=self.engines)
         if cbct.grid is not None:
             self.cbct_grid = cbct.grid
+            registration = outcome.details.get("registration")
+            if isinstance(registration, dict):
+                registration["cbct_decoded_on_arrival"] = self.assembler.last_decoded_on_arrival
         return outcome
 
     def prepare_planning(self, patient_id: str) -> int:

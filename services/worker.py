@@ -72,7 +72,7 @@ class SeriesActivity(Protocol):
 
 class WorkerState(StrEnum):
     IDLE = "idle"
-    RECEIVING = "receiving"
+    RECEIVING = "receiving"  # a CBCT waits for its settle time, or a planning set to be prepared
     REGISTERING = "registering"
     ERROR = "error"  # a fault is pending (see the module docstring)
 
@@ -112,6 +112,7 @@ class Worker:
     _next_retry_s: float = 0.0
     _thread: threading.Thread | None = None
     _busy: bool = False
+    _preparing: bool = False  # a planning set is being prepared (state ``receiving``)
     registrar: Registrar | None = None
 
     def __post_init__(self) -> None:
@@ -132,7 +133,8 @@ class Worker:
             return WorkerState.ERROR
         if self._busy:
             return WorkerState.REGISTERING
-        return WorkerState.RECEIVING if self._pending else WorkerState.IDLE
+        waiting = self._pending or self._planning_pending or self._preparing
+        return WorkerState.RECEIVING if waiting else WorkerState.IDLE
 
     @property
     def fault(self) -> str | None:
@@ -236,8 +238,12 @@ class Worker:
             if arrivals is not None:
                 patients[arrivals.patient_id] = None
         assert self.registrar is not None
-        for patient_id in patients:
-            self.registrar.prepare_planning(patient_id)
+        self._preparing = bool(patients)
+        try:
+            for patient_id in patients:
+                self.registrar.prepare_planning(patient_id)
+        finally:
+            self._preparing = False
 
     def _due(self, now: float) -> list[str]:
         due = [uid for uid, p in self._pending.items()

@@ -40,6 +40,7 @@ from igrt.core.errors import (
 )
 from igrt.core.series import SliceGeometry
 from igrt.dicom.sop import IMAGE_SOP_CLASSES
+from igrt.dicom.values import float_array
 
 #: Attributes every instance must carry, whatever its SOP class (checked in this order).
 _REQUIRED_HEADER = (
@@ -204,16 +205,22 @@ def _floats(value: Any, count: int, keyword: str, where: str) -> tuple[float, ..
     return values
 
 
+def _numbers(src: Dataset, keyword: str, count: int, where: str) -> tuple[float, ...]:
+    """``count`` finite decimal numbers of ``keyword``: parsed straight from the element's
+    bytes when it is still raw (once per instance, the common case), else, or when anything
+    is unusual, through pydicom (which then names the problem)."""
+    fast = float_array(src, keyword)
+    if fast is not None and len(fast) == count and bool(np.all(np.isfinite(fast))):
+        return tuple(float(v) for v in fast)
+    return _floats(_require(src, keyword, where), count, keyword, where)
+
+
 def _slice_geometry(
     ipp_src: Dataset, iop_src: Dataset, ps_src: Dataset, ds: Dataset, where: str
 ) -> SliceGeometry:
-    ipp = _floats(
-        _require(ipp_src, "ImagePositionPatient", where), 3, "ImagePositionPatient", where
-    )
-    iop = _floats(
-        _require(iop_src, "ImageOrientationPatient", where), 6, "ImageOrientationPatient", where
-    )
-    ps = _floats(_require(ps_src, "PixelSpacing", where), 2, "PixelSpacing", where)
+    ipp = _numbers(ipp_src, "ImagePositionPatient", 3, where)
+    iop = _numbers(iop_src, "ImageOrientationPatient", 6, where)
+    ps = _numbers(ps_src, "PixelSpacing", 2, where)
     return SliceGeometry(
         position_mm=(ipp[0], ipp[1], ipp[2]),
         row_cosine=(iop[0], iop[1], iop[2]),
@@ -226,8 +233,8 @@ def _slice_geometry(
 
 
 def _rescale(src: Dataset, where: str) -> tuple[float, float]:
-    slope = _floats(_require(src, "RescaleSlope", where), 1, "RescaleSlope", where)[0]
-    intercept = _floats(_require(src, "RescaleIntercept", where), 1, "RescaleIntercept", where)[0]
+    slope = _numbers(src, "RescaleSlope", 1, where)[0]
+    intercept = _numbers(src, "RescaleIntercept", 1, where)[0]
     if slope == 0:
         raise InvalidAttributeError(f"RescaleSlope in {where} is 0")
     return slope, intercept

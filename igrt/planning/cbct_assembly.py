@@ -42,6 +42,8 @@ class CbctAssembler:
         self._max_series = max_series
         self._series: OrderedDict[str, dict[Path, _Held]] = OrderedDict()
         self._lock = threading.Lock()
+        #: how many instances of the last assembled series had been decoded as they arrived
+        self.last_decoded_on_arrival = 0
 
     def add(self, series_uid: str, sop_instance_uid: str) -> None:
         """Decode one stored instance of ``series_uid`` (an ``instance`` event)."""
@@ -76,6 +78,7 @@ class CbctAssembler:
                 decoded.append(decode_instance(read_file(path), n))
         log.info("series %s: %d instances decoded on arrival, %d now", series_uid, reused,
                  len(decoded) - reused)
+        self.last_decoded_on_arrival = reused
         return assemble(decoded)
 
     def discard(self, series_uid: str) -> None:
