@@ -44,13 +44,18 @@ logger = logging.getLogger(__name__)
 
 
 PHANTOMS = ("cube", "body")
-SIZES = ("small", "full")
+SIZES = ("small", "full", "hires", "hires-small")
 COMMENT_PREFIX = "igrt-phantom"
 
 #: Planning CT grids: (columns, rows, slices) and (column, row, slice) spacing in mm.
+#: ``hires``: a high-resolution planning CT (0.45 mm pixels, 1 mm slices, 230 mm field of view,
+#: which cuts the torso at the sides and the back as a small reconstruction circle would) with
+#: the ``full`` CBCT; ``hires-small`` the same ratio of planning to CBCT voxels at test size.
 PLANNING_GRIDS: dict[str, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
     "full": ((512, 512, 150), (0.9765625, 0.9765625, 2.5)),
     "small": ((192, 192, 64), (2.6, 2.6, 5.0)),
+    "hires": ((512, 512, 140), (0.45, 0.45, 1.0)),
+    "hires-small": ((192, 192, 64), (1.3, 1.3, 2.5)),
 }
 #: Centre of the planning CT grid (scanner axis at x = y = 0, table position z).
 PLANNING_CENTER_MM = (0.0, 0.0, -400.0)
@@ -77,7 +82,7 @@ class PlanningCase:
     ct_series_uid: str
     isocenter_mm: tuple[float, float, float]
     phantom: str  # "cube" | "body"
-    size: str  # "small" | "full"
+    size: str  # one of SIZES
     seed: int
 
 
