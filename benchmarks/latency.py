@@ -69,16 +69,20 @@ def one_cbct(service: ServiceProcess, plan: PlanningCase, work: Path, n: int) ->
     finally:
         sub.close()
     registration = message["registration"]
+    parts = (registration.get("cbct_s"), registration.get("planning_s"),
+             registration.get("prepare_s"), registration["primary"]["elapsed_s"],
+             registration.get("perturbation", {}).get("elapsed_s"))
     return {"send_s": released - t0, "latency_s": latency, "beyond_s": latency - SETTLE_S,
             "registration_s": float(registration["elapsed_s"]), "status": message["status"],
             "cached": registration.get("planning_prepared_before"),
-            "decoded": registration.get("cbct_decoded_on_arrival")}
+            "decoded": registration.get("cbct_decoded_on_arrival"),
+            "parts": "/".join("-" if v is None else f"{float(v):.2f}" for v in parts)}
 
 
 def show(label: str, row: dict[str, Any]) -> None:
     print(f"{label:>8} {row['send_s']:7.2f} {row['latency_s']:9.2f} {row['beyond_s']:9.2f} "
           f"{row['registration_s']:14.2f} {row['status']:>6} {str(row['cached']):>8} "
-          f"{str(row['decoded']):>7}", flush=True)
+          f"{str(row['decoded']):>7}  {row['parts']}", flush=True)
 
 
 def main() -> int:
@@ -92,7 +96,7 @@ def main() -> int:
     plan = write_planning_set(work / "planning", patient_id="LATENCY-1", size=args.size)
     print(f"# igrt serve latency: size={args.size} settle_s={SETTLE_S}")
     print(f"{'case':>8} {'send_s':>7} {'latency_s':>9} {'beyond_s':>9} {'registration_s':>14} "
-          f"{'status':>6} {'prepared':>8} {'decoded':>7}")
+          f"{'status':>6} {'prepared':>8} {'decoded':>7}  cbct/planning/prepare/primary/restart s")
     (work / "service").mkdir()
     service = ServiceProcess(work / "service", settle_s=SETTLE_S).start()
     n = 0

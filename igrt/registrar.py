@@ -13,12 +13,18 @@ What it keeps warm:
   ReferenceCache`, least recently used evicted first);
 * the engines, run once at start-up (:class:`~igrt.registration.engines.EnginePool`);
 * the voxel grid of the room's CBCTs (from the last one seen), so that the planning levels a
-  CBCT needs are made before it arrives.
+  CBCT needs are made before it arrives;
+* a registration made ahead of time (:meth:`Registrar.register_ahead`, while the worker waits
+  out ``settle_s``), kept with a fingerprint of everything it read: the CBCT's stored files
+  (inode, size, time) and the patient's state in the store (every other instance of the
+  patient, the selected plan). :meth:`Registrar.take_ahead` hands it over only if nothing of
+  that changed, so it is exactly the registration that would be made at settle.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -55,6 +61,15 @@ class WarmReport:
     cache_mb: float
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a registration of one CBCT read, as far as it can change: the series' stored
+    files and the rest of the patient's state in the store."""
+
+    files: tuple[tuple[str, int, int, int], ...]
+    patient: str
+
+
 class _RecordingCbct:
     """A stored CBCT that remembers the voxel grid it was assembled on."""
 
@@ -84,6 +99,7 @@ class Registrar:
         self.references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
         self.engines = EnginePool(config.registration)
         self.cbct_grid: Grid | None = None
+        self._ahead: dict[str, tuple[Inputs, Outcome]] = {}
 
     # --- events --------------------------------------------------------------------------------
     def on_instance(self, series_uid: str, sop_instance_uid: str | None, role: Role | str,
@@ -99,11 +115,64 @@ class Registrar:
     def discard(self, series_uid: str) -> None:
         """A series that will not be registered (its association was aborted)."""
         self.assembler.discard(series_uid)
+        self._ahead.pop(series_uid, None)
 
     # --- work ----------------------------------------------------------------------------------
     def register(self, series_uid: str) -> Outcome:
-        """The outcome for one complete CBCT series."""
-        cbct = _RecordingCbct(StoredCbct(self.store, series_uid, assembler=self.assembler))
+        """The outcome for one complete CBCT series (the one made ahead of time if it is still
+        what a registration now would be)."""
+        ahead = self.take_ahead(series_uid)
+        if ahead is not None:
+            return ahead
+        return self._register(series_uid, release=True)
+
+    def register_ahead(self, series_uid: str) -> None:
+        """Register a series whose association was released, before its settle time is over;
+        the outcome is kept, not returned (see the module docstring)."""
+        self._ahead.pop(series_uid, None)
+        before = self.inputs(series_uid)
+        outcome = self._register(series_uid, release=False)
+        if self.inputs(series_uid) == before:
+            self._ahead[series_uid] = (before, outcome)
+            log.info("series %s registered ahead of its settle time", series_uid)
+
+    def take_ahead(self, series_uid: str) -> Outcome | None:
+        """The outcome made ahead of time, if nothing it read has changed since."""
+        found = self._ahead.pop(series_uid, None)
+        if found is None:
+            return None
+        if self.inputs(series_uid) != found[0]:
+            log.info("series %s changed after it was registered ahead: registering it again",
+                     series_uid)
+            return None
+        self.assembler.discard(series_uid)
+        registration = found[1].details.get("registration")
+        if isinstance(registration, dict):
+            registration["registered_ahead_of_settle"] = True
+        return found[1]
+
+    def forget_ahead(self, series_uid: str) -> None:
+        """A new instance of the series arrived: what was registered ahead is stale."""
+        self._ahead.pop(series_uid, None)
+
+    def inputs(self, series_uid: str) -> Inputs:
+        """The fingerprint of what a registration of ``series_uid`` would read now."""
+        files = []
+        for path in self.store.series_instances(series_uid):
+            try:
+                st = os.stat(path)
+                files.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                files.append((str(path), -1, -1, -1))
+        arrivals = self.store.series_arrivals(series_uid)
+        patient = (self.store.patient_fingerprint(arrivals.patient_id,
+                                                  excluding_series=series_uid)
+                   if arrivals is not None else "")
+        return Inputs(tuple(files), patient)
+
+    def _register(self, series_uid: str, *, release: bool) -> Outcome:
+        cbct = _RecordingCbct(StoredCbct(self.store, series_uid, assembler=self.assembler,
+                                         release=release))
         outcome = pipeline.run(cbct, self.planning, self.config, references=self.references,
                                engines=self.engines)
         if cbct.grid is not None:

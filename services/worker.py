@@ -82,6 +82,7 @@ class _Pending:
     association_id: str
     last_activity_s: float
     released: bool = False
+    ahead: bool = False  # registered ahead of its settle time (the registrar keeps it)
 
 
 @dataclass
@@ -194,7 +195,22 @@ class Worker:
             self._register_claimed(uid)
         if self._queue.empty():  # CBCTs first: planning sets are prepared when nothing waits
             self._prepare_due(self.clock())
+        if self._queue.empty():
+            self._register_ahead()
         return True
+
+    def _register_ahead(self) -> None:
+        """Use the settle time: register a released CBCT now; at settle the registrar hands
+        the outcome over if nothing it read changed meanwhile (else it registers again)."""
+        assert self.registrar is not None
+        for uid, pending in self._pending.items():
+            if pending.released and not pending.ahead:
+                pending.ahead = True
+                try:
+                    self.registrar.register_ahead(uid)
+                except Exception:  # noqa: BLE001 - only a head start: settle registers anyway
+                    log.exception("series %s: registration ahead of settle failed", uid)
+                return  # one at a time: new events first
 
     def _on_activity(self, a: SeriesActivity) -> None:
         now = self.clock()
@@ -209,6 +225,7 @@ class Worker:
             waiting[a.series_uid] = _Pending(a.association_id, now)
             self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
             if imaging:
+                self.registrar.forget_ahead(a.series_uid)
                 self.registrar.on_instance(a.series_uid, a.sop_instance_uid, a.role, a.kind)
             return
         touched = self._assoc_series.pop(a.association_id, set())

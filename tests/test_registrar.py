@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from phantom_cases import errors, planning_set
-from stored_files import store_directory
+from stored_files import store_directory, store_file
 
 from igrt.config import Config, parse_config
 from igrt.core.geometry import CouchCorrection
@@ -119,3 +119,29 @@ def test_a_spatial_registration_is_not_fed_as_a_cbct_slice(config: Config, store
     outcome = registrar.register(images[0].series_uid)
     registration = check(outcome, KNOWN)
     assert registration["nominal"] == "spatial_registration"
+
+
+def test_a_registration_ahead_of_settle_is_used_only_if_nothing_it_read_changed(
+        config: Config, stored: Store, planned: PlanningCase, tmp_path: Path) -> None:
+    registrar = Registrar(config, stored)
+    cbct = write_cbct(tmp_path / "cbct", planned, KNOWN)
+    uid = deliver_cbct(registrar, stored, cbct.directory, "linac-1")
+    registrar.register_ahead(uid)
+    taken = registrar.take_ahead(uid)
+    assert taken is not None
+    assert taken.details["registration"]["registered_ahead_of_settle"] is True  # type: ignore[index]
+    assert registrar.take_ahead(uid) is None  # handed over once
+
+    # a slice re-sent after the head start: the registration is made again, from the store
+    registrar.register_ahead(uid)
+    first = sorted(cbct.directory.glob("CT*.dcm"))[0]
+    store_file(stored, first, role=Role.IMAGING, association_id="linac-2")
+    assert registrar.take_ahead(uid) is None
+    again = registrar.register(uid)
+    assert "registered_ahead_of_settle" not in again.details["registration"]  # type: ignore[operator]
+    check(again, KNOWN)
+
+    # another planning object of the patient (here: the plan selected) after the head start
+    registrar.register_ahead(uid)
+    stored.select_plan(planned.patient_id, planned.plan_uid)
+    assert registrar.take_ahead(uid) is None

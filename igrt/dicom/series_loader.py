@@ -175,10 +175,16 @@ def _pixels(
         assert instance.stored is not None  # pixel errors were raised above
         stored = instance.stored[frame.frame][rows, columns]
         # float32 throughout: stored CT values (<= 16 bits) are exact in float32.
-        np.multiply(stored, np.float32(frame.slope), out=voxels[k], dtype=np.float32)
-        voxels[k] += np.float32(frame.intercept)
+        if frame.slope == 1.0:
+            np.add(stored, np.float32(frame.intercept), out=voxels[k], dtype=np.float32)
+        else:
+            np.multiply(stored, np.float32(frame.slope), out=voxels[k], dtype=np.float32)
+            voxels[k] += np.float32(frame.intercept)
         pad = instance.padding
         if mask is not None and pad is not None:
-            np.logical_and(stored >= pad[0], stored <= pad[1], out=mask[k])
+            if pad[0] == pad[1]:
+                np.equal(stored, pad[0], out=mask[k])
+            else:
+                np.logical_and(stored >= pad[0], stored <= pad[1], out=mask[k])
     return voxels, mask
 

@@ -62,11 +62,13 @@ class CbctAssembler:
                 log.info("series %s: decoded instances dropped (too many partial series)",
                          dropped)
 
-    def assemble(self, series_uid: str) -> ImageSeries:
+    def assemble(self, series_uid: str, *, release: bool = True) -> ImageSeries:
         """The volume of the instances the store holds for ``series_uid`` now; the decoded
-        instances are released (a series is registered once)."""
+        instances are released (a series is registered once) unless ``release`` is False
+        (a registration ahead of time, which may have to be done again)."""
         with self._lock:
-            known = self._series.pop(series_uid, {})
+            known = self._series.pop(series_uid, {}) if release else \
+                dict(self._series.get(series_uid, {}))
         decoded = []
         reused = 0
         for n, path in enumerate(self._store.series_instances(series_uid)):

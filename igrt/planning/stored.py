@@ -29,10 +29,11 @@ class StoredCbct:
     ``assembler`` decoded as they arrived (the rest are read now), or read whole."""
 
     def __init__(self, store: Store, series_uid: str, *,
-                 assembler: CbctAssembler | None = None) -> None:
+                 assembler: CbctAssembler | None = None, release: bool = True) -> None:
         self._store = store
         self._series_uid = series_uid
         self._assembler = assembler
+        self._release = release
 
     @property
     def series_uid(self) -> str:
@@ -40,7 +41,7 @@ class StoredCbct:
 
     def load(self) -> ImageSeries:
         if self._assembler is not None:
-            return self._assembler.assemble(self._series_uid)
+            return self._assembler.assemble(self._series_uid, release=self._release)
         return load_series_files(self._store.series_instances(self._series_uid))
 
 

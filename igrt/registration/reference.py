@@ -107,15 +107,20 @@ def _convolve(array: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
               axis: int) -> npt.NDArray[np.float32]:
     """Symmetric convolution along one axis, the edge voxel repeated beyond the border."""
     r = len(weights) // 2
-    pad = [(0, 0)] * array.ndim
-    pad[axis] = (r, r)
-    padded = np.pad(array, pad, mode="edge")
     n = array.shape[axis]
-    out = np.zeros_like(array)
-    for k, w in enumerate(weights):
-        window = [slice(None)] * array.ndim
-        window[axis] = slice(k, k + n)
-        out += np.float32(w) * padded[tuple(window)]
+
+    def part(sl: slice) -> tuple[slice, ...]:
+        index = [slice(None)] * array.ndim
+        index[axis] = sl
+        return tuple(index)
+
+    out = array * np.float32(weights[r])
+    for d in range(1, min(r, n - 1) + 1):
+        w = np.float32(weights[r + d])
+        out[part(slice(d, n))] += w * array[part(slice(0, n - d))]
+        out[part(slice(0, n - d))] += w * array[part(slice(d, n))]
+        out[part(slice(0, d))] += w * array[part(slice(0, 1))]  # beyond the border: the edge
+        out[part(slice(n - d, n))] += w * array[part(slice(n - 1, n))]
     return out
 
 

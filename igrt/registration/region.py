@@ -55,14 +55,17 @@ def inside_box(volume: Volume, center_mm: npt.ArrayLike, size_mm: npt.ArrayLike)
     offset = np.asarray(volume.origin_mm, dtype=np.float64) - np.asarray(center_mm, dtype=float)
     half = np.asarray(size_mm, dtype=np.float64) / 2.0
     axes = np.asarray(volume.direction, dtype=np.float64) * np.asarray(volume.spacing_mm)
-    i = np.arange(ni, dtype=np.float64)[None, None, :]
-    j = np.arange(nj, dtype=np.float64)[None, :, None]
-    k = np.arange(nk, dtype=np.float64)[:, None, None]
+    i = np.arange(ni, dtype=np.float64)
+    j = np.arange(nj, dtype=np.float64)
+    k = np.arange(nk, dtype=np.float64)
     inside = np.ones(volume.voxels.shape, dtype=bool)
     for lps in range(3):
         a, b, c = axes[lps]
-        coordinate = (offset[lps] + i * a) + (j * b) + (k * c)
-        inside &= np.abs(coordinate) <= half[lps]
+        # the 1-D terms are exact in float64; their (small) sums are compared in float32
+        ti = (offset[lps] + i * a).astype(np.float32)[None, None, :]
+        tj = (j * b).astype(np.float32)[None, :, None]
+        tk = (k * c).astype(np.float32)[:, None, None]
+        inside &= np.abs((tk + tj) + ti) <= np.float32(half[lps])
     return inside
 
 
