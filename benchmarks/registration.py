@@ -188,10 +188,12 @@ def summary(rows: dict[int, Row], elastix: dict[int, tuple[float, float, float]]
         print(f"igrt register vs elastix CLI: {e_s / cli:.1f}x faster (ratio of medians; per "
               f"case {min(ratios):.1f}x to {max(ratios):.1f}x)")
         better = max(errs_mm) <= max(e_mm) and max(errs_deg) <= max(e_deg)
-        print(f"target (>= {TARGET_RATIO:g}x faster, max error no worse than elastix's): "
-              f"{'PASS' if e_s / cli >= TARGET_RATIO and better else 'FAIL'}"
-              f" (speed {'PASS' if e_s / cli >= TARGET_RATIO else 'FAIL'}, "
-              f"accuracy {'PASS' if better else 'FAIL'})")
+        print(f"max error no worse than elastix's: {'yes' if better else 'no'}")
+        if size == "full":
+            print(f"target (>= {TARGET_RATIO:g}x faster, max error no worse than elastix's): "
+                  f"{'PASS' if e_s / cli >= TARGET_RATIO and better else 'FAIL'}"
+                  f" (speed {'PASS' if e_s / cli >= TARGET_RATIO else 'FAIL'}, "
+                  f"accuracy {'PASS' if better else 'FAIL'})")
     return ok
 
 
