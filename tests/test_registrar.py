@@ -129,7 +129,7 @@ def test_a_registration_ahead_of_settle_is_used_only_if_nothing_it_read_changed(
     registrar.register_ahead(uid)
     taken = registrar.take_ahead(uid)
     assert taken is not None
-    assert taken.details["registration"]["registered_ahead_of_settle"] is True  # type: ignore[index]
+    assert taken.details["registration"]["registered_ahead_of_settle"] is True
     assert registrar.take_ahead(uid) is None  # handed over once
 
     # a slice re-sent after the head start: the registration is made again, from the store
@@ -138,7 +138,7 @@ def test_a_registration_ahead_of_settle_is_used_only_if_nothing_it_read_changed(
     store_file(stored, first, role=Role.IMAGING, association_id="linac-2")
     assert registrar.take_ahead(uid) is None
     again = registrar.register(uid)
-    assert "registered_ahead_of_settle" not in again.details["registration"]  # type: ignore[operator]
+    assert "registered_ahead_of_settle" not in again.details["registration"]
     check(again, KNOWN)
 
     # another planning object of the patient (here: the plan selected) after the head start
