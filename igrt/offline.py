@@ -40,7 +40,7 @@ def register_offline(planning_dir: Path, cbct_dir: Path, config: Config, *,
     loaded = _Loaded(cbct)
     ahead.join()
     outcome = pipeline.run(loaded, planning, config, isocenter_index=isocenter_index,
-                           references=references)
+                           references=references, keep_levels=False)
     return correction_message(outcome, room=config.room, dof=config.couch.dof, seq=0)
 
 
@@ -81,7 +81,7 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
         structure_sets = planning.structure_sets(plan)
         reference, _ = pipeline.reference_for(planning, plan, structure_sets, config, cbct=None,
                                               isocenter_index=isocenter_index,
-                                              references=references)
+                                              references=references, keep_levels=False)
         reference.warm()
     except Exception as exc:  # noqa: BLE001 - a head start only: the pipeline reports problems
         log.debug("planning side not prepared ahead: %s: %s", type(exc).__name__, exc)

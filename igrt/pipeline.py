@@ -48,8 +48,9 @@ class ReferenceKey:
 
 def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         isocenter_index: int | None = None, references: ReferenceCache | None = None,
-        engines: EnginePool | None = None) -> Outcome:
-    """Load, match, register and check; any :class:`IgrtError` becomes a failed outcome."""
+        engines: EnginePool | None = None, keep_levels: bool = True) -> Outcome:
+    """Load, match, register and check; any :class:`IgrtError` becomes a failed outcome.
+    ``keep_levels``: False for a single registration (see ``PlanningReference``)."""
     t0 = time.perf_counter()
     series_uid = cbct_source.series_uid
     patient_id: str | None = None
@@ -66,7 +67,7 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         t1 = time.perf_counter()
         reference, cached = reference_for(planning, plan, structure_sets, config,
                                           cbct=cbct.info, isocenter_index=isocenter_index,
-                                          references=references)
+                                          references=references, keep_levels=keep_levels)
         timings["planning_s"] = time.perf_counter() - t1
         case, ref, nominal = build_case(
             cbct=cbct, plan=plan, ct=reference.ct, sros=planning.spatial_registrations(cbct.info),
@@ -88,7 +89,8 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
 
 def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence[StructureSet],
                   config: Config, *, cbct: SeriesInfo | None, isocenter_index: int | None,
-                  references: ReferenceCache | None) -> tuple[PlanningReference, bool]:
+                  references: ReferenceCache | None,
+                  keep_levels: bool = True) -> tuple[PlanningReference, bool]:
     """The plan's planning CT prepared around the isocentre, and whether it was prepared
     before: from ``references`` when it was (same CT content, isocentre, position, box and
     region), else read and prepared now (and kept)."""
@@ -111,7 +113,7 @@ def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence
             if reg.roi_structure else None)
     built = build_reference(ct.volume, ct.info, isocenter_mm=iso,
                             position=plan.patient_position, box_size_mm=reg.roi_size_mm,
-                            region_mask=mask)
+                            region_mask=mask, keep_levels=keep_levels)
     if references is not None:
         references.put(key, built)
     return built, False

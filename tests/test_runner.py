@@ -198,3 +198,22 @@ def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
     m = measure(case, reference, cfg.registration, cfg.review)
     assert m.details["perturbation"]["translation_mm"] > 1.0
     assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
+
+
+def test_a_single_use_reference_gives_the_same_result(case: Case,
+                                                      reference: PlanningReference) -> None:
+    """``igrt register`` makes the native level only where a run samples it; the numbers are
+    those of a cached reference whose level was made whole."""
+    single = build_reference(
+        Volume(np.array(reference.volume.voxels), reference.volume.origin_mm,
+               reference.volume.spacing_mm, reference.volume.direction),
+        reference.ct, isocenter_mm=case.isocenter_mm, position=case.position,
+        box_size_mm=BOX_MM, region_mask=np.array(reference.mask), keep_levels=False)
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    a = measure(case, reference, cfg.registration, cfg.review).measured
+    b = measure(case, single, cfg.registration, cfg.review).measured
+    # equal up to floating-point summation order across threads
+    np.testing.assert_allclose(a.translation_mm, b.translation_mm, atol=1e-6)
+    np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
+    native = DEFAULT_LEVELS[-1].smoothing_mm
+    assert ((1, 1, 1), native) in reference._levels and ((1, 1, 1), native) not in single._levels

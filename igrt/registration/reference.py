@@ -72,6 +72,45 @@ def level_images(image: sitk.Image, mask: sitk.Image | None, factors: Factors,
     return LevelImages(factors, smoothing_mm, image, mask)
 
 
+def _fir_radius(image: sitk.Image, sigma_mm: float) -> npt.NDArray[np.int64] | None:
+    """The sampled kernel's half-width per axis (voxels), or None when the recursive filter
+    is used (a sigma of more than about a voxel and a half)."""
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    radius = np.ceil(FIR_SIGMAS * sigma_mm / spacing).astype(np.int64)
+    return radius if sigma_mm > 0 and int(radius.max()) <= FIR_RADIUS else None
+
+
+def _index_box(image: sitk.Image, around: tuple[FloatArray, FloatArray], *,
+               pad: npt.ArrayLike = 0) -> tuple[list[int], list[int]]:
+    """(first index, extent) of the voxels of ``image`` covering the LPS box ``around``,
+    one voxel more for interpolation, ``pad`` more per axis, clipped to the image."""
+    lo, hi = around
+    origin = np.asarray(image.GetOrigin())
+    spacing = np.asarray(image.GetSpacing())
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                    for z in (lo[2], hi[2])])
+    index = ((box - origin) @ direction) / spacing
+    size = np.asarray(image.GetSize())
+    extra = np.asarray(pad, dtype=np.int64)
+    start = np.clip(np.floor(index.min(axis=0)).astype(int) - 1 - extra, 0, size)
+    stop = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2 + extra, 0, size)
+    if np.any(stop - start < 2):
+        raise NoOverlapError("the CBCT region maps outside the planning CT")
+    return [int(v) for v in start], [int(v) for v in stop - start]
+
+
+def _cut(images: LevelImages, around: tuple[FloatArray, FloatArray]) -> LevelImages:
+    """The level cut to the box ``around`` (a copy of that region only)."""
+    first, extent = _index_box(images.image, around)
+    if all(f == 0 for f in first) and tuple(extent) == tuple(images.image.GetSize()):
+        return images
+    return LevelImages(images.factors, images.smoothing_mm,
+                       sitk.RegionOfInterest(images.image, extent, first),
+                       sitk.RegionOfInterest(images.mask, extent, first)
+                       if images.mask is not None else None)
+
+
 def smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
     """Gaussian smoothing. A sigma of a few voxels: ITK's recursive filter. Less than about a
     voxel and a half (the native level's light smoothing, against interpolation artefacts):
@@ -153,8 +192,13 @@ class PlanningReference:
     """
 
     def __init__(self, *, ct: SeriesInfo, volume: Volume, mask: BoolArray,
-                 isocenter_mm: FloatArray, position: PatientPosition) -> None:
+                 isocenter_mm: FloatArray, position: PatientPosition,
+                 keep_levels: bool = True) -> None:
         self.ct = ct
+        #: levels are kept once made (a cached reference); False for a single registration
+        #: (``igrt register``), where an unshrunk, lightly smoothed level is made only where a
+        #: run samples it (the same voxels: the kernel is short and the margin covers it)
+        self.keep_levels = keep_levels
         self.isocenter_mm = np.asarray(isocenter_mm, dtype=np.float64)
         self.position = position
         self._image = sitk.GetImageFromArray(np.ascontiguousarray(volume.voxels,
@@ -180,10 +224,12 @@ class PlanningReference:
             return found
 
     def for_level(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
-                  fixed_direction: FloatArray) -> LevelImages:
+                  fixed_direction: FloatArray, *,
+                  around: tuple[FloatArray, FloatArray] | None = None) -> LevelImages:
         """The planning side of one level for a CBCT of this (native) voxel grid: a smoothed
         level at its nominal voxel size (the smoothing, not the CBCT, sets its resolution), the
-        unsmoothed native level no finer than the CBCT's own voxels."""
+        native level no finer than the CBCT's own voxels. ``around`` (low, high LPS corners):
+        only that box of it (a copy), which is what ITK's metric then scans."""
         if level.voxel_mm > 0:
             spacing: npt.ArrayLike = np.full(3, level.voxel_mm)
             direction = self.volume.direction
@@ -191,7 +237,25 @@ class PlanningReference:
             spacing, direction = fixed_spacing_mm, fixed_direction
         factors = planning_factors(spacing, direction, self.volume.spacing_mm,
                                    self.volume.direction)
-        return self.level(factors, level.smoothing_mm)
+        if around is None:
+            return self.level(factors, level.smoothing_mm)
+        key = (factors, float(level.smoothing_mm))
+        with self._lock:
+            made = self._levels.get(key)
+        if made is None and not self.keep_levels and factors == (1, 1, 1) and \
+                _fir_radius(self._image, level.smoothing_mm) is not None:
+            return self._native_part(level.smoothing_mm, around)
+        return _cut(self.level(factors, level.smoothing_mm), around)
+
+    def _native_part(self, smoothing_mm: float,
+                     around: tuple[FloatArray, FloatArray]) -> LevelImages:
+        """The unshrunk level made only in ``around`` (plus the smoothing kernel's reach)."""
+        radius = _fir_radius(self._image, smoothing_mm)
+        assert radius is not None
+        first, extent = _index_box(self._image, around, pad=radius)
+        image = smooth(sitk.RegionOfInterest(self._image, extent, first), smoothing_mm)
+        mask = sitk.RegionOfInterest(self._mask_image, extent, first)
+        return _cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
 
     def warm(self, fixed_spacing_mm: npt.ArrayLike | None = None,
              fixed_direction: FloatArray | None = None,
@@ -219,7 +283,8 @@ class PlanningReference:
 
 def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike,
                     position: PatientPosition, box_size_mm: npt.ArrayLike,
-                    region_mask: BoolArray | None = None) -> PlanningReference:
+                    region_mask: BoolArray | None = None,
+                    keep_levels: bool = True) -> PlanningReference:
     """Crop the planning CT around the isocentre and find the region the metric may use there:
     ``region_mask`` (a structure on the full CT grid) if given, else the patient's body."""
     t0 = time.perf_counter()
@@ -237,7 +302,7 @@ def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike
     if not mask.any():
         raise NoOverlapError("the registration region holds no voxel of the planning CT")
     reference = PlanningReference(ct=info, volume=volume, mask=mask, isocenter_mm=iso,
-                                  position=position)
+                                  position=position, keep_levels=keep_levels)
     log.info("planning CT %s prepared around (%.1f, %.1f, %.1f) mm: %d x %d x %d voxels in "
              "%.2f s", info.series_uid, *iso, *volume.shape_ijk, time.perf_counter() - t0)
     return reference

@@ -96,14 +96,16 @@ class SimpleItkEngine:
              matrix: FloatArray) -> _Run:
         """One optimisation of one level from ``matrix``, on the sample grid of ``phase``."""
         fixed = _fixed_level(problem, level, phase)
-        moving = _around(problem, matrix, level,
-                         problem.reference.for_level(level, problem.fixed.spacing_mm,
-                                                     problem.fixed.direction))
+        moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
+                                             problem.fixed.direction,
+                                             around=_mapped_box(problem, matrix, level))
         if level.region_at_start:
             fixed = _with_region(fixed, problem, matrix)
             moving = LevelImages(moving.factors, moving.smoothing_mm, moving.image, None)
         transform = euler_from_matrix(matrix, problem.center_mm)
-        method = self._method(level, fixed, moving)
+        # a later phase starts where the previous ended: a tenth of the level's step suffices
+        step_mm = level.step_mm if phase == 0 else max(level.min_step_mm * 10, level.step_mm / 10)
+        method = self._method(level, fixed, moving, step_mm)
         method.SetInitialTransform(transform, inPlace=True)
         try:
             method.Execute(fixed.image, moving.image)
@@ -116,8 +118,8 @@ class SimpleItkEngine:
         return _Run(matrix_from_transform(transform), method.GetOptimizerIteration(),
                     method.GetOptimizerStopConditionDescription(), method.GetMetricValue())
 
-    def _method(self, level: Level, fixed: LevelImages,
-                moving: LevelImages) -> sitk.ImageRegistrationMethod:
+    def _method(self, level: Level, fixed: LevelImages, moving: LevelImages,
+                step_mm: float) -> sitk.ImageRegistrationMethod:
         method = sitk.ImageRegistrationMethod()
         if self._threads:
             method.SetNumberOfThreads(self._threads)
@@ -134,7 +136,7 @@ class SimpleItkEngine:
             method.SetMetricMovingMask(moving.mask)
         method.SetInterpolator(sitk.sitkLinear)
         method.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=level.step_mm,
+            learningRate=step_mm,
             minStep=level.min_step_mm,
             numberOfIterations=level.iterations,
             relaxationFactor=0.5,
@@ -162,37 +164,16 @@ def warm_up() -> None:
     method.Execute(image, image)
 
 
-def _around(problem: RegistrationProblem, matrix: FloatArray, level: Level,
-            images: LevelImages) -> LevelImages:
-    """The planning level cut to where the CBCT region maps under ``matrix``, plus the level's
-    margin (a copy of that region only)."""
+def _mapped_box(problem: RegistrationProblem, matrix: FloatArray,
+                level: Level) -> tuple[FloatArray, FloatArray]:
+    """The LPS box (low, high corners) the CBCT region maps to under ``matrix``, plus the
+    level's margin: where this run of the level may sample the planning CT."""
     fixed = problem.fixed
     ni, nj, nk = fixed.shape_ijk
     corners = np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)],
                        dtype=np.float64)
     mapped = geometry.apply(matrix, fixed.index_to_point_mm(corners))
-    lo = mapped.min(axis=0) - level.margin_mm
-    hi = mapped.max(axis=0) + level.margin_mm
-    image = images.image
-    origin = np.asarray(image.GetOrigin())
-    spacing = np.asarray(image.GetSpacing())
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                    for z in (lo[2], hi[2])])
-    index = ((box - origin) @ direction) / spacing
-    size = np.asarray(image.GetSize())
-    start = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, size)
-    stop = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, size)
-    if np.any(stop - start < 2):
-        raise NoOverlapError("the CBCT region maps outside the planning CT")
-    if np.all(start == 0) and np.all(stop == size):
-        return images
-    extent = [int(v) for v in stop - start]
-    first = [int(v) for v in start]
-    return LevelImages(images.factors, images.smoothing_mm,
-                       sitk.RegionOfInterest(image, extent, first),
-                       sitk.RegionOfInterest(images.mask, extent, first)
-                       if images.mask is not None else None)
+    return mapped.min(axis=0) - level.margin_mm, mapped.max(axis=0) + level.margin_mm
 
 
 def _with_region(fixed: LevelImages, problem: RegistrationProblem,
