@@ -104,12 +104,14 @@ def main() -> int:
         send_directory(plan.directory, calling_ae="TPS", host="127.0.0.1",
                        port=service.dicom_port, called_ae="IGRT")
         print(f"planning set prepared {wait_idle(service):.2f} s after it was sent")
-        warm = []
-        totals = []
+        warm: list[float] = []
+        registrations: list[float] = []
+        totals: list[float] = []
         for _ in range(args.cases):
             row = one_cbct(service, plan, work, n)
             show(str(n), row)
             warm.append(row["beyond_s"])
+            registrations.append(row["registration_s"])
             totals.append(row["send_s"] + row["latency_s"])
             n += 1
         service.stop()
@@ -134,14 +136,15 @@ def main() -> int:
                 n += 1
     finally:
         service.close()
-    median = statistics.median(warm)
-    print(f"release -> correction beyond settle_s: median {median:.2f} s, max {max(warm):.2f} s")
+    median = max(0.0, statistics.median(warm))
+    print(f"release -> correction beyond settle_s: median {median:.2f} s, max "
+          f"{max(0.0, max(warm)):.2f} s (registration itself: median "
+          f"{statistics.median(registrations):.2f} s, made while settle_s ran)")
     first_total = first["send_s"] + first["latency_s"]
     ratio = first_total / statistics.median(totals)
-    beyond_ratio = first["beyond_s"] / median if median > 0 else float("inf")
     print(f"first CBCT after a start: {first_total:.2f} s from send to correction, {ratio:.2f}x "
           f"the warm median ({statistics.median(totals):.2f} s); beyond settle_s "
-          f"{first['beyond_s']:.2f} s, {beyond_ratio:.2f}x")
+          f"{max(0.0, first['beyond_s']):.2f} s")
     if args.size == "full":
         print(f"target (median beyond settle_s <= {TARGET_BEYOND_S} s): "
               f"{'PASS' if median <= TARGET_BEYOND_S else 'FAIL'}")

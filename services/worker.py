@@ -3,9 +3,12 @@ per room), stores the result with its ``seq`` durably, then publishes it.
 
 Completion (CONTRACT §3): the association that delivered the series' latest instance was
 *released* and no new instance arrived for ``settle_s``. An aborted association never triggers a
-registration. A series is claimed in the store before it is registered, so each CBCT Series
+registration. A series is claimed in the store before its result is stored, so each CBCT Series
 Instance UID is registered at most once, also across restarts; a re-send does not re-register and
-the stored result stays available.
+the stored result stays available. The computation may start earlier: once the association is
+released the worker registers the series ahead of its settle time, and at settle the registrar
+hands that outcome over only if nothing it read has changed (:mod:`igrt.registrar`); otherwise
+the series is registered then.
 
 Faults are never silent: if a result cannot be stored (e.g. the disk is full) the worker publishes
 an ``error``, its state (shown in every heartbeat and by ``status``) is ``error``, and it keeps
@@ -258,6 +261,7 @@ class Worker:
         self._preparing = bool(patients)
         try:
             for patient_id in patients:
+                self.tick()  # several patients may take a while: keep the watchdog fed
                 self.registrar.prepare_planning(patient_id)
         finally:
             self._preparing = False

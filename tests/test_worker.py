@@ -240,6 +240,30 @@ def test_a_planning_set_is_prepared_once_released_and_settled(
     assert worker.state() is WorkerState.IDLE and feed.corrections == []
 
 
+def test_a_released_series_is_registered_ahead_and_published_only_at_settle(
+        worker: Worker, clock: Clock, feed: Feed) -> None:
+    assert worker.registrar is not None
+    deliver(worker, CBCT, "a1")
+    assert CBCT in worker.registrar._ahead  # computed while settle_s runs ...
+    assert feed.corrections == []  # ... but nothing claimed, stored or published yet
+    clock.now += SETTLE_S
+    drain(worker)
+    assert feed.series() == [CBCT] and CBCT not in worker.registrar._ahead
+
+
+def test_a_new_instance_after_the_release_drops_what_was_registered_ahead(
+        worker: Worker, clock: Clock, feed: Feed) -> None:
+    assert worker.registrar is not None
+    deliver(worker, CBCT, "a1")
+    assert CBCT in worker.registrar._ahead
+    worker.notify(Event("instance", "a2", CBCT))
+    drain(worker)
+    assert CBCT not in worker.registrar._ahead
+    clock.now += 10 * SETTLE_S
+    drain(worker)
+    assert feed.corrections == []  # a2 is still open
+
+
 def test_a_series_claimed_before_is_not_registered_again(worker: Worker, store: Store,
                                                          clock: Clock, feed: Feed) -> None:
     assert store.claim_series(CBCT)

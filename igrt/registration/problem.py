@@ -29,8 +29,6 @@ class Level:
     #: millimetre of its answer: the same samples, without the per-sample test and ITK's scan
     #: of the masked planning image at every start)
     region_at_start: bool = False
-    #: smoothing of the CBCT side only, when it differs from ``smoothing_mm``
-    fixed_smoothing_mm: float | None = None
     #: optimisations on interleaved sample grids (each from where the previous ended), whose
     #: results are averaged: the sampling's own bias averages out
     phases: int = 1

@@ -219,10 +219,8 @@ def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0) -> 
     shrunk_key = ("simpleitk-shrunk", level)
     shrunk = problem.memo.get(shrunk_key)
     if not isinstance(shrunk, LevelImages):
-        smoothing = level.smoothing_mm if level.fixed_smoothing_mm is None else \
-            level.fixed_smoothing_mm
         shrunk = level_images(native.image, native.mask,
-                              fixed_factors(problem.fixed.spacing_mm, level), smoothing)
+                              fixed_factors(problem.fixed.spacing_mm, level), level.smoothing_mm)
         problem.memo[shrunk_key] = shrunk
     made = _sample_grid(shrunk, level.samples, phase)
     problem.memo[key] = made
