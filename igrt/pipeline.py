@@ -9,6 +9,7 @@ kept in a :class:`~igrt.registration.reference_cache.ReferenceCache` when the ca
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -26,9 +27,16 @@ from igrt.core.matching import check_planning_ct, check_same_patient, pick_plan,
 from igrt.core.messages import Outcome
 from igrt.core.plan import Plan, normalise_patient_id
 from igrt.core.structures import StructureSet, find_roi
+from igrt.core.types import Point
 from igrt.planning.source import CbctSource, PlanningCtId, PlanningSource
 from igrt.registration.engines import EnginePool
-from igrt.registration.reference import MOVING_MARGIN_MM, PlanningReference, build_reference
+from igrt.registration.reference import (
+    MOVING_MARGIN_MM,
+    Grid,
+    PlanningReference,
+    build_reference,
+    grid_key,
+)
 from igrt.registration.reference_cache import ReferenceCache
 from igrt.registration.runner import measure
 
@@ -44,6 +52,7 @@ class ReferenceKey:
     position: PatientPosition
     box_mm: tuple[float, float, float]
     region: str  # "body", or the structure set, ROI and a digest of its contours
+    cbct_grid: tuple[float, ...] | None  # the CBCTs' voxel grid it is binned for, if known
 
 
 def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
@@ -65,9 +74,11 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         check_same_patient(patient_id, plan)
         structure_sets = planning.structure_sets(plan)
         t1 = time.perf_counter()
+        grid = (cbct.volume.spacing_mm, np.asarray(cbct.volume.direction, dtype=np.float64))
         reference, cached = reference_for(planning, plan, structure_sets, config,
                                           cbct=cbct.info, isocenter_index=isocenter_index,
-                                          references=references, keep_levels=keep_levels)
+                                          references=references, keep_levels=keep_levels,
+                                          cbct_grid=grid)
         timings["planning_s"] = time.perf_counter() - t1
         case, ref, nominal = build_case(
             cbct=cbct, plan=plan, ct=reference.ct, sros=planning.spatial_registrations(cbct.info),
@@ -89,11 +100,12 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
 
 def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence[StructureSet],
                   config: Config, *, cbct: SeriesInfo | None, isocenter_index: int | None,
-                  references: ReferenceCache | None,
-                  keep_levels: bool = True) -> tuple[PlanningReference, bool]:
-    """The plan's planning CT prepared around the isocentre, and whether it was prepared
-    before: from ``references`` when it was (same CT content, isocentre, position, box and
-    region), else read and prepared now (and kept)."""
+                  references: ReferenceCache | None, keep_levels: bool = True,
+                  cbct_grid: Grid | None = None) -> tuple[PlanningReference, bool]:
+    """The plan's planning CT prepared around the isocentre (for CBCTs of ``cbct_grid``, when
+    known), and whether it was prepared before: from ``references`` when it was (same CT
+    content, isocentre, position, box, region and CBCT grid), else read and prepared now (and
+    kept)."""
     ct_id = planning.planning_ct(plan, structure_sets, cbct=cbct)
     iso = select_isocenter(plan, index=isocenter_index)
     reg = config.registration
@@ -102,26 +114,34 @@ def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence
         region = _region_key(plan, structure_sets, reg.roi_structure)
     key = ReferenceKey(ct=ct_id, isocenter_mm=(round(iso[0], 3), round(iso[1], 3),
                                                 round(iso[2], 3)),
-                       position=plan.patient_position, box_mm=reg.roi_size_mm, region=region)
+                       position=plan.patient_position, box_mm=reg.roi_size_mm, region=region,
+                       cbct_grid=grid_key(cbct_grid))
     found = references.get(key) if references is not None else None
+    if found is None and references is not None and cbct_grid is not None:
+        # prepared before any CBCT's grid was known: unbinned, good for every CBCT
+        found = references.get(dataclasses.replace(key, cbct_grid=None))
     if found is not None:
         return found, True
-    around = (iso, np.asarray(reg.roi_size_mm) + 2 * MOVING_MARGIN_MM)
-    ct = planning.load_planning_ct(ct_id, around_mm=around)
+    ct = planning.load_planning_ct(ct_id, around_mm=planning_box(iso, config))
     check_planning_ct(ct, plan)
     mask = (region_mask(plan, structure_sets, ct.volume, reg.roi_structure)
             if reg.roi_structure else None)
     built = build_reference(ct.volume, ct.info, isocenter_mm=iso,
                             position=plan.patient_position, box_size_mm=reg.roi_size_mm,
-                            region_mask=mask, keep_levels=keep_levels)
+                            region_mask=mask, keep_levels=keep_levels, cbct_grid=cbct_grid)
     if references is not None:
         references.put(key, built)
     return built, False
 
 
+def planning_box(isocenter_mm: Point, config: Config) -> tuple[Point, np.ndarray]:
+    """The part of a planning CT a registration around this isocentre uses (centre, size)."""
+    return (isocenter_mm,
+            np.asarray(config.registration.roi_size_mm, dtype=np.float64) + 2 * MOVING_MARGIN_MM)
+
+
 def prepare_planning(planning: PlanningSource, patient_id: str, config: Config, *,
-                     references: ReferenceCache,
-                     cbct_grid: tuple[tuple[float, float, float], np.ndarray] | None = None
+                     references: ReferenceCache, cbct_grid: Grid | None = None
                      ) -> list[PlanningReference]:
     """Prepare, before any CBCT, every planning CT a CBCT of this patient may be registered
     against: each of the patient's plans, each isocentre. ``cbct_grid`` (spacing, direction of
@@ -138,7 +158,7 @@ def prepare_planning(planning: PlanningSource, patient_id: str, config: Config, 
             try:
                 reference, _ = reference_for(planning, plan, structure_sets, config,
                                              cbct=None, isocenter_index=index,
-                                             references=references)
+                                             references=references, cbct_grid=cbct_grid)
             except IgrtError as exc:
                 log.info("plan %s: planning set not prepared: %s", plan.sop_instance_uid,
                          exc.reason)

@@ -36,18 +36,16 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome
-from igrt.core.types import FloatArray
 from igrt.dicom.series_loader import load_series_files
 from igrt.planning.cbct_assembly import CbctAssembler
 from igrt.planning.stored import StoredCbct, StoredPlanning
 from igrt.registration.engines import EnginePool
+from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
 from igrt.store import Store
 
 log = logging.getLogger(__name__)
 
-#: A CBCT voxel grid: spacing (i, j, k) in mm and direction cosines (columns).
-Grid = tuple[tuple[float, float, float], FloatArray]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from igrt.registration.reference import (
     PlanningReference,
     build_reference,
     fixed_factors,
+    grid_key,
     planning_factors,
     smooth,
 )
@@ -200,3 +201,35 @@ def test_smoothing_a_thin_image_is_possible() -> None:
     image = sitk.GetImageFromArray(np.ones((3, 12, 12), np.float32))
     out = smooth(image, 4.0)  # the recursive filter needs four voxels along every axis
     np.testing.assert_allclose(sitk.GetArrayFromImage(out), 1.0, rtol=1e-4)
+
+
+def test_a_planning_ct_finer_than_the_cbct_is_kept_binned_to_it() -> None:
+    ct = synthetic(shape=(40, 60, 60), spacing=(0.45, 0.45, 1.0))
+    iso = ct.index_to_point_mm((30, 30, 20))
+    mask = np.zeros(ct.voxels.shape, dtype=bool)
+    mask[10:30, 15:45, 15:45] = True
+    fine = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                           box_size_mm=BOX_MM, region_mask=mask)
+    binned = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                             box_size_mm=BOX_MM, region_mask=mask,
+                             cbct_grid=((0.9, 0.9, 2.0), EYE))
+    assert fine.volume.spacing_mm == (0.45, 0.45, 1.0)
+    assert binned.volume.spacing_mm == (0.9, 0.9, 2.0)
+    assert binned.volume.voxels.shape == (20, 30, 30)
+    assert binned.nbytes * 7 < fine.nbytes
+    # a binned voxel is the mean of the eight it replaces, at their centre
+    np.testing.assert_allclose(binned.volume.voxels[0, 0, 0], ct.voxels[:2, :2, :2].mean(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(binned.volume.origin_mm,
+                               ct.index_to_point_mm((0.5, 0.5, 0.5)), atol=1e-9)
+    assert binned.mask[10, 10, 10] and not binned.mask[2, 2, 2]
+    same = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                           box_size_mm=BOX_MM, region_mask=mask,
+                           cbct_grid=((0.45, 0.45, 1.0), EYE))
+    assert same.volume.spacing_mm == (0.45, 0.45, 1.0)  # a CBCT as fine: nothing to bin
+
+
+def test_head_first_and_feet_first_cbcts_of_one_protocol_share_the_prepared_ct() -> None:
+    assert grid_key(((0.9, 0.9, 2.0), EYE)) == grid_key(((0.9, 0.9, 2.0), FLIPPED))
+    assert grid_key(((0.9, 0.9, 2.0), EYE)) != grid_key(((0.9, 0.9, 1.0), EYE))
+    assert grid_key(None) is None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from igrt.core.errors import MixedSeriesError, SeriesError, UnreadableError
@@ -68,6 +69,7 @@ class DirectoryPlanning:
         self.directory = Path(directory)
         self._cbct = cbct
         self._plan_uid = plan_uid
+        self._last_ct: tuple[object, ImageSeries] | None = None
 
     @cached_property
     def found(self) -> ScanResult:
@@ -95,10 +97,17 @@ class DirectoryPlanning:
 
     def load_planning_ct(self, ct: PlanningCtId, *,
                          around_mm: Around | None = None) -> ImageSeries:
+        """The planning CT (the last one read is kept: a directory is read for one run)."""
+        key = (ct, None if around_mm is None else
+               (tuple(np.ravel(around_mm[0]).tolist()), tuple(np.ravel(around_mm[1]).tolist())))
+        if self._last_ct is not None and self._last_ct[0] == key:
+            return self._last_ct[1]
         files = self.found.series(ct.series_uid)
         if files is None:
             raise SeriesError(f"no CT series {ct.series_uid} in {self.directory}")
-        return load_series(_datasets(files), around_mm=around_mm)
+        series = load_series(_datasets(files), around_mm=around_mm)
+        self._last_ct = (key, series)
+        return series
 
     def spatial_registrations(self, cbct: SeriesInfo) -> list[SpatialRegistration]:
         own = list(self._cbct.found.registrations) if self._cbct is not None else []

@@ -283,10 +283,14 @@ class PlanningReference:
 
 def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike,
                     position: PatientPosition, box_size_mm: npt.ArrayLike,
-                    region_mask: BoolArray | None = None,
-                    keep_levels: bool = True) -> PlanningReference:
+                    region_mask: BoolArray | None = None, keep_levels: bool = True,
+                    cbct_grid: Grid | None = None) -> PlanningReference:
     """Crop the planning CT around the isocentre and find the region the metric may use there:
-    ``region_mask`` (a structure on the full CT grid) if given, else the patient's body."""
+    ``region_mask`` (a structure on the full CT grid) if given, else the patient's body.
+
+    ``cbct_grid`` (spacing, direction of the CBCTs it will be registered with): a planning CT
+    finer than those CBCTs is kept binned to them straight away (the finest level never needs
+    more), which is less memory and less work for everything made from it."""
     t0 = time.perf_counter()
     iso = np.asarray(isocenter_mm, dtype=np.float64)
     size = np.asarray(box_size_mm, dtype=np.float64) + 2 * MOVING_MARGIN_MM
@@ -294,15 +298,58 @@ def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike
     if any(s.stop - s.start < 2 for s in box):
         raise NoOverlapError("the planning CT does not cover the region around the isocentre")
     volume = region.crop(ct, box)
-    if region_mask is not None:
-        mask = np.ascontiguousarray(region_mask[box])
-    else:
+    mask = np.ascontiguousarray(region_mask[box]) if region_mask is not None else None
+    factors = native_factors(volume, cbct_grid)
+    if factors != (1, 1, 1):
+        volume, mask = _binned(volume, mask, factors)
+    if mask is None:
         down = geometry.LPS_TO_IEC[position].T @ np.array([0.0, 0.0, -1.0])
         mask = region.coarse_body_mask(volume, down_lps=down)
     if not mask.any():
         raise NoOverlapError("the registration region holds no voxel of the planning CT")
     reference = PlanningReference(ct=info, volume=volume, mask=mask, isocenter_mm=iso,
                                   position=position, keep_levels=keep_levels)
-    log.info("planning CT %s prepared around (%.1f, %.1f, %.1f) mm: %d x %d x %d voxels in "
-             "%.2f s", info.series_uid, *iso, *volume.shape_ijk, time.perf_counter() - t0)
+    log.info("planning CT %s prepared around (%.1f, %.1f, %.1f) mm: %d x %d x %d voxels%s in "
+             "%.2f s", info.series_uid, *iso, *volume.shape_ijk,
+             "" if factors == (1, 1, 1) else f" (binned {factors})", time.perf_counter() - t0)
     return reference
+
+
+#: A CBCT voxel grid: spacing (i, j, k) in mm and direction cosines (columns).
+Grid = tuple[tuple[float, float, float], FloatArray]
+
+
+def native_factors(ct: Volume, cbct_grid: Grid | None) -> Factors:
+    """How much a planning CT can be binned for CBCTs of this grid (1 = not at all)."""
+    if cbct_grid is None:
+        return (1, 1, 1)
+    return planning_factors(cbct_grid[0], cbct_grid[1], ct.spacing_mm, ct.direction)
+
+
+def grid_key(grid: Grid | None) -> tuple[float, ...] | None:
+    """What of a CBCT grid the binning depends on, as a key: the voxel's extent along the LPS
+    axes (to 1 µm), the same for a head-first and a feet-first CBCT of one protocol."""
+    if grid is None:
+        return None
+    extent = np.abs(np.asarray(grid[1], dtype=np.float64)) @ np.asarray(grid[0], dtype=float)
+    return tuple(round(float(v), 3) for v in extent)
+
+
+def _binned(volume: Volume, mask: BoolArray | None,
+            factors: Factors) -> tuple[Volume, BoolArray | None]:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.voxels, dtype=np.float32))
+    set_geometry(image, volume)
+    mask_image = None
+    if mask is not None:
+        mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        set_geometry(mask_image, volume)
+    made = level_images(image, mask_image, factors, 0.0)
+    ox, oy, oz = made.image.GetOrigin()
+    sx, sy, sz = made.image.GetSpacing()
+    binned = Volume(voxels=sitk.GetArrayFromImage(made.image),
+                    origin_mm=(float(ox), float(oy), float(oz)),
+                    spacing_mm=(float(sx), float(sy), float(sz)),
+                    direction=np.asarray(volume.direction, dtype=np.float64))
+    coarse = (sitk.GetArrayFromImage(made.mask).astype(bool) if made.mask is not None
+              else None)
+    return binned, coarse
