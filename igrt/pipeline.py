@@ -19,15 +19,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from igrt.config import Config
-from igrt.core.case import build_case, region_mask
+from igrt.core.case import Registered, build_case, region_mask
 from igrt.core.errors import IgrtError
 from igrt.core.geometry import PatientPosition
 from igrt.core.image_series import SeriesInfo
-from igrt.core.matching import check_planning_ct, check_same_patient, pick_plan, select_isocenter
+from igrt.core.matching import (
+    check_planning_ct,
+    check_same_patient,
+    pick_plan,
+    select_isocenter,
+    unapproved_reason,
+)
 from igrt.core.messages import Outcome
 from igrt.core.plan import Plan, normalise_patient_id
 from igrt.core.structures import StructureSet, find_roi
-from igrt.core.types import Point
+from igrt.core.types import FloatArray, Point
 from igrt.planning.source import CbctSource, PlanningCtId, PlanningSource
 from igrt.registration.engines import EnginePool
 from igrt.registration.reference import (
@@ -41,6 +47,15 @@ from igrt.registration.reference_cache import ReferenceCache
 from igrt.registration.runner import measure
 
 log = logging.getLogger(__name__)
+
+#: Decimals of the published registration matrix: 1e-9 of a rotation element (a 1e-7 mm error at
+#: 100 mm) and 1e-9 mm of translation, far below what the DICOM record's 16-character numbers hold.
+MATRIX_DECIMALS = 9
+
+
+def matrix_rows(matrix: FloatArray) -> list[list[float]]:
+    """A 4x4 matrix as JSON-ready rows (``-0.0`` written as ``0.0``)."""
+    return [[round(float(v), MATRIX_DECIMALS) + 0.0 for v in row] for row in matrix]
 
 
 @dataclass(frozen=True)
@@ -63,14 +78,18 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
     t0 = time.perf_counter()
     series_uid = cbct_source.series_uid
     patient_id: str | None = None
+    patient_name: str | None = None
+    acquired: str | None = None
     timings: dict[str, float] = {}
     try:
         cbct = cbct_source.load()
         timings["cbct_s"] = time.perf_counter() - t0
+        patient_name, acquired = cbct.info.patient_name, cbct.info.acquisition_datetime
         patient_id = cbct.info.patient_id
         series_uid = cbct.info.series_uid
         plan = pick_plan(planning.plans(patient_id), patient_id=patient_id,
                          selected_uid=planning.selected_plan_uid(patient_id))
+        plan.frame  # noqa: B018 - refuses a plan whose frame is still unknown, before any loading
         check_same_patient(patient_id, plan)
         structure_sets = planning.structure_sets(plan)
         t1 = time.perf_counter()
@@ -84,18 +103,26 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
             cbct=cbct, plan=plan, ct=reference.ct, sros=planning.spatial_registrations(cbct.info),
             isocenter_index=isocenter_index, convention=config.registration.cbct_isocenter)
         m = measure(case, reference, config.registration, config.review, engines=engines)
+        reasons = m.reasons + tuple(r for r in [unapproved_reason(plan)] if r is not None)
     except IgrtError as exc:
         log.warning("series %s refused: %s", series_uid, exc.reason)
         return Outcome(patient_id=patient_id, cbct_series_uid=series_uid, plan=None,
-                       measured=None, reasons=(exc.reason,))
+                       measured=None, reasons=(exc.reason,), patient_name=patient_name,
+                       cbct_acquisition_datetime=acquired)
     details = {"registration": {**m.details, "nominal": nominal.source.value,
                                 "spatial_registration_uid": nominal.sro_uid,
                                 "planning_ct_series_uid": reference.ct.series_uid,
+                                "cbct_to_planning": matrix_rows(m.transform),
                                 "planning_prepared_before": cached,
                                 **{k: round(v, 3) for k, v in timings.items()},
                                 "elapsed_s": round(time.perf_counter() - t0, 3)}}
+    registered = Registered(case=case, ct=reference.volume, initial=m.initial,
+                            transform=m.transform, box_size_mm=config.registration.roi_size_mm)
     return Outcome(patient_id=patient_id, cbct_series_uid=series_uid, plan=ref,
-                   measured=m.measured, reasons=m.reasons, details=details)
+                   measured=m.measured, reasons=reasons, details=details,
+                   patient_name=cbct.info.patient_name,
+                   cbct_acquisition_datetime=cbct.info.acquisition_datetime,
+                   registered=registered)
 
 
 def reference_for(planning: PlanningSource, plan: Plan, structure_sets: Sequence[StructureSet],
@@ -177,7 +204,7 @@ def _region_key(plan: Plan, structure_sets: Sequence[StructureSet], roi_name: st
     re-sent with other contours under the same UID is a new region)."""
     digest = hashlib.sha256()
     for s in structure_sets:
-        if s.frame_of_reference_uid != plan.frame_of_reference_uid:
+        if s.frame_of_reference_uid != plan.frame:
             continue
         try:
             roi = find_roi(s, roi_name)

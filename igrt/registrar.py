@@ -38,6 +38,8 @@ from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome
 from igrt.dicom.series_loader import load_series_files
 from igrt.planning.cbct_assembly import CbctAssembler
+from igrt.planning.override import WithPlan
+from igrt.planning.source import PlanningSource
 from igrt.planning.stored import StoredCbct, StoredPlanning
 from igrt.registration.engines import EnginePool
 from igrt.registration.reference import Grid
@@ -45,7 +47,6 @@ from igrt.registration.reference_cache import ReferenceCache
 from igrt.store import Store
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,14 @@ class Registrar:
         self._ahead.pop(series_uid, None)
 
     # --- work ----------------------------------------------------------------------------------
-    def register(self, series_uid: str) -> Outcome:
+    def register(self, series_uid: str, *, plan_uid: str | None = None) -> Outcome:
         """The outcome for one complete CBCT series (the one made ahead of time if it is still
-        what a registration now would be)."""
+        what a registration now would be). ``plan_uid``: against that plan (``register_again``),
+        never from what was made ahead."""
+        if plan_uid is not None:
+            self._ahead.pop(series_uid, None)
+            return self._register(series_uid, release=True,
+                                  planning=WithPlan(self.planning, plan_uid))
         ahead = self.take_ahead(series_uid)
         if ahead is not None:
             return ahead
@@ -168,11 +174,12 @@ class Registrar:
                    if arrivals is not None else "")
         return Inputs(tuple(files), patient)
 
-    def _register(self, series_uid: str, *, release: bool) -> Outcome:
+    def _register(self, series_uid: str, *, release: bool,
+                  planning: PlanningSource | None = None) -> Outcome:
         cbct = _RecordingCbct(StoredCbct(self.store, series_uid, assembler=self.assembler,
                                          release=release))
-        outcome = pipeline.run(cbct, self.planning, self.config, references=self.references,
-                               engines=self.engines)
+        outcome = pipeline.run(cbct, self.planning if planning is None else planning,
+                               self.config, references=self.references, engines=self.engines)
         if cbct.grid is not None:
             self.cbct_grid = cbct.grid
             registration = outcome.details.get("registration")

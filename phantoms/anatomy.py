@@ -151,6 +151,11 @@ def _spine_y(u: F64) -> F64:
     return 45.0 - 6.0 * np.sin(math.pi * u / 380.0)
 
 
+def spine_center_y(z_mm: float) -> float:
+    """The body phantom's vertebral body centre (LPS y, mm) at the plane ``z``."""
+    return BODY_CENTER_MM[1] + float(_spine_y(np.array([z_mm - BODY_CENTER_MM[2]]))[0])
+
+
 def _render_body(canvas: Canvas, seed: int) -> None:
     c = np.asarray(BODY_CENTER_MM)
     zc = canvas.axis_coords(2)

@@ -21,7 +21,7 @@ from igrt.core.geometry import PatientPosition, translation
 from igrt.core.types import BoolArray
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from phantoms import anatomy
+from phantoms import anatomy, artefacts
 from phantoms.anatomy import PhantomModel
 
 FRAMES = ("planning", "origin", "center", "sro")
@@ -66,6 +66,7 @@ class CbctGeometry:
     direction: F64
     machine_isocenter_mm: tuple[float, float, float]  # in CBCT coordinates: N^-1(0)
     nominal: F64  # 4x4, CBCT point -> room point
+    fov_radius_mm: float = 222.0  # reconstructed field of view (the grid's)
 
     def axis_coords(self, axis: int) -> F64:
         """LPS coordinate along ``axis`` of each index along that (diagonal) scanner axis."""
@@ -82,7 +83,8 @@ class CbctGeometry:
 
 
 def cbct_geometry(
-    size: str, position: PatientPosition, frame: str, isocenter_mm: npt.ArrayLike
+    size: str, position: PatientPosition, frame: str, isocenter_mm: npt.ArrayLike,
+    grid: CbctGridSpec | None = None,
 ) -> CbctGeometry:
     """Grid centred on the machine isocentre, oriented as the scanner writes it for ``position``.
 
@@ -92,7 +94,7 @@ def cbct_geometry(
     """
     if frame not in FRAMES:
         raise ValueError(f"unknown CBCT frame {frame!r}: expected one of {', '.join(FRAMES)}")
-    spec = CBCT_GRIDS[size]
+    spec = grid or CBCT_GRIDS[size]
     if frame == "planning":
         q = np.asarray(isocenter_mm, dtype=np.float64)
     elif frame == "origin":
@@ -111,6 +113,7 @@ def cbct_geometry(
         direction=direction,
         machine_isocenter_mm=(float(q[0]), float(q[1]), float(q[2])),
         nominal=translation(-q),
+        fov_radius_mm=spec.fov_radius_mm,
     )
 
 
@@ -123,7 +126,10 @@ class Degradation:
     hu_scale: float = 0.9  # uncalibrated HU: v' = hu_scale * v + hu_offset
     hu_offset: float = -60.0
     cupping_hu: float = 40.0  # darker in the centre, parabolic in the radius
+    cupping_radius_mm: float | None = None  # radius where the cupping reaches 0 (None: FOV's)
     streaks_hu: float = 0.0  # amplitude of straight streaks (0: none)
+    dense_streaks_hu: float = 0.0  # streaks from dense inserts (phantoms.artefacts)
+    rings_hu: float = 0.0  # ring artefacts about the rotation axis (phantoms.artefacts)
     fov_radius_mm: float | None = None  # None: the size's default
     fov_length_mm: float | None = None  # None: the whole grid
     padding_hu: float = -3024.0  # outside the FOV, written as PixelPaddingValue
@@ -237,8 +243,11 @@ def simulate(
             x_room, y_room * down[1], top, edge_mm=min(geom.spacing_mm[:2])
         )
         anatomy.composite_over_air(hu, alpha, couch_hu)
-    radius = degradation.fov_radius_mm or CBCT_GRIDS[size].fov_radius_mm
+    radius = degradation.fov_radius_mm or geom.fov_radius_mm
     rho = np.hypot(x_room, y_room)
+    streaks = None
+    if degradation.dense_streaks_hu:
+        streaks = artefacts.dense_streaks(hu, x_room, y_room, degradation.dense_streaks_hu, rng)
     if degradation.blur_sigma_mm > 0.0:
         image = sitk.GetImageFromArray(hu)
         image.CopyInformation(geom.reference_image())
@@ -248,8 +257,13 @@ def simulate(
     hu *= np.float32(degradation.hu_scale)
     hu += np.float32(degradation.hu_offset)
     if degradation.cupping_hu:
-        cup = degradation.cupping_hu * np.clip(1.0 - (rho / radius) ** 2, 0.0, 1.0)
+        cup_radius = degradation.cupping_radius_mm or radius
+        cup = degradation.cupping_hu * np.clip(1.0 - (rho / cup_radius) ** 2, 0.0, 1.0)
         hu -= cup.astype(np.float32)[None]
+    if streaks is not None:
+        hu += streaks
+    if degradation.rings_hu:
+        hu += artefacts.rings(rho, degradation.rings_hu, rng)[None]
     if degradation.streaks_hu:
         hu += _streaks(geom, degradation.streaks_hu, rng)
     if degradation.noise_hu > 0.0:

@@ -33,6 +33,8 @@ from pydicom.uid import (
 
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
+from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from igrt.dicom.values import decimal_string as ds  # the phantoms' DS writer
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +44,6 @@ RESCALE_INTERCEPT = -1024
 STORED_MAX = 4095  # HU 3071
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
 COMPRESSED = (RLELossless, JPEG2000Lossless)
-
-
-def ds(value: float) -> str:
-    """The most precise decimal string of at most 16 characters for ``value``."""
-    v = float(value) + 0.0  # no "-0"
-    for digits in range(16, 0, -1):
-        text = f"{v:.{digits}g}"
-        if len(text) <= 16:
-            return text
-    raise ValueError(f"{v!r} cannot be written as a decimal string")
 
 
 def stored_value(hu: float) -> int:
@@ -119,22 +111,26 @@ def _dataset(
     instance_number: int = 1,
 ) -> Dataset:
     """The modules every object shares (patient, study, series, SOP common, equipment), and the
-    Frame of Reference module when ``frame_of_reference_uid`` is given."""
+    Frame of Reference module when ``frame_of_reference_uid`` is given. Objects with a General
+    Series module (images, registrations) add Laterality and their Content Date/Time."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     d = Dataset()
     d.file_meta = meta
     d.SpecificCharacterSet = "ISO_IR 100"
     d.SOPClassUID = sop_class
     d.SOPInstanceUID = sop_uid
-    d.StudyDate = d.SeriesDate = d.ContentDate = subject.study_date
-    d.StudyTime = d.SeriesTime = d.ContentTime = subject.study_time
+    d.StudyDate = d.SeriesDate = subject.study_date
+    d.StudyTime = d.SeriesTime = subject.study_time
     d.AccessionNumber = ""
     d.Modality = modality
     d.Manufacturer = "igrt phantoms"
     d.ReferringPhysicianName = ""
+    d.OperatorsName = ""  # Type 2 in the RT Series module
     d.StudyDescription = subject.study_description
     d.SeriesDescription = series_description
     d.PatientName = subject.patient_name
@@ -150,6 +146,11 @@ def _dataset(
         d.FrameOfReferenceUID = frame_of_reference_uid
         d.PositionReferenceIndicator = ""
     return d
+
+
+def _general_series(d: Dataset, subject: Subject) -> None:
+    d.Laterality = ""  # Type 2C: the phantoms image no paired organ on its own
+    d.ContentDate, d.ContentTime = subject.study_date, subject.study_time
 
 
 def _save(d: Dataset, path: Path) -> None:
@@ -199,6 +200,7 @@ def write_image_series(
             frame_of_reference_uid=series.frame_of_reference_uid,
             instance_number=k + 1,
         )
+        _general_series(d, subject)
         d.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         d.PatientPosition = series.patient_position
         d.KVP = ds(series.kvp)
@@ -256,6 +258,8 @@ def write_rt_plan(
     d.RTPlanDate, d.RTPlanTime = subject.study_date, subject.study_time
     d.RTPlanGeometry = "PATIENT"
     d.ApprovalStatus = "APPROVED"
+    d.ReviewDate, d.ReviewTime = subject.study_date, subject.study_time  # Approval module, 2C
+    d.ReviewerName = "PHYSICIST^PHANTOM"
     ref_ss = Dataset()
     ref_ss.ReferencedSOPClassUID = RTStructureSetStorage
     ref_ss.ReferencedSOPInstanceUID = structure_set_uid
@@ -351,7 +355,7 @@ def write_rt_struct(
     sop_uid = uids.uid("rtstruct")
     d = _dataset(RTStructureSetStorage, sop_uid, subject, modality="RTSTRUCT",
                  series_uid=uids.uid("rtstruct-series"), series_number=2,
-                 series_description="Structures")
+                 series_description="Structures", frame_of_reference_uid=frame_of_reference_uid)
     d.StructureSetLabel = "PHANTOM"
     d.StructureSetName = "PHANTOM"
     d.StructureSetDate, d.StructureSetTime = subject.study_date, subject.study_time
@@ -442,6 +446,7 @@ def write_sro(
     d = _dataset(SpatialRegistrationStorage, sop_uid, subject, modality="REG",
                  series_uid=uids.uid("sro-series"), series_number=99,
                  series_description="CBCT registration", frame_of_reference_uid=planning_frame_uid)
+    _general_series(d, subject)
     d.ContentLabel = "CBCT_NOMINAL"
     d.ContentDescription = "Nominal alignment of the CBCT to the planning frame"
     d.ContentCreatorName = ""

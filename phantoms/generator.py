@@ -26,7 +26,7 @@ from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.reasons import ReasonCode
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from phantoms import anatomy, cbct
+from phantoms import anatomy, catalog, cbct, variants
 from phantoms.dicom_writer import (
     ImageSeries,
     Roi,
@@ -43,20 +43,12 @@ from phantoms.shapes import Canvas
 logger = logging.getLogger(__name__)
 
 
-PHANTOMS = ("cube", "body")
-SIZES = ("small", "full", "hires", "hires-small")
+PHANTOMS = catalog.PHANTOMS
+SIZES = catalog.SIZES
 COMMENT_PREFIX = "igrt-phantom"
 
-#: Planning CT grids: (columns, rows, slices) and (column, row, slice) spacing in mm.
-#: ``hires``: a high-resolution planning CT (0.45 mm pixels, 1 mm slices, 230 mm field of view,
-#: which cuts the torso at the sides and the back as a small reconstruction circle would) with
-#: the ``full`` CBCT; ``hires-small`` the same ratio of planning to CBCT voxels at test size.
-PLANNING_GRIDS: dict[str, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
-    "full": ((512, 512, 150), (0.9765625, 0.9765625, 2.5)),
-    "small": ((192, 192, 64), (2.6, 2.6, 5.0)),
-    "hires": ((512, 512, 140), (0.45, 0.45, 1.0)),
-    "hires-small": ((192, 192, 64), (1.3, 1.3, 2.5)),
-}
+#: Planning CT grids of the anatomy phantoms (the QA phantoms': ``catalog.planning_grid``).
+PLANNING_GRIDS = catalog.PLANNING_GRIDS
 #: Centre of the planning CT grid (scanner axis at x = y = 0, table position z).
 PLANNING_CENTER_MM = (0.0, 0.0, -400.0)
 CT_COUCH_CLEARANCE_MM = 2.0
@@ -81,9 +73,10 @@ class PlanningCase:
     structure_set_uid: str
     ct_series_uid: str
     isocenter_mm: tuple[float, float, float]
-    phantom: str  # "cube" | "body"
+    phantom: str  # one of PHANTOMS
     size: str  # one of SIZES
     seed: int
+    metal: bool = False  # titanium rods beside the spine (phantoms.variants), CT and CBCT
 
 
 @dataclass(frozen=True)
@@ -114,12 +107,11 @@ class Truth:
 def _check(phantom: str, size: str) -> None:
     if phantom not in PHANTOMS:
         raise ValueError(f"unknown phantom {phantom!r}: expected one of {', '.join(PHANTOMS)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
+    catalog.check_size(phantom, size)
 
 
-def _planning_origin(size: str) -> tuple[float, float, float]:
-    n, s = PLANNING_GRIDS[size]
+def _planning_origin(phantom: str, size: str) -> tuple[float, float, float]:
+    n, s = catalog.planning_grid(phantom, size)
     o = np.asarray(PLANNING_CENTER_MM) - np.asarray(s) * (np.asarray(n) - 1) / 2.0
     return (float(o[0]), float(o[1]), float(o[2]))
 
@@ -128,27 +120,44 @@ def _planning_origin(size: str) -> tuple[float, float, float]:
 def anatomy_truth(phantom: str, size: str, seed: int) -> Truth:
     """Render (once per process and arguments) the truth anatomy on the planning grid."""
     _check(phantom, size)
-    n, spacing = PLANNING_GRIDS[size]
+    n, spacing = catalog.planning_grid(phantom, size)
     values = np.full((n[2], n[1], n[0]), anatomy.AIR_HU, dtype=np.float32)
-    canvas = Canvas(values, _planning_origin(size), spacing, edge_mm=min(spacing[:2]))
-    anatomy.render(phantom, canvas, seed)
+    canvas = Canvas(values, _planning_origin(phantom, size), spacing, edge_mm=min(spacing[:2]))
+    catalog.render(phantom, canvas, seed)
     np.clip(values, -1024.0, 3071.0, out=values)
     image = sitk.GetImageFromArray(values)
     image.SetOrigin(canvas.origin_mm)
     image.SetSpacing(spacing)
     logger.info("rendered %s phantom (%s, seed %d) on %s voxels", phantom, size, seed, n)
-    return Truth(image, anatomy.model(phantom))
+    return Truth(image, catalog.model(phantom))
+
+
+@lru_cache(maxsize=2)
+def variant_truth(phantom: str, size: str, seed: int, variant: variants.Variant,
+                  isocenter_mm: tuple[float, float, float]) -> Truth:
+    """The truth anatomy as ``variant`` changes it (the plain truth when it changes nothing)."""
+    truth = anatomy_truth(phantom, size, seed)
+    if variant.is_plain:
+        return truth
+    other = None
+    if variant.anatomy == "other":
+        other = anatomy_truth(phantom, size, seed + variants.OTHER_BODY_SEED_OFFSET).image
+    image = variants.apply(truth.image, variant, model=truth.model, isocenter_mm=isocenter_mm,
+                           other=other)
+    return Truth(image, truth.model)
 
 
 def planning_ct(
-    phantom: str, size: str, seed: int, position: PatientPosition
+    phantom: str, size: str, seed: int, position: PatientPosition, *,
+    truth: Truth | None = None,
 ) -> tuple[F32, tuple[float, float, float], F64]:
     """Planning CT HU ``[k, j, i]`` in scanner orientation for ``position`` (truth plus the CT
-    couch under the patient), its origin and direction (spacing: ``PLANNING_GRIDS``)."""
-    truth = anatomy_truth(phantom, size, seed)
+    couch under the patient), its origin and direction (spacing: ``catalog.planning_grid``).
+    ``truth``: a variant of the phantom's truth (default: the truth itself)."""
+    truth = truth or anatomy_truth(phantom, size, seed)
     hu = truth.voxels.copy()
-    n, spacing = PLANNING_GRIDS[size]
-    origin = np.asarray(_planning_origin(size))
+    n, spacing = catalog.planning_grid(phantom, size)
+    origin = np.asarray(_planning_origin(phantom, size))
     down = anatomy.down_lps(position)
     top = float(np.asarray(truth.model.center_mm) @ down)
     top += truth.model.half_height_mm + CT_COUCH_CLEARANCE_MM
@@ -211,8 +220,10 @@ def write_planning_set(
     seed: int = 1,
     isocenters_mm: Sequence[tuple[float, float, float]] | None = None,
     transfer_syntax: str | None = None,
+    metal: bool = False,
 ) -> PlanningCase:
     """Write planning CT slices, an RT Structure Set (BODY, PTV, REG_BOX) and an RT Plan.
+    ``metal``: the patient has titanium rods beside the spine (``phantoms.variants``; body only).
 
     UIDs are deterministic for the same arguments and directory (the resolved path is part of
     their entropy, so two planning sets in two directories never share UIDs).
@@ -220,14 +231,17 @@ def write_planning_set(
     _check(phantom, size)
     position = PatientPosition(patient_position)
     directory = Path(directory)
-    model = anatomy.model(phantom)
+    model = catalog.model(phantom)
     isos = [_normalise(i) for i in (isocenters_mm or [model.default_isocenter_mm])]
+    if metal and phantom != "body":
+        raise ValueError("metal rods are drawn beside the body phantom's spine only")
     uids = UidSource(COMMENT_PREFIX, "planning", directory.resolve(), phantom, size, seed,
-                     position.value, patient_id, isos)
+                     position.value, patient_id, isos, *(("metal",) if metal else ()))
     subject = Subject(patient_id, f"PHANTOM^{phantom.upper()}", uids.uid("study"),
                       "Phantom planning")
     frame_uid = uids.uid("frame-of-reference")
-    hu, origin, direction = planning_ct(phantom, size, seed, position)
+    truth = variant_truth(phantom, size, seed, variants.Variant(metal=metal), isos[0])
+    hu, origin, direction = planning_ct(phantom, size, seed, position, truth=truth)
     series = ImageSeries(
         series_uid=uids.uid("ct-series"),
         frame_of_reference_uid=frame_uid,
@@ -235,9 +249,10 @@ def write_planning_set(
         series_description=f"Planning CT {phantom}",
         patient_position=position.value,
         origin_mm=origin,
-        spacing_mm=PLANNING_GRIDS[size][1],
+        spacing_mm=catalog.planning_grid(phantom, size)[1],
         direction=direction,
-        image_comments=f"{COMMENT_PREFIX} phantom={phantom} size={size} seed={seed}",
+        image_comments=f"{COMMENT_PREFIX} phantom={phantom} size={size} seed={seed}"
+                       + (" metal=1" if metal else ""),
     )
     slices = write_image_series(directory, subject, series, hu, uids,
                                 transfer_syntax=transfer_syntax)
@@ -253,7 +268,7 @@ def write_planning_set(
     )
     logger.info("wrote %s planning set (plan %s) to %s", phantom, plan_uid, directory)
     return PlanningCase(directory, patient_id, position, frame_uid, plan_uid, structure_set_uid,
-                        series.series_uid, isos[0], phantom, size, seed)
+                        series.series_uid, isos[0], phantom, size, seed, metal)
 
 
 def read_planning_case(directory: Path) -> PlanningCase:
@@ -290,6 +305,7 @@ def read_planning_case(directory: Path) -> PlanningCase:
         phantom=args["phantom"],
         size=args["size"],
         seed=int(args["seed"]),
+        metal=args.get("metal") == "1",
     )
 
 
@@ -299,7 +315,8 @@ def expected_registration(
 ) -> F64:
     """``T`` (CBCT point -> planning point) of a CBCT written with these arguments."""
     geom = cbct.cbct_geometry(planning.size, planning.patient_position, frame,
-                              planning.isocenter_mm)
+                              planning.isocenter_mm,
+                              catalog.cbct_grid(planning.phantom, planning.size))
     c = geometry.from_iec(correction, planning.patient_position)
     return geometry.registration_for_correction(c, geom.nominal, planning.isocenter_mm)
 
@@ -316,6 +333,10 @@ def write_cbct(
     deform_mm: float = 0.0,
     padding_attribute: bool = True,
     transfer_syntax: str | None = None,
+    anatomy_variant: str = "same",
+    body_inset_mm: float = 0.0,
+    slices: int | None = None,
+    drop_slices: tuple[int, int] | None = None,
     **degradation_kwargs: float | bool | None,
 ) -> CbctCase:
     """Write a CBCT of ``planning`` whose anatomy needs exactly ``correction`` (IEC table top).
@@ -327,21 +348,33 @@ def write_cbct(
     zero-mean over the anatomy, so the rigid answer stays ``correction``. ``frame="sro"`` also
     writes a Spatial Registration object into ``directory``. UIDs are deterministic for the
     same arguments and directory.
+
+    Adversarial cases (``phantoms.variants``): ``anatomy_variant`` ``"other"`` (another body) or
+    ``"mirrored"``; ``body_inset_mm`` (weight loss); ``slices``: a CBCT this many slices long
+    about the isocentre (a short scan); ``drop_slices=(first, count)``: those slice files are
+    not written (a band lost in transfer). Metal comes with the planning set.
     """
     directory = Path(directory)
     known = {f.name for f in fields(cbct.Degradation)}
     unknown = sorted(set(degradation_kwargs) - known)
     if unknown:
         raise TypeError(f"unknown CBCT degradation arguments {unknown}; known: {sorted(known)}")
-    base = cbct.Degradation() if degrade else cbct.Degradation.ideal()
+    base = catalog.degradation(planning.phantom) if degrade else cbct.Degradation.ideal()
     degradation = replace(base, **degradation_kwargs)  # type: ignore[arg-type]
     position = planning.patient_position
     iso = planning.isocenter_mm
-    geom = cbct.cbct_geometry(planning.size, position, frame, iso)
+    grid = catalog.cbct_grid(planning.phantom, planning.size)
+    if slices is not None:
+        if not 1 <= slices <= grid.size_ijk[2]:
+            raise ValueError(f"slices {slices} is outside 1 to {grid.size_ijk[2]}")
+        grid = replace(grid, size_ijk=(grid.size_ijk[0], grid.size_ijk[1], slices))
+    geom = cbct.cbct_geometry(planning.size, position, frame, iso, grid)
     registration = geometry.registration_for_correction(
         geometry.from_iec(correction, position), geom.nominal, iso
     )
-    truth = anatomy_truth(planning.phantom, planning.size, planning.seed)
+    variant = variants.Variant(anatomy=anatomy_variant, body_inset_mm=body_inset_mm,
+                               metal=planning.metal)
+    truth = variant_truth(planning.phantom, planning.size, planning.seed, variant, iso)
     hu, outside = cbct.simulate(
         truth.image, geom, registration, model=truth.model, position=position, isocenter_mm=iso,
         degradation=degradation, size=planning.size, seed=seed, deform_mm=deform_mm,
@@ -349,7 +382,8 @@ def write_cbct(
     pid = planning.patient_id if patient_id is None else patient_id
     uids = UidSource(COMMENT_PREFIX, "cbct", directory.resolve(), planning.plan_uid,
                      correction.as_dict(), frame, pid, degrade, seed, deform_mm, padding_attribute,
-                     sorted(degradation_kwargs.items()), transfer_syntax)
+                     sorted(degradation_kwargs.items()), transfer_syntax,
+                     *(() if variant.is_plain and slices is None else (variant, slices)))
     subject = Subject(pid, f"PHANTOM^{planning.phantom.upper()}", uids.uid("study"), "CBCT",
                       study_date="20260316", study_time="101500")
     frame_uid = planning.frame_of_reference_uid if frame == "planning" else uids.uid("frame")
@@ -364,17 +398,21 @@ def write_cbct(
         direction=geom.direction,
         kvp=100.0,
     )
-    slices = write_image_series(
+    slices_written = write_image_series(
         directory, subject, series, hu, uids, outside=outside,
         outside_hu=degradation.padding_hu if padding_attribute else degradation.outside_hu,
         padding_attribute=padding_attribute, transfer_syntax=transfer_syntax,
     )
+    if drop_slices is not None:
+        first, count = drop_slices
+        for uid, _ in slices_written[first:first + count]:
+            (directory / f"CT.{uid}.dcm").unlink()
     sro_uid = None
     if frame == "sro":
         sro_uid = write_sro(
             directory, subject, uids, planning_frame_uid=planning.frame_of_reference_uid,
             cbct_frame_uid=frame_uid, cbct_series_uid=series.series_uid,
-            cbct_sop_uids=[uid for uid, _ in slices],
+            cbct_sop_uids=[uid for uid, _ in slices_written],
             cbct_to_planning=geometry.translation(iso) @ geom.nominal,
         )
     logger.info("wrote CBCT series %s (frame %s) to %s", series.series_uid, frame, directory)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -13,10 +14,21 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from igrt.config import Config
+from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
 from igrt.store import Store
+from igrt.store.qa_history import QaHistory
 from services.commands import CommandServer
+from services.curve import CurveKeys
+from services.decision_desk import DecisionDesk, RecordDesk
+from services.housekeeping import DiskWatch, Retention
+from services.operators import Operators, load_operators
 from services.publisher import Publisher
+from services.qa_desk import QaDesk
+from services.record_sender import RecordSender
+from services.review_page.app import create_app
+from services.review_page.server import ReviewServer
+from services.review_renderer import ReviewRenderer
 from services.scp import StorageScp
 from services.sdnotify import Notifier, watchdog_interval_s
 from services.worker import Worker
@@ -37,24 +49,76 @@ class Service:
     publisher: Publisher | None = None
     commands: CommandServer | None = None
     scp: StorageScp | None = None
+    renderer: ReviewRenderer | None = None
+    ui: ReviewServer | None = None
+    qa_history: QaHistory | None = None
+    qa: QaDesk | None = None
+    ui_address: str = ""
+    records: RecordSender | None = None
+    retention: Retention | None = None
     watchdog_s: float | None = field(default_factory=watchdog_interval_s)
     _last_watchdog: float = 0.0
 
     def start(self) -> None:
         cfg = self.config
         cfg.storage.dir.mkdir(parents=True, exist_ok=True)
+        curve = CurveKeys.load(cfg.zmq.curve) if cfg.zmq.curve is not None else None
         self.store = store = Store.open(cfg.storage.dir)
-        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq)
+        operators = (Operators(load_operators(cfg.ui.operators_file))
+                     if cfg.ui.operators_file is not None else None)
+        disk = DiskWatch(cfg.storage.dir, cfg.storage.free_space_warning_mb)
+        self.publisher = publisher = Publisher(cfg, state=self.state, last_seq=store.last_seq,
+                                               warnings=disk.warnings, curve=curve)
         publisher.start()
-        self.worker = worker = Worker(cfg, store, publish=publisher.publish_correction_json,
-                                      publish_error=publisher.publish_error, tick=self._tick)
+        self.renderer = renderer = ReviewRenderer(store)
+        renderer.start()
+        self.qa_history = QaHistory.open(cfg.storage.dir)
+        self.qa = qa = QaDesk(cfg, store, self.qa_history, publish_qa=publisher.publish_qa_json,
+                              publish_error=publisher.publish_error)
+        qa.start()
+
+        def publish(text: str) -> None:  # the QA desk sees every stored correction
+            try:
+                publisher.publish_correction_json(text)
+            finally:
+                qa.on_published(text)
+
+        def on_registered(seq: int, registered: Registered) -> None:
+            try:
+                renderer.submit(seq, registered)
+            finally:
+                qa.on_registered(seq, registered)
+
+        self.worker = worker = Worker(cfg, store, publish=publish,
+                                      publish_error=publisher.publish_error, tick=self._tick,
+                                      review_url=self.review_url, on_registered=on_registered)
+        self.records = records = RecordSender(cfg, store, publish_error=publisher.publish_error)
+        desk = DecisionDesk(store, publish_decision=publisher.publish_decision_json,
+                            publish_error=publisher.publish_error,
+                            request_again=worker.request_again, record=RecordDesk(
+                                destinations=[d.ae_title for d in cfg.record.destinations],
+                                room=cfg.room, sent=records.notify))
+        self.ui = ui = ReviewServer(create_app(store=store, desk=desk, operators=operators,
+                                               room=cfg.room, rendering=renderer.pending),
+                                    cfg.ui.listen)
+        self.ui_address = ui.start()
         self.commands = commands = CommandServer(cfg, store, state=self.state,
-                                                 queue_length=worker.queue_length)
+                                                 queue_length=worker.queue_length, desk=desk,
+                                                 record_pending=records.pending, curve=curve,
+                                                 qa=qa)
         commands.start()
+        records.start()
         worker.warm()  # engines run once, recent planning sets prepared: before READY
         worker.start()
+        self.retention = retention = Retention(cfg, store)
+        retention.start()
         self.scp = scp = StorageScp(cfg, store, on_series_activity=worker.notify)
         scp.start()
+
+    def review_url(self, seq: int) -> str:
+        """The review page of a correction, as the consoles reach it."""
+        base = self.config.ui.base_url or f"http://{_url_host(self.ui_address)}"
+        return f"{base}/review/{seq}"
 
     def state(self) -> str:
         return self.worker.state() if self.worker is not None else "starting"
@@ -79,7 +143,7 @@ class Service:
         publish = self.publisher.endpoint if self.publisher else "?"
         command = self.commands.endpoint if self.commands else "?"
         return (f"room {cfg.room}: DICOM {dicom}, publish {publish}, command {command}, "
-                f"store {cfg.storage.dir}")
+                f"review http://{_url_host(self.ui_address)}, store {cfg.storage.dir}")
 
     def stop(self) -> None:
         self.notifier.stopping()
@@ -87,12 +151,34 @@ class Service:
             self.scp.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.ui is not None:
+            self.ui.stop()
+        if self.renderer is not None:
+            self.renderer.stop()
+        if self.records is not None:
+            self.records.stop()
+        if self.retention is not None:
+            self.retention.stop()
+        if self.qa is not None:
+            self.qa.stop()
         if self.publisher is not None:
             self.publisher.stop()
         if self.commands is not None:
             self.commands.stop()
+        if self.qa_history is not None:
+            self.qa_history.close()
         if self.store is not None:
             self.store.close()
+
+
+def _url_host(address: str) -> str:
+    """``host:port`` for a URL: IPv6 in brackets, the wildcard as this host's name."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
 
 
 def serve(config: Config) -> int:

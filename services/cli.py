@@ -11,19 +11,40 @@ from pathlib import Path
 
 from igrt.config import Config, load_config
 from igrt.core.errors import ConfigError
+from igrt.dicom.identity import software_version
+from services import qa_cli
+from services.curve import ClientKeys
+from services.logs import LEVELS, configure
 
 log = logging.getLogger(__name__)
 
+USAGE_EXIT = 2
+
+
+def _log_options(default: object) -> argparse.ArgumentParser:
+    """``-v`` / ``--log-level``, accepted before and after the sub-command (the sub-command's
+    copy has no default, so it never overrides what was given before it)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-v", "--verbose", action="store_const", const="debug",
+                         dest="log_level", default=default, help="debug logging")
+    options.add_argument("--log-level", choices=LEVELS, dest="log_level", default=default,
+                         help="log level (default: info)")
+    return options
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="igrt", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="igrt", description=__doc__,
+                                     parents=[_log_options("info")])
+    parser.add_argument("--version", action="version", version=f"igrt {software_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub_options = _log_options(argparse.SUPPRESS)
 
-    serve = sub.add_parser("serve", help="run the service in the foreground")
+    serve = sub.add_parser("serve", help="run the service in the foreground",
+                           parents=[sub_options])
     serve.add_argument("--config", type=Path, help="TOML file (default: built-in defaults)")
 
-    register = sub.add_parser("register", help="register offline; print one correction message")
+    register = sub.add_parser("register", help="register offline; print one correction message",
+                              parents=[sub_options])
     register.add_argument("--planning", type=Path, required=True,
                           help="directory with the planning CT, RT Plan (and RT Structure Set)")
     register.add_argument("--cbct", type=Path, required=True,
@@ -33,33 +54,86 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--isocenter", type=int,
                           help="index of the isocentre, if the plan has several")
 
-    listen = sub.add_parser("listen", help="print the feed as a console would see it")
+    listen = sub.add_parser("listen", help="print the feed as a console would see it",
+                            parents=[sub_options])
     listen.add_argument("--config", type=Path)
     listen.add_argument("--count", type=int, default=0,
                         help="stop after this many new correction messages, not counting the "
                              "latest one shown at start (0 = never)")
     listen.add_argument("--timeout", type=float, default=0.0,
                         help="stop after this many seconds (0 = never)")
+    _client_key_options(listen)
+    listen.add_argument("--pretty", action="store_true",
+                        help="blocks for a human (patient, plan, status, reasons, the six "
+                             "numbers, the review URL; decisions) instead of topic<TAB>json")
+
+    operators = sub.add_parser("operators", help="manage who may approve on the review page",
+                               parents=[sub_options])
+    operators_sub = operators.add_subparsers(dest="operators_command", required=True)
+    add = operators_sub.add_parser("add", help="add an operator with a PIN (asked twice, or "
+                                                "read from standard input with --pin-stdin)")
+    add.add_argument("name", help="the operator's name as shown in decisions")
+    add.add_argument("--file", type=Path, required=True, help="the operators file ([ui] "
+                                                               "operators_file)")
+    add.add_argument("--pin-stdin", action="store_true", help="read the PIN from stdin")
 
     demo = sub.add_parser("demo", help="send a phantom case to a running service and show the "
-                                       "correction received beside the known answer")
+                                       "correction received beside the known answer",
+                          parents=[sub_options])
     demo.add_argument("--config", type=Path)
     demo.add_argument("--shift", default="3.0,-5.0,2.0,1.0,-0.5,1.5",
                       help="known couch correction: lat,long,vert,pitch,roll,rotation")
     demo.add_argument("--position", default="HFS", choices=["HFS", "FFS", "HFP", "FFP"])
     demo.add_argument("--size", default="small", choices=["small", "full"])
+    _client_key_options(demo)
+
+    keys = sub.add_parser("keys", help="create CURVE certificates in the layout of [zmq.curve]")
+    keys.add_argument("--dir", type=Path, required=True,
+                      help="directory for server.key(_secret), clients/, control_clients/")
+    keys.add_argument("--reader", action="append", default=[], metavar="NAME",
+                      help="create a client that may read the feed and query (repeatable)")
+    keys.add_argument("--control", action="append", default=[], metavar="NAME",
+                      help="create a client also allowed select_plan, approve, reject and "
+                           "register_again (repeatable)")
+
+    qa_cli.add_parsers(sub, parents=[sub_options])
     return parser
 
 
+def _client_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client-key", type=Path, metavar="FILE",
+                        help="this client's secret CURVE certificate (NAME.key_secret), when "
+                             "the service runs with [zmq.curve]")
+    parser.add_argument("--server-key", type=Path, metavar="FILE",
+                        help="the service's public CURVE certificate (server.key); default: "
+                             "read from [zmq.curve] server_secret_key when this machine has it")
+
+
+def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
+    """The CURVE keys for ``igrt listen``/``demo``; ConfigError when they are needed but missing
+    or unreadable."""
+    curve = config.zmq.curve
+    if args.client_key is None:
+        if curve is not None:
+            raise ConfigError("the service uses CURVE ([zmq.curve]); give this client's secret "
+                              "certificate with --client-key (create one with `igrt keys`)")
+        return None
+    server_key = args.server_key
+    if server_key is None:
+        if curve is None:
+            raise ConfigError("--client-key needs --server-key (the service's server.key)")
+        server_key = curve.server_secret_key
+    return ClientKeys.load(server_key=server_key, client_key=args.client_key)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = _parser().parse_args(qa_cli.join_negative_expected(
+        list(sys.argv[1:] if argv is None else argv)))
+    configure(args.log_level)
+    if args.command == "operators":
+        return _add_operator(args)
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
         return 2
@@ -73,26 +147,99 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         from services.app import serve
 
         return serve(config)
-    if args.command == "listen":
-        from services.listen import listen
+    if args.command == "keys":
+        from services.keys import create_keys
 
-        return listen(config, count=args.count, timeout_s=args.timeout)
-    if args.command == "demo":
+        return create_keys(args.dir, readers=args.reader, controllers=args.control)
+    if args.command == "qa":
+        return qa_cli.main(args, config)
+    if args.command in ("listen", "demo"):
+        try:
+            keys = client_keys(args, config)
+        except ConfigError as exc:
+            print(f"igrt {args.command}: {exc.message}", file=sys.stderr)
+            return 2
+        if args.command == "listen":
+            from services.listen import listen
+
+            return listen(config, count=args.count, timeout_s=args.timeout, pretty=args.pretty,
+                          keys=keys)
         from services.demo import demo
 
-        return demo(config, shift=args.shift, position=args.position, size=args.size)
+        return demo(config, shift=args.shift, position=args.position, size=args.size, keys=keys)
     raise AssertionError(args.command)
 
 
 def _register(args: argparse.Namespace, config: Config) -> int:
-    """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed."""
+    """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed, 2
+    on a usage error (a directory missing, empty, or the two swapped)."""
     from igrt.offline import register_offline
+
+    problem = register_usage_problem(args.planning, args.cbct)
+    if problem is not None:
+        print(f"igrt register: {problem}", file=sys.stderr)
+        return USAGE_EXIT
 
     message = register_offline(args.planning, args.cbct, config, plan_uid=args.plan,
                                isocenter_index=args.isocenter)
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
+
+
+def _add_operator(args: argparse.Namespace) -> int:
+    """Append an operator (name and scrypt hash of the PIN) to the operators file."""
+    import getpass
+
+    from services.operators import PIN_MIN_CHARS, load_operators, operator_line
+
+    if args.pin_stdin:
+        pin = sys.stdin.readline().rstrip("\n")
+    else:
+        pin = getpass.getpass(f"PIN for {args.name}: ")
+        if getpass.getpass("the same PIN again: ") != pin:
+            print("igrt operators: the two PINs differ; nothing written", file=sys.stderr)
+            return 2
+    if len(pin) < PIN_MIN_CHARS or not pin.isprintable():
+        print(f"igrt operators: a PIN needs at least {PIN_MIN_CHARS} printable characters",
+              file=sys.stderr)
+        return 2
+    path: Path = args.file
+    if path.exists():
+        try:
+            known = load_operators(path)
+        except ConfigError as exc:
+            print(f"igrt operators: {exc.message}", file=sys.stderr)
+            return 2
+        if args.name.strip() in known:
+            print(f"igrt operators: {args.name.strip()!r} is already in {path}", file=sys.stderr)
+            return 2
+    with path.open("a", encoding="utf-8") as f:
+        f.write(operator_line(args.name.strip(), pin))
+    path.chmod(0o640)
+    print(f"igrt operators: {args.name.strip()} added to {path}", file=sys.stderr)
+    return 0
+def register_usage_problem(planning: Path, cbct: Path) -> str | None:
+    """A sentence naming the argument when the directories cannot be what they are given as."""
+    from igrt.dicom.files import scan
+
+    for flag, path in (("--planning", planning), ("--cbct", cbct)):
+        if not path.exists():
+            return f"{flag} {path}: no such directory"
+        if not path.is_dir():
+            return f"{flag} {path} is not a directory"
+    if planning.resolve() == cbct.resolve():
+        return (f"--planning and --cbct both name {planning}; give the planning set and the CBCT "
+                "in two directories")
+    found = {flag: scan(path) for flag, path in (("--planning", planning), ("--cbct", cbct))}
+    for flag, path in (("--planning", planning), ("--cbct", cbct)):
+        f = found[flag]
+        if not (f.image_series or f.rt_plans or f.structure_sets or f.registrations):
+            return f"{flag} {path} holds no DICOM file igrt reads (CT, RT Plan, RT Structure Set)"
+    if not found["--planning"].rt_plans and found["--cbct"].rt_plans:
+        return (f"--planning {planning} holds no RT Plan but --cbct {cbct} does: are --planning "
+                "and --cbct swapped?")
+    return None
 
 
 if __name__ == "__main__":

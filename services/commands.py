@@ -5,19 +5,36 @@ echoes the command when there was one):
 
 - ``{"cmd": "ping"}`` → ``room``, ``time``;
 - ``{"cmd": "status"}`` → ``state``, ``last_seq``, ``room``, ``version``, ``time`` (and
-  ``queue_length`` when the service gives one);
+  ``queue_length`` and ``record_pending`` when the service gives them);
 - ``{"cmd": "latest"}`` → ``message``: the last correction message exactly as published (the
   stored text, parsed), or ``null``;
 - ``{"cmd": "result", "series_uid": "..."}`` → ``message`` for that CBCT series, or ``ok: false``
   when there is none;
 - ``{"cmd": "select_plan", "patient_id": "...", "plan_uid": "..."}`` → ``patient_id``,
-  ``plan_uid`` once the selection is durable, or ``ok: false`` with the store's reason.
+  ``plan_uid`` once the selection is durable, or ``ok: false`` with the store's reason;
+- ``{"cmd": "approve", "seq": N, "operator": "...", "acknowledge": true}`` and
+  ``{"cmd": "reject", "seq": N, "operator": "...", "reason": "..."}`` → ``message``: the
+  decision message, stored durably, then published on the ``decision`` topic (CONTRACT §7);
+- ``{"cmd": "decision", "seq": N}`` → ``message``: the decision on that seq, or ``null``;
+- ``{"cmd": "register_again", "series_uid": "...", "plan_uid": "..."}`` → ``series_uid``,
+  ``plan_uid``, ``queued: true``; the new correction follows on the feed;
+- ``{"cmd": "qa_expect", "patient_id": "...", "lateral_mm": L, "longitudinal_mm": G,
+  "vertical_mm": V, "pitch_deg": P, "roll_deg": R, "rotation_deg": Y, "phantom": "..."}``
+  (rotations and ``phantom`` optional) → ``declaration``, once durable: the next CBCT of that
+  patient is also scored as physics QA (``services.qa_desk``);
+- ``{"cmd": "qa_result", "seq": N}`` → ``message``: the QA run of correction N, or ``null``.
 
-Requests are checked strictly: not UTF-8 JSON, not an object, more than one frame, an unknown
-``cmd``, a missing, wrongly typed or unknown field all get ``ok: false`` naming the problem (an
-unknown field is refused so that a typo such as ``series_id`` is reported, not ignored). Every
-request gets exactly one reply, whatever happens while handling it, so the REP state machine
-never wedges.
+Authorisation (CONTRACT §10): with CURVE on, the ZAP handler admits only listed clients and
+gives each request the client's identity; :class:`~services.command_policy.CommandPolicy`
+refuses the control commands to readers, with a sentence.
+
+Limits: a request larger than :data:`MAX_REQUEST_BYTES` gets ``ok: false`` with a sentence (the
+socket accepts up to :data:`MAX_FRAME_BYTES`, beyond which libzmq drops the connection, so a
+client cannot make the service buffer without bound); a request nested too deeply for the JSON
+parser is a request error.
+
+Requests are checked strictly (``services.command_requests``). Every request gets exactly one
+reply, whatever happens while handling it, so the REP state machine never wedges.
 
 Threading model: the REP socket is created, bound, polled and closed by one thread only, the one
 :meth:`CommandServer.start` launches. It polls with a short timeout so :meth:`CommandServer.stop`
@@ -38,14 +55,18 @@ import zmq
 
 from igrt.config import Config
 from igrt.core.clock import now_text
+from igrt.core.decisions import Decision, DecisionRequest
 from igrt.core.errors import CommandError, IgrtError
 from igrt.core.json_text import to_json_bytes
 from igrt.core.uids import uid_problem
+from services.command_policy import CommandPolicy
+from services.command_requests import check_fields, read_command
+from services.curve import CurveKeys
 from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 64 * 1024  # larger requests are dropped by libzmq (and the peer with them)
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # larger messages are dropped by libzmq (and the peer too)
 DEFAULT_POLL_S = 0.1
 
 
@@ -60,15 +81,24 @@ class CommandStore(Protocol):
 
     def select_plan(self, patient_id: str, plan_uid: str) -> None: ...
 
+    def decision(self, seq: int) -> dict[str, Any] | None: ...
 
-# cmd -> its fields, all required non-empty strings; a field not listed is refused
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "ping": (),
-    "status": (),
-    "latest": (),
-    "result": ("series_uid",),
-    "select_plan": ("patient_id", "plan_uid"),
-}
+
+class QaCommands(Protocol):
+    """Physics QA on the command socket (``services.qa_desk.QaDesk``)."""
+
+    def declare(self, patient_id: str, offset: dict[str, float],
+                phantom: str | None) -> dict[str, Any]: ...
+
+    def result(self, seq: int) -> dict[str, Any] | None: ...
+
+
+class Desk(Protocol):
+    """Where decisions and new registrations are carried out (``services.decision_desk``)."""
+
+    def decide(self, request: DecisionRequest) -> dict[str, Any]: ...
+
+    def register_again(self, series_uid: str, plan_uid: str | None) -> None: ...
 
 
 def _package_version() -> str:
@@ -98,24 +128,32 @@ class CommandServer(SocketThread):
         *,
         state: Callable[[], str],
         queue_length: Callable[[], int] | None = None,
+        desk: Desk | None = None,
+        record_pending: Callable[[], int] | None = None,
+        qa: QaCommands | None = None,
         version: str | None = None,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
         poll_s: float = DEFAULT_POLL_S,
+        curve: CurveKeys | None = None,
     ) -> None:
         super().__init__(endpoint if endpoint is not None else config.zmq.command,
-                         context=context)
+                         context=context, curve=curve)
+        self._policy = CommandPolicy(None if curve is None else curve.controllers)
         self._room = config.room
         self._store = store
         self._state = state
         self._queue_length = queue_length
+        self._desk = desk
+        self._record_pending = record_pending
+        self._qa = qa
         self._version = version if version is not None else _package_version()
         self._poll_ms = max(1, round(poll_s * 1000))
         self._stop = threading.Event()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def configure(self, sock: zmq.Socket[Any]) -> None:
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
 
     def on_started(self) -> None:
         log.info("command socket on %s", self.endpoint)
@@ -128,13 +166,18 @@ class CommandServer(SocketThread):
         return self.thread_alive and not self._stop.is_set()
 
     # --- request handling (pure of sockets) ------------------------------------------------------
-    def reply_to(self, frames: list[bytes]) -> bytes:
-        """The reply (UTF-8 JSON) to one request's frames. Never raises."""
+    def reply_to(self, frames: list[bytes], *, client_id: str | None = None) -> bytes:
+        """The reply (UTF-8 JSON) to one request's frames from the client ``client_id`` (its
+        CURVE identity, None without CURVE). Never raises."""
         cmd: str | None = None
         try:
-            request = _parse_object(frames)
-            cmd = _parse_cmd(request)
-            _check_fields(cmd, request)
+            cmd, raw = read_command(frames)
+            request = check_fields(cmd, raw)
+            refusal = self._policy.refusal(cmd, client_id)
+            if refusal is not None:
+                log.warning("command %s refused to client %s: not a control client", cmd,
+                            (client_id or "?")[:8])
+                raise CommandError(refusal)
             reply: dict[str, Any] = {"ok": True, "cmd": cmd, **self._execute(cmd, request)}
         except CommandError as exc:
             reply = _failure(cmd, exc.message)
@@ -164,6 +207,8 @@ class CommandServer(SocketThread):
             }
             if self._queue_length is not None:
                 status["queue_length"] = int(self._queue_length())
+            if self._record_pending is not None:
+                status["record_pending"] = int(self._record_pending())
             return status
         if cmd == "latest":
             text = self._store.latest_correction_json()
@@ -186,7 +231,35 @@ class CommandServer(SocketThread):
             self._store.select_plan(patient_id, plan_uid)
             log.info("plan %s selected on the command socket", plan_uid)
             return {"patient_id": patient_id, "plan_uid": plan_uid}
-        raise AssertionError(cmd)  # _parse_cmd admits only the commands above
+        if cmd in ("approve", "reject"):
+            decision = Decision.APPROVED if cmd == "approve" else Decision.REJECTED
+            message = self._need_desk(cmd).decide(DecisionRequest(
+                seq=request["seq"], decision=decision, operator=request["operator"],
+                acknowledge=request.get("acknowledge", False), reason=request.get("reason")))
+            return {"message": message}
+        if cmd == "decision":
+            return {"message": self._store.decision(request["seq"])}
+        if cmd == "register_again":
+            series_uid, plan_uid = request["series_uid"], request.get("plan_uid")
+            self._need_desk(cmd).register_again(series_uid, plan_uid)
+            return {"series_uid": series_uid, "plan_uid": plan_uid, "queued": True}
+        if cmd == "qa_expect":
+            offset = {k: float(v) for k, v in request.items() if k.endswith(("_mm", "_deg"))}
+            return {"declaration": self._need_qa(cmd).declare(
+                request["patient_id"], offset, request.get("phantom"))}
+        if cmd == "qa_result":
+            return {"message": self._need_qa(cmd).result(request["seq"])}
+        raise AssertionError(cmd)  # read_command admits only the commands above
+
+    def _need_desk(self, cmd: str) -> Desk:
+        if self._desk is None:
+            raise CommandError(f"{cmd} is not available: this command server has no desk")
+        return self._desk
+
+    def _need_qa(self, cmd: str) -> QaCommands:
+        if self._qa is None:
+            raise CommandError(f"{cmd} is not available: this command server has no QA desk")
+        return self._qa
 
     # --- the command thread ----------------------------------------------------------------------
     def serve(self, sock: zmq.Socket[Any]) -> None:
@@ -196,80 +269,15 @@ class CommandServer(SocketThread):
             if not poller.poll(self._poll_ms):
                 continue
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 continue
-            reply = self.reply_to(frames)
+            client_id = str(parts[0].get("User-Id")) if self._policy.authenticates else None
+            reply = self.reply_to([part.bytes for part in parts], client_id=client_id)
             try:
                 sock.send(reply, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # the requester went away: REP drops the reply
                 log.warning("cannot send a command reply: %s", exc)
-
-
-# --- parsing -------------------------------------------------------------------------------------
-def _parse_object(frames: list[bytes]) -> dict[str, Any]:
-    if len(frames) != 1:
-        raise CommandError(
-            f"the request has {len(frames)} frames; send one frame holding one JSON object"
-        )
-    try:
-        text = frames[0].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"the request is not UTF-8 text (byte {exc.start})") from None
-    try:
-        request = json.loads(text)
-    except ValueError as exc:
-        raise CommandError(f"the request is not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise CommandError(
-            f'the request is a JSON {_json_type(request)}, not an object such as {{"cmd": "ping"}}'
-        )
-    return request
-
-
-def _parse_cmd(request: dict[str, Any]) -> str:
-    known = ", ".join(_FIELDS)
-    if "cmd" not in request:
-        raise CommandError(f'the request has no "cmd"; use one of {known}')
-    cmd = request["cmd"]
-    if not isinstance(cmd, str):
-        raise CommandError(
-            f'"cmd" is a JSON {_json_type(cmd)}; it must be a string, one of {known}'
-        )
-    if cmd not in _FIELDS:
-        raise CommandError(f"unknown cmd {cmd[:64]!r}; use one of {known}")
-    return cmd
-
-
-def _check_fields(cmd: str, request: dict[str, Any]) -> None:
-    fields = _FIELDS[cmd]
-    extra = [k for k in request if k != "cmd" and k not in fields]
-    if extra:
-        allowed = ", ".join(fields) if fields else "none"
-        raise CommandError(
-            f"{cmd}: unknown field {extra[0][:64]!r}; the fields of {cmd} are: {allowed}"
-        )
-    for name in fields:
-        if name not in request:
-            raise CommandError(f"{cmd}: {name!r} is missing; it must be a non-empty string")
-        value = request[name]
-        if not isinstance(value, str) or not value.strip():
-            shown = "an empty string" if isinstance(value, str) else f"a JSON {_json_type(value)}"
-            raise CommandError(f"{cmd}: {name!r} is {shown}; it must be a non-empty string")
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _failure(cmd: str | None, error: str) -> dict[str, Any]:

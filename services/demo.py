@@ -5,6 +5,7 @@ answer. Each run uses a new Patient ID, so earlier demo plans never make the cho
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -16,13 +17,15 @@ import zmq
 from igrt.config import Config, Role
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.generator import write_cbct, write_planning_set
+from services.curve import ClientKeys
 from services.listen import connect_endpoint
-from services.scu import send_directory
+from services.scu import echo, send_directory
 
 WAIT_S = 300.0
 
 
-def demo(config: Config, *, shift: str, position: str, size: str) -> int:
+def demo(config: Config, *, shift: str, position: str, size: str,
+         keys: ClientKeys | None = None) -> int:
     try:
         values = [float(v) for v in shift.split(",")]
         known = CouchCorrection(*values)
@@ -34,10 +37,18 @@ def demo(config: Config, *, shift: str, position: str, size: str) -> int:
     imaging_ae = next(p.ae_title for p in config.dicom.peers if p.role is Role.IMAGING)
     dicom = {"host": _connect_host(config.dicom.host), "port": config.dicom.port,
              "called_ae": config.dicom.ae_title}
+    where = f"{config.dicom.ae_title}@{dicom['host']}:{config.dicom.port}"
+    if not _answers(imaging_ae, dicom):
+        print(f"igrt demo: no igrt service answers at {where} (C-ECHO as {imaging_ae} failed); "
+              "start it first (`igrt serve` with the same configuration, or ./dev run)",
+              file=sys.stderr)
+        return 1
     context: zmq.Context[Any] = zmq.Context.instance()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"correction")
+    if keys is not None:
+        keys.apply(sub)
     sub.connect(connect_endpoint(config.zmq.publish, "zmq.publish"))
     with tempfile.TemporaryDirectory(prefix="igrt-demo-") as tmp:
         patient_id = f"DEMO-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -79,6 +90,17 @@ def _wait_for(sub: zmq.Socket[Any], series_uid: str) -> dict[str, Any] | None:
             if (message.get("cbct") or {}).get("series_uid") == series_uid:
                 return dict(message)
     return None
+
+
+def _answers(calling_ae: str, dicom: dict[str, Any]) -> bool:
+    """C-ECHO, with pynetdicom's own connection errors kept out of the demo's output."""
+    quiet = logging.getLogger("pynetdicom")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        return echo(calling_ae=calling_ae, **dicom)
+    finally:
+        quiet.setLevel(level)
 
 
 def _connect_host(host: str) -> str:

@@ -1,8 +1,9 @@
 """``igrt listen``: print the service's feed as a treatment console would see it.
 
 Output: one line per message on stdout, ``topic<TAB>json`` (the JSON exactly as published),
-flushed at once. Warnings (no answer on the command socket, missed corrections, silence, a
-message from another room) go to stderr, prefixed ``igrt listen: warning:``.
+flushed at once; with ``pretty``, blocks for a human instead (``services.listen_pretty``).
+Warnings (no answer on the command socket, missed corrections, silence, a message from another
+room) go to stderr, prefixed ``igrt listen: warning:``.
 
 Order of operations, so a console that connects late sees the current state and nothing is lost
 to ZeroMQ's slow-joiner window:
@@ -40,6 +41,8 @@ from igrt.config import Config
 from igrt.core.errors import ConfigError
 from igrt.core.json_text import to_json
 from igrt.core.messages import Topic
+from services.curve import ClientKeys
+from services.listen_pretty import Pretty
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,11 @@ def listen(
     out: TextIO | None = None,
     err: TextIO | None = None,
     command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+    pretty: bool = False,
+    keys: ClientKeys | None = None,
 ) -> int:
-    """Print the feed (see the module docstring); returns the exit status."""
+    """Print the feed (see the module docstring); returns the exit status. ``keys``: this
+    client's CURVE keys when the service runs with ``[zmq.curve]``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     try:
@@ -90,7 +96,8 @@ def listen(
         print(f"igrt listen: {exc.message}", file=err, flush=True)
         return 2
     context: zmq.Context[Any] = zmq.Context()
-    feed = _Feed(config, context, publish, command, out, err, command_timeout_s)
+    feed = _Feed(config, context, publish, command, out, err, command_timeout_s,
+                 Pretty() if pretty else None, keys)
     try:
         return feed.run(count=count, timeout_s=timeout_s)
     except KeyboardInterrupt:
@@ -112,8 +119,12 @@ class _Feed:
         out: TextIO,
         err: TextIO,
         command_timeout_s: float,
+        pretty: Pretty | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
+        self._pretty = pretty
         self._room = config.room
+        self._keys = keys
         self._context = context
         self._publish = publish
         self._command = command
@@ -135,12 +146,14 @@ class _Feed:
         self._sub = sub
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self._keys is not None:
+            self._keys.apply(sub)
         sub.connect(self._publish)  # subscribe first, then ask for latest
         latest = self._ask_latest()
         if latest is not None:  # the service answered: from here on, seq gaps are known
             self._max_seq = 0
             if latest:
-                self._print(Topic.CORRECTION.value, _compact(latest))
+                self._print(Topic.CORRECTION.value, _compact(latest), latest)
                 seq = latest.get("seq")
                 self._max_seq = seq if _is_int(seq) else 0
             self._baseline = self._max_seq
@@ -197,7 +210,7 @@ class _Feed:
         if topic == Topic.CORRECTION.value:
             self._on_correction(message, line)
             return
-        self._print(topic, line)
+        self._print(topic, line, message)
         if topic == Topic.HEARTBEAT.value:
             last_seq = message.get("last_seq")
             if _is_int(last_seq) and (self._max_seq is None or last_seq > self._max_seq):
@@ -207,7 +220,7 @@ class _Feed:
         seq = message.get("seq")
         if not _is_int(seq):
             self._warn(f"a correction message has no integer seq ({seq!r}); printed anyway")
-            self._print(Topic.CORRECTION.value, line)
+            self._print(Topic.CORRECTION.value, line, message)
             return
         if self._max_seq is not None:
             if seq <= self._max_seq:
@@ -216,7 +229,7 @@ class _Feed:
                 first, last = self._max_seq + 1, seq - 1
                 missed = f"seq {first}" if first == last else f"seq {first} to {last}"
                 self._warn(f"correction(s) {missed} were not received; ask result for them")
-        self._print(Topic.CORRECTION.value, line)
+        self._print(Topic.CORRECTION.value, line, message)
         self._max_seq = seq
         if seq > self._baseline:
             self._new += 1
@@ -247,6 +260,8 @@ class _Feed:
         req = self._context.socket(zmq.REQ)
         try:
             req.setsockopt(zmq.LINGER, 0)
+            if self._keys is not None:
+                self._keys.apply(req)
             req.connect(self._command)
             try:
                 req.send(b'{"cmd":"latest"}', zmq.NOBLOCK)
@@ -291,8 +306,14 @@ class _Feed:
         )
 
     # --- output ----------------------------------------------------------------------------------
-    def _print(self, topic: str, line: str) -> None:
-        self._out.write(f"{topic}\t{line}\n")
+    def _print(self, topic: str, line: str, message: dict[str, Any]) -> None:
+        if self._pretty is None:
+            self._out.write(f"{topic}\t{line}\n")
+        else:
+            text = self._pretty.format(topic, message)
+            if text is None:
+                return
+            self._out.write(text + "\n")
         self._out.flush()
 
     def _warn(self, text: str) -> None:

@@ -15,6 +15,8 @@ Heartbeat: ``state`` and ``last_seq`` come from callables the service passes (it
 ``Store.last_seq``). Before a heartbeat reads them, everything already queued is sent, so a
 heartbeat never announces a ``seq`` whose correction is still waiting in the queue. If a callable
 fails, the heartbeat still goes out, with ``state`` ``"error"`` and the last ``last_seq`` read.
+When the service passes a ``warnings`` callable (e.g. the disk-space watermark), every heartbeat
+carries ``warnings``: a list of reasons, empty when all is well.
 
 Shutdown: :meth:`Publisher.stop` queues a stop marker behind whatever was published before, so
 those messages are sent first; the socket is then closed with a linger of
@@ -31,15 +33,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from igrt.config import Config
+from igrt.core.decisions import DECISION_SCHEMA
 from igrt.core.errors import PublishError
 from igrt.core.messages import CORRECTION_SCHEMA, Topic, encode, error_message, heartbeat_message
+from igrt.core.qa import QA_SCHEMA
+from services.curve import CurveKeys
 from services.zmq_thread import SocketThread
 
 log = logging.getLogger(__name__)
@@ -80,16 +85,20 @@ class Publisher(SocketThread):
         *,
         state: Callable[[], str],
         last_seq: Callable[[], int],
+        warnings: Callable[[], Sequence[str]] | None = None,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
         close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
+        curve: CurveKeys | None = None,
     ) -> None:
         super().__init__(endpoint if endpoint is not None else config.zmq.publish,
-                         context=context, close_linger_ms=max(0, round(close_linger_s * 1000)))
+                         context=context, close_linger_ms=max(0, round(close_linger_s * 1000)),
+                         curve=curve)
         self._room = config.room
         self._heartbeat_s = config.zmq.heartbeat_s
         self._state = state
         self._last_seq = last_seq
+        self._warnings = warnings
         self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_MAX)
         self._accepting = False
         self._lock = threading.Lock()  # guards _accepting against a concurrent stop()
@@ -147,6 +156,29 @@ class Publisher(SocketThread):
                 "store (seq >= 1) may be published"
             )
         self._enqueue(_Outgoing(Topic.CORRECTION, json_text.encode("utf-8"), seq))
+
+    def publish_decision_json(self, json_text: str) -> None:
+        """Queue a decision for publication, exactly this text (as stored: the decision is
+        durable before it is published)."""
+        try:
+            message = json.loads(json_text)
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"the decision to publish is not JSON text: {exc}") from None
+        if not isinstance(message, dict) or message.get("schema") != DECISION_SCHEMA:
+            raise PublishError(f"the text to publish as a decision is not a {DECISION_SCHEMA} "
+                               "message")
+        self._enqueue(_Outgoing(Topic.DECISION, json_text.encode("utf-8")))
+
+    def publish_qa_json(self, json_text: str) -> None:
+        """Queue a physics QA result (``igrt/qa/v1``) for publication, exactly this text (as
+        stored in the QA history: it is durable before it is published)."""
+        try:
+            message = json.loads(json_text)
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"the QA result to publish is not JSON text: {exc}") from None
+        if not isinstance(message, dict) or message.get("schema") != QA_SCHEMA:
+            raise PublishError(f"the text to publish as a QA result is not a {QA_SCHEMA} message")
+        self._enqueue(_Outgoing(Topic.QA, json_text.encode("utf-8")))
 
     def publish_error(self, reason: str, context: dict[str, Any] | None = None) -> None:
         """Queue an ``error`` message (``reason``: a sentence; ``context``: extra keys such as
@@ -223,7 +255,15 @@ class Publisher(SocketThread):
                 log.exception("cannot read the state or last_seq for the heartbeat")
                 self._callable_failed = True
             state = ERROR_STATE
-        message = heartbeat_message(room=self._room, state=state, last_seq=self._known_seq)
+        warnings: list[str] | None = None
+        if self._warnings is not None:
+            try:
+                warnings = list(self._warnings())
+            except Exception:  # noqa: BLE001 - a heartbeat always goes out
+                log.exception("cannot read the warnings for the heartbeat")
+                warnings = []
+        message = heartbeat_message(room=self._room, state=state, last_seq=self._known_seq,
+                                    warnings=warnings)
         return _Outgoing(Topic.HEARTBEAT, encode(message))
 
     def _send(self, sock: zmq.Socket[Any], item: _Outgoing) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pydicom
-from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from igrt.dicom.files import scan
+from services.ae import make_ae
 
 
 def send(paths: Iterable[Path], *, host: str, port: int, called_ae: str, calling_ae: str,
@@ -18,8 +18,7 @@ def send(paths: Iterable[Path], *, host: str, port: int, called_ae: str, calling
     association instead of releasing it (to test that an aborted delivery never registers)."""
     files = [Path(p) for p in paths]
     datasets = [pydicom.dcmread(p) for p in files]
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae = make_ae(calling_ae, timeout_s=timeout_s)
     contexts = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
                        for ds in datasets})
     for sop_class, syntax in contexts:
@@ -52,8 +51,7 @@ def send_directory(directory: Path, **kwargs: object) -> list[int]:
 def echo(*, host: str, port: int, called_ae: str, calling_ae: str,
          timeout_s: float = 5.0) -> bool:
     """C-ECHO: is the SCP there and does it accept this calling AE?"""
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae = make_ae(calling_ae, timeout_s=timeout_s)
     ae.add_requested_context(Verification)
     assoc = ae.associate(host, port, ae_title=called_ae)
     if not assoc.is_established:

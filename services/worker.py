@@ -3,12 +3,15 @@ per room), stores the result with its ``seq`` durably, then publishes it.
 
 Completion (CONTRACT §3): the association that delivered the series' latest instance was
 *released* and no new instance arrived for ``settle_s``. An aborted association never triggers a
-registration. A series is claimed in the store before its result is stored, so each CBCT Series
-Instance UID is registered at most once, also across restarts; a re-send does not re-register and
-the stored result stays available. The computation may start earlier: once the association is
-released the worker registers the series ahead of its settle time, and at settle the registrar
-hands that outcome over only if nothing it read has changed (:mod:`igrt.registrar`); otherwise
-the series is registered then.
+registration. A series is claimed in the store before it is registered, so each CBCT Series
+Instance UID is registered successfully at most once, also across restarts; a re-send does not
+re-register and the stored result stays available, unless the result was ``failed`` (the store
+decides: :meth:`~igrt.store.Store.claim_series`). A series whose delivering association refused
+instances is never registered from what remains: it ends ``failed`` (``instance_refused``).
+The computation may start earlier: once the association is released the worker claims the
+series and registers it ahead of its settle time, and at settle the registrar hands that outcome
+over only if nothing it read has changed (:mod:`igrt.registrar`); otherwise the series is
+registered then.
 
 Faults are never silent: if a result cannot be stored (e.g. the disk is full) the worker publishes
 an ``error``, its state (shown in every heartbeat and by ``status``) is ``error``, and it keeps
@@ -37,8 +40,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from igrt.config import Config
+from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
-from igrt.core.kinds import IMAGE_KINDS, Role
+from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome, correction_message
 from igrt.core.reasons import ReasonCode, reason
 from igrt.registrar import Registrar, WarmReport
@@ -67,15 +71,16 @@ class SeriesActivity(Protocol):
     def role(self) -> Any: ...
 
     @property
-    def sop_instance_uid(self) -> str | None: ...  # set for "instance"
+    def kind(self) -> Any: ...  # an InstanceKind
 
     @property
-    def kind(self) -> Any: ...
+    def sop_instance_uid(self) -> str | None: ...  # set for "instance"
 
 
 class WorkerState(StrEnum):
     IDLE = "idle"
     RECEIVING = "receiving"  # a CBCT waits for its settle time, or a planning set to be prepared
+    #: a CBCT is being registered (at settle, or ahead of it once its association was released)
     REGISTERING = "registering"
     ERROR = "error"  # a fault is pending (see the module docstring)
 
@@ -93,6 +98,14 @@ class _Stop:
     pass
 
 
+@dataclass(frozen=True)
+class _Again:
+    """``register_again``: a stored CBCT, registered anew (perhaps against another plan)."""
+
+    series_uid: str
+    plan_uid: str | None
+
+
 @dataclass
 class Worker:
     """Owns the registration thread. ``publish`` receives the stored JSON text of each
@@ -107,9 +120,16 @@ class Worker:
     tick: Callable[[], None] = lambda: None
     poll_s: float = 0.2
     clock: Callable[[], float] = time.monotonic
+    #: the review page of a seq (``review_url`` of computed corrections); None: no page
+    review_url: Callable[[int], str] | None = None
+    #: called with (seq, what the registration made) once a computed correction is published
+    on_registered: Callable[[int, Registered], None] = lambda _seq, _registered: None
     _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _planning_pending: dict[str, _Pending] = field(default_factory=dict)
+    #: series this worker claimed to register ahead of settle and has not registered yet (kept
+    #: when a later association aborts: the series registers under that claim when complete)
+    _claimed: set[str] = field(default_factory=set)
     _assoc_series: dict[str, set[str]] = field(default_factory=dict)
     _unstored: dict[str, dict[str, Any]] = field(default_factory=dict)  # results to store again
     _fault: str | None = None  # the pending fault (state ``error``)
@@ -149,6 +169,10 @@ class Worker:
         """Run the engines once and prepare the recent planning sets (before READY)."""
         assert self.registrar is not None
         return self.registrar.warm()
+
+    def request_again(self, series_uid: str, plan_uid: str | None) -> None:
+        """Queue a stored CBCT for registration anew (``register_again``); never blocks."""
+        self._queue.put(_Again(series_uid, plan_uid))
 
     def start(self) -> None:
         self._recover()
@@ -191,7 +215,9 @@ class Worker:
             item = None
         if isinstance(item, _Stop):
             return False
-        if item is not None:
+        if isinstance(item, _Again):
+            self._register(item.series_uid, plan_uid=item.plan_uid)
+        elif item is not None:
             self._on_activity(item)
         self._retry_unstored()
         for uid in self._due(self.clock()):
@@ -209,10 +235,25 @@ class Worker:
         for uid, pending in self._pending.items():
             if pending.released and not pending.ahead:
                 pending.ahead = True
+                if self.store.refused_in_delivery(uid):
+                    continue  # it ends failed at settle (instance_refused): nothing to compute
+                try:
+                    claimed = uid in self._claimed or self.store.claim_series(uid)
+                except Exception:  # noqa: BLE001 - only a head start: settle claims (and reports)
+                    log.exception("series %s: not claimed ahead of settle", uid)
+                    continue
+                if not claimed:
+                    continue  # registered before: settle says so
+                # claimed before it is computed, as at settle: a service killed while
+                # registering reports the series ``interrupted`` and never re-runs it by itself
+                self._claimed.add(uid)
+                self._busy = True
                 try:
                     self.registrar.register_ahead(uid)
                 except Exception:  # noqa: BLE001 - only a head start: settle registers anyway
                     log.exception("series %s: registration ahead of settle failed", uid)
+                finally:
+                    self._busy = False
                 return  # one at a time: new events first
 
     def _on_activity(self, a: SeriesActivity) -> None:
@@ -221,15 +262,15 @@ class Worker:
         if a.event == "instance":
             if a.series_uid is None:
                 return
-            imaging = str(a.role) == Role.IMAGING.value
-            if imaging and str(a.kind) not in IMAGE_KIND_VALUES:
-                return  # a CBCT's Spatial Registration belongs to its CBCT (CONTRACT §4)
-            waiting = self._pending if imaging else self._planning_pending
-            waiting[a.series_uid] = _Pending(a.association_id, now)
-            self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
-            if imaging:
-                self.registrar.forget_ahead(a.series_uid)
-                self.registrar.on_instance(a.series_uid, a.sop_instance_uid, a.role, a.kind)
+            if str(a.role) != Role.IMAGING.value:
+                self._planning_pending[a.series_uid] = _Pending(a.association_id, now)
+                self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
+                return
+            for uid in self._cbct_series_of(a):
+                self._pending[uid] = _Pending(a.association_id, now)
+                self._assoc_series.setdefault(a.association_id, set()).add(uid)
+                self.registrar.forget_ahead(uid)  # what was registered ahead is stale
+            self.registrar.on_instance(a.series_uid, a.sop_instance_uid, a.role, a.kind)
             return
         touched = self._assoc_series.pop(a.association_id, set())
         for uid in touched:
@@ -266,6 +307,25 @@ class Worker:
         finally:
             self._preparing = False
 
+    def _cbct_series_of(self, a: SeriesActivity) -> list[str]:
+        """The CBCT series an instance event is activity of: its own series for a CT or Enhanced
+        CT image; for a Spatial Registration (its own series, as DICOM requires) the CBCT series
+        it references that are still being received: it belongs to them, it is never a series
+        to register, and the CBCT waits for the association that brought it."""
+        if str(a.kind) in IMAGE_KIND_VALUES:
+            return [a.series_uid] if a.series_uid is not None else []
+        if str(a.kind) != InstanceKind.SPATIAL_REGISTRATION.value or a.sop_instance_uid is None:
+            return []
+        record = self.store.instance(a.sop_instance_uid)
+        referenced = record.referenced_series_uids if record is not None else ()
+        late = [uid for uid in referenced
+                 if uid not in self._pending and self.store.job_state(uid) is not None]
+        if late:
+            log.warning("spatial registration %s arrived for series %s that were not being "
+                        "received; it is stored, but does not change a registration already made",
+                        a.sop_instance_uid, ", ".join(late))
+        return [uid for uid in referenced if uid in self._pending]
+
     def _due(self, now: float) -> list[str]:
         due = [uid for uid, p in self._pending.items()
                if p.released and now - p.last_activity_s >= self.config.dicom.settle_s]
@@ -274,20 +334,40 @@ class Worker:
         return due
 
     def _register_claimed(self, series_uid: str) -> None:
-        if not self.store.claim_series(series_uid):
+        if series_uid in self._claimed:  # claimed when it was registered ahead of settle
+            self._claimed.discard(series_uid)
+        elif not self.store.claim_series(series_uid):
             log.info("series %s was registered before: not registering it again", series_uid)
             return
+        self._register(series_uid)
+
+    def _register(self, series_uid: str, *, plan_uid: str | None = None) -> None:
         self._busy = True
+        registered: Registered | None = None
+        seq: int | None = None
         try:
             try:
-                message = self.register(series_uid)
+                refused = self.store.refused_in_delivery(series_uid)
+                if refused:
+                    message = self._failed(series_uid, reason(
+                        ReasonCode.INSTANCE_REFUSED,
+                        f"{refused} instance(s) of the association that delivered this CBCT "
+                        "were refused, so the series may be incomplete; send it again complete"))
+                else:
+                    message, registered = self.register(series_uid, plan_uid=plan_uid)
             except Exception as exc:  # noqa: BLE001 - a failed result, never silence
                 log.error("series %s: unexpected error\n%s", series_uid, traceback.format_exc())
                 message = self._failed(series_uid, reason(
                     ReasonCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
-            self._store_and_publish(series_uid, message)
+            seq = self._store_and_publish(series_uid, message)
         finally:
             self._busy = False
+        if seq is not None and registered is not None:
+            try:
+                self.on_registered(seq, registered)
+            except Exception:  # noqa: BLE001 - the correction stands without its images
+                log.exception("series %s: the review images of seq %d were not queued",
+                              series_uid, seq)
 
     def _failed(self, series_uid: str, why: str) -> dict[str, Any]:
         outcome = Outcome(patient_id=None, cbct_series_uid=series_uid, plan=None, measured=None,
@@ -295,9 +375,10 @@ class Worker:
         return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
                                   seq=0)
 
-    def _store_and_publish(self, series_uid: str, message: dict[str, Any]) -> None:
+    def _store_and_publish(self, series_uid: str, message: dict[str, Any]) -> int | None:
+        """Store then publish; the seq, or None when it could not be stored (a fault)."""
         try:
-            stored = self.store.append_correction(message)
+            stored = self.store.append_correction(message, review_url=self.review_url)
         except IgrtError as exc:
             self._unstored[series_uid] = message
             self._next_retry_s = self.clock() + RETRY_S
@@ -305,12 +386,13 @@ class Worker:
                 f"the result of CBCT series {series_uid} could not be stored ({exc.reason}); "
                 f"it is neither published nor applied; igrt tries again every {RETRY_S:g} s",
                 {"series_uid": series_uid})
-            return
+            return None
         self._unstored.pop(series_uid, None)
         if not self._unstored:
             self._fault = None
         log.info("series %s: seq %s status %s", series_uid, stored["seq"], stored["status"])
         self._publish_stored(series_uid)
+        return int(stored["seq"])
 
     def _retry_unstored(self) -> None:
         if not self._unstored or self.clock() < self._next_retry_s:
@@ -321,12 +403,12 @@ class Worker:
 
     def _report_fault(self, why: str, context: dict[str, Any]) -> None:
         text = reason(ReasonCode.WORKER, why)
-        self._fault = text
         log.error("%s", text)
         try:
             self.publish_error(text, context)
         except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
             log.exception("could not publish the worker fault")
+        self._fault = text  # after the message: whoever sees the state "error" can find it
 
     def _publish_stored(self, series_uid: str) -> None:
         """Publish the stored text (what ``latest`` returns, byte for byte)."""
@@ -343,12 +425,15 @@ class Worker:
             except Exception:  # noqa: BLE001 - the feed itself is down; the log has it
                 log.exception("could not publish the error for series %s", series_uid)
 
-    def register(self, series_uid: str) -> dict[str, Any]:
-        """The correction message (seq not yet allocated) for one complete CBCT series."""
+    def register(self, series_uid: str, *, plan_uid: str | None = None
+                 ) -> tuple[dict[str, Any], Registered | None]:
+        """The correction message (seq not yet allocated) for one complete CBCT series, and
+        what the registration made of it (for the review images)."""
         assert self.registrar is not None
-        outcome = self.registrar.register(series_uid)
-        return correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
-                                  seq=0)
+        outcome = self.registrar.register(series_uid, plan_uid=plan_uid)
+        message = correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
+                                     seq=0)
+        return message, outcome.registered
 
     def _recover(self) -> None:
         """After a restart: a series claimed but never finished gets a ``failed`` result; a

@@ -6,6 +6,12 @@ failed, which it raises as :class:`~igrt.core.errors.EndpointError` naming the c
 returns the bound endpoint (with the port chosen for ``tcp://HOST:*``). Subclasses say which
 socket (:attr:`socket_type`, :meth:`configure`) and what the thread does with it (:meth:`serve`);
 :meth:`stop` asks the thread to end (:meth:`request_stop`) and joins it.
+
+CURVE (CONTRACT §10): given :class:`~services.curve.CurveKeys`, the socket is a CURVE server and
+a ZAP handler on the thread's ZeroMQ context admits only the listed client keys, so an anonymous
+or unlisted client completes no handshake and receives nothing. The handler is started before
+the socket binds and stopped after it is closed; with CURVE each socket thread needs a context of
+its own (the default), since a context has one ZAP endpoint.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
 import zmq
 
 from igrt.core.errors import EndpointError, IgrtError
+from services.curve import CurveKeys, ZapHandler
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,10 @@ class SocketThread(ABC):
     error_type: type[IgrtError] = IgrtError
 
     def __init__(self, endpoint: str, *, context: zmq.Context[Any] | None = None,
-                 close_linger_ms: int = 0) -> None:
+                 close_linger_ms: int = 0, curve: CurveKeys | None = None) -> None:
         self._requested = endpoint
+        self._curve = curve
+        self._zap: ZapHandler | None = None
         self._own_context = context is None
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
         self._close_linger_ms = close_linger_ms
@@ -87,6 +96,15 @@ class SocketThread(ABC):
         if self._thread is not None:
             raise self.error_type(f"the {self.thread_name} socket thread was already started; "
                                   "create a new one to restart")
+        if self._curve is not None:
+            self._zap = ZapHandler(self._curve, self._context, self.config_key)
+            try:
+                self._zap.start()
+            except zmq.ZMQError as exc:
+                self._zap = None
+                raise EndpointError(f"{self.config_key}: cannot start the CURVE ZAP handler: "
+                                    f"{exc} (does another socket share this ZeroMQ context?)"
+                                    ) from exc
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -110,7 +128,7 @@ class SocketThread(ABC):
                 return
         self._finish_context()
 
-    def __enter__(self) -> SocketThread:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -139,6 +157,8 @@ class SocketThread(ABC):
             return
         try:
             sock.setsockopt(zmq.LINGER, 0)
+            if self._curve is not None:
+                self._curve.apply_server(sock)
             self.configure(sock)
             self._endpoint = bind_socket(sock, self._requested, self.config_key)
         except (EndpointError, zmq.ZMQError) as exc:
@@ -157,5 +177,8 @@ class SocketThread(ABC):
             sock.close(linger=self._close_linger_ms)
 
     def _finish_context(self) -> None:
+        zap, self._zap = self._zap, None
+        if zap is not None:
+            zap.stop()
         if self._own_context and not self._context.closed:
             self._context.term()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import zmq
 from scp_client import make_config
+from service_process import ServiceProcess
 from store_factory import StepClock
 from zmq_clients import ServiceState
 
@@ -51,3 +52,18 @@ def events() -> queue.Queue[SeriesEvent]:
 def scp(state_dir: Path, store: Store, events: queue.Queue[SeriesEvent]) -> Iterator[StorageScp]:
     with StorageScp(make_config(state_dir), store, on_series_activity=events.put) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for one test module's phantoms and service."""
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="module")
+def service(work: Path) -> Iterator[ServiceProcess]:
+    """The real ``igrt serve`` of one test module, on ports it chose (CONTRACT defaults
+    otherwise, settle_s 0.5 s)."""
+    svc = ServiceProcess(work).start()
+    yield svc
+    svc.close()

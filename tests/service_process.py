@@ -15,32 +15,39 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from schema_check import check_message, check_reply
 
 from igrt.config import config_to_toml, parse_config
 
 READY_TIMEOUT_S = 60.0
 #: ``igrt: ready: room TEST: DICOM IGRT@127.0.0.1:40123, publish tcp://..., command tcp://...``
 READY_RE = re.compile(rb"DICOM [^@]+@[^:]+:(?P<dicom>\d+), publish (?P<publish>\S+), "
-                      rb"command (?P<command>\S+),")
+                      rb"command (?P<command>\S+), review (?P<review>\S+),")
 
 
 class ServiceProcess:
     def __init__(self, directory: Path, *, settle_s: float = 0.5,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
         self.directory = directory
+        self.env = {**os.environ, **(env or {})}
         # Every port is chosen by the service (0 / *) and read back from its ready line.
         self.dicom_port = 0
         self.publish = ""
         self.command = ""
+        self.review = ""  # http://HOST:PORT of the review page
         data: dict[str, Any] = {
             "room": "TEST",
             "dicom": {"port": 0, "settle_s": settle_s},
             "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*",
                     "heartbeat_s": 0.5},
+            "ui": {"listen": "127.0.0.1:0"},
             "storage": {"dir": str(directory / "state")},
         }
         for key, value in (extra or {}).items():
-            data.setdefault(key, {}).update(value)
+            if isinstance(value, dict):
+                data.setdefault(key, {}).update(value)
+            else:
+                data[key] = value
         self.config = parse_config(data)
         self.config_path = directory / "igrt.toml"
         self.config_path.write_text(config_to_toml(self.config))
@@ -54,7 +61,7 @@ class ServiceProcess:
         igrt = str(Path(sys.executable).with_name("igrt"))
         self.proc = proc = subprocess.Popen(
             [igrt, "serve", "--config", str(self.config_path)], stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=dict(os.environ))
+            stderr=subprocess.PIPE, env=self.env)
         ready = threading.Event()
         ended = threading.Event()
 
@@ -85,6 +92,24 @@ class ServiceProcess:
         self.dicom_port = int(match["dicom"])
         self.publish = match["publish"].decode()
         self.command = match["command"].decode()
+        self.review = match["review"].decode()
+
+    def dicom(self) -> dict[str, Any]:
+        """The keyword arguments of ``services.scu.send`` / ``send_directory`` to reach it."""
+        return {"host": "127.0.0.1", "port": self.dicom_port, "called_ae": "IGRT"}
+
+    def kill(self) -> int:
+        """SIGKILL, as a power cut or the OOM killer would end it."""
+        if self.proc is None:
+            return 0
+        self.proc.kill()
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> int:
         if self.proc is None:
@@ -114,7 +139,9 @@ class ServiceProcess:
             req.send(json.dumps(payload).encode())
             if not req.poll(int(timeout_s * 1000)):
                 raise TimeoutError(f"no reply to {payload} in {timeout_s} s")
-            return dict(json.loads(req.recv()))
+            reply = dict(json.loads(req.recv()))
+            check_reply(payload, reply)
+            return reply
         finally:
             req.close()
 
@@ -127,7 +154,8 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if sub.poll(200):
-                topic, _ = sub.recv_multipart()
+                topic, body = sub.recv_multipart()
+                check_message(topic, body)
                 if topic == b"heartbeat":
                     return sub
         raise TimeoutError("no heartbeat on the feed")
@@ -140,6 +168,7 @@ def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
     while time.monotonic() < deadline:
         if sub.poll(200):
             topic, body = sub.recv_multipart()
+            check_message(topic, body)
             if topic == b"correction":
                 message = json.loads(body)
                 if message["cbct"]["series_uid"] == series_uid:
@@ -147,13 +176,20 @@ def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
     raise TimeoutError(f"no correction for {series_uid} in {timeout_s} s")
 
 
-def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
-    """Every correction published during ``seconds`` (to prove that none was)."""
+def messages_within(sub: zmq.Socket[Any], seconds: float,
+                    topic: str = "correction") -> list[dict[str, Any]]:
+    """Every message of ``topic`` published during ``seconds`` (to prove that none was)."""
     out = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if sub.poll(int(left * 1000) + 1):
-            topic, body = sub.recv_multipart()
-            if topic == b"correction":
+            got, body = sub.recv_multipart()
+            check_message(got, body)
+            if got == topic.encode():
                 out.append(json.loads(body))
     return out
+
+
+def corrections_within(sub: zmq.Socket[Any], seconds: float) -> list[dict[str, Any]]:
+    """Every correction published during ``seconds``."""
+    return messages_within(sub, seconds, "correction")

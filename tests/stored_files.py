@@ -3,6 +3,7 @@ header read and checked by ``igrt.dicom.header``), for tests of what reads the s
 
 from __future__ import annotations
 
+import os
 from io import BytesIO
 from pathlib import Path
 
@@ -32,3 +33,12 @@ def store_directory(store: Store, directory: Path, *, role: Role,
                     association_id: str) -> list[InstanceMeta]:
     return [store_file(store, path, role=role, association_id=association_id)
             for path in sorted(directory.glob("*.dcm"))]
+
+
+def replace_file(path: Path, data: bytes | None = None) -> None:
+    """Replace a file the store holds, behind its back, by ``data`` (default: its own bytes), as
+    a new file (another inode): what a reader that decoded it before must notice. The store
+    itself never does this to a held SOP instance (other content under its UID is refused)."""
+    new = path.with_name(path.name + ".new")
+    new.write_bytes(path.read_bytes() if data is None else data)
+    os.replace(new, path)

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 from phantom_cases import planning_set
-from stored_files import store_directory, store_file
+from stored_files import replace_file, store_directory, store_file
 
 from igrt.core.errors import MissingSliceError
 from igrt.core.geometry import CouchCorrection
@@ -61,15 +61,16 @@ def test_a_resent_instance_is_read_again(store: Store, cbct_case: CbctCase,
     assembler = CbctAssembler(store)
     for meta in metas:
         assembler.add(meta.series_uid, meta.sop_instance_uid)
-    # The same SOP instance is sent again (other pixels); its file is replaced in the store.
-    first = sorted(cbct_case.directory.glob("*.dcm"))[0]
-    ds = pydicom.dcmread(first)
+    # A stored file changes after it was decoded (other pixels, a new file): the store refuses
+    # other content under a held SOP Instance UID, but a purged series may be received again.
+    held = store.series_instances(cbct_case.series_uid)[0]
+    ds = pydicom.dcmread(held)
     pixels = ds.pixel_array.copy()
     pixels[:] = pixels.min()
     ds.PixelData = pixels.tobytes()
-    changed = tmp_path / first.name
+    changed = tmp_path / held.name
     ds.save_as(changed)
-    store_file(store, changed, role=Role.IMAGING, association_id="a2")
+    replace_file(held, changed.read_bytes())
     assembled = assembler.assemble(cbct_case.series_uid)
     assert assembler.last_decoded_on_arrival == len(metas) - 1
     np.testing.assert_array_equal(

@@ -24,7 +24,8 @@ from igrt.store import InstanceMeta, Store
 from services.commands import CommandServer
 
 PLAN_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-COMMANDS = "ping, status, latest, result, select_plan"
+COMMANDS = ("ping, status, latest, result, select_plan, approve, reject, decision, "
+            "register_again")
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
@@ -208,15 +209,23 @@ def test_an_unexpected_exception_is_a_reply_not_a_crash(
     assert client.ask({"cmd": "status"})["state"] == "idle"
 
 
-def test_an_oversized_request_is_dropped_and_others_are_still_served(
+def test_an_oversized_request_gets_a_sentence_and_others_are_still_served(
     context: zmq.Context[Any], server: CommandServer, client: Client
 ) -> None:
     big = Client(context, server.endpoint)
     try:
-        big.sock.send(b'{"cmd": "ping", "pad": "' + b"x" * 100_000 + b'"}')
-        assert big.sock.poll(300) == 0  # libzmq drops the peer: no reply ever comes
+        reply = big.ask(b'{"cmd": "ping", "pad": "' + b"x" * 100_000 + b'"}')
     finally:
         big.close()
+    assert reply == {"ok": False, "error": "the request has 100026 bytes, more than the 65536 "
+                     "a command may have; nothing was done"}
+    assert client.ask({"cmd": "ping"})["ok"] is True
+
+
+def test_deep_nesting_is_a_request_error_not_an_internal_one(client: Client) -> None:
+    reply = client.ask(b'{"cmd": "ping", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+    assert reply == {"ok": False, "error": "the request is nested too deeply to be a command; "
+                     "send one flat JSON object such as {\"cmd\": \"ping\"}"}
     assert client.ask({"cmd": "ping"})["ok"] is True
 
 

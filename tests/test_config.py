@@ -86,7 +86,9 @@ def test_documented_file_spells_out_every_key() -> None:
     documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
     written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
     assert documented == written
-    assert len(documented) == 26  # room + 4 dicom + 2 peer + 3 zmq + dir + dof + 12 reg + 2 review
+    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 12 reg, 2 review, 3 ui, 5 record,
+    # 2 qa
+    assert len(documented) == 45
 
 
 def test_documented_file_comments_every_key() -> None:
@@ -154,6 +156,14 @@ def _peers(*pairs: tuple[Any, Any]) -> dict[str, Any]:
 
 
 ERROR_CASES = [
+    # the review page
+    pytest.param(_nested("ui.listen", "127.0.0.1"), "ui.listen", "HOST:PORT", id="ui-no-port"),
+    pytest.param(_nested("ui.listen", "a b:80"), "ui.listen", "neither an IP", id="ui-host"),
+    pytest.param(_nested("ui.listen", "h:70000"), "ui.listen", "port 0 to 65535", id="ui-port"),
+    pytest.param(_nested("ui.operators_file", "ops.toml"), "ui.operators_file", "absolute",
+                 id="ui-relative-operators"),
+    pytest.param(_nested("ui.base_url", "igrt:8765"), "ui.base_url", "http(s) URL",
+                 id="ui-base-url"),
     # unknown keys, at every level, with the closest known name
     pytest.param({"romm": "TB1"}, "romm", "did you mean 'room'", id="unknown-top"),
     pytest.param(_nested("dicom.prot", 1), "dicom.prot", "did you mean 'port'", id="unknown-dicom"),
@@ -349,6 +359,15 @@ ERROR_CASES = [
         "greater than 0",
         id="cross-tol-deg",
     ),
+    pytest.param(_nested("qa.tolerance_mm", 0), "qa.tolerance_mm", "greater than 0",
+                 id="qa-tol-zero"),
+    pytest.param(_nested("qa.tolerance_mm", 11), "qa.tolerance_mm", "at most 10",
+                 id="qa-tol-big"),
+    pytest.param(_nested("qa.tolerance_deg", "0.5"), "qa.tolerance_deg", "number",
+                 id="qa-tol-deg-string"),
+    pytest.param(_nested("qa.tolerance_deg", 6), "qa.tolerance_deg", "at most 5",
+                 id="qa-tol-deg-big"),
+    pytest.param(_nested("qa.tolerance", 1), "qa.tolerance", "unknown key", id="qa-unknown"),
     pytest.param(
         _nested("registration.roi_size_mm", [160.0, 160.0]),
         "registration.roi_size_mm",
@@ -448,6 +467,33 @@ ERROR_CASES = [
         "at most 30",
         id="review-deg-big",
     ),
+    # security (CONTRACT §10) and the SCP limits
+    pytest.param({"dicom": {"peers": [{"ae_title": "LINAC", "role": "imaging", "host": "10.1.2"},
+                                      {"ae_title": "TPS", "role": "planning"}]}},
+                 "dicom.peers[0].host", "CIDR form", id="peer-host-bad"),
+    pytest.param(_nested("dicom.limits.max_associations", 0), "dicom.limits.max_associations",
+                 "allowed 1 to 1000", id="limit-zero"),
+    pytest.param({"dicom": {"limits": {"max_associations": 2, "max_associations_per_peer": 3}}},
+                 "dicom.limits.max_associations_per_peer", "all peers together",
+                 id="limit-per-peer-above-total"),
+    pytest.param(_nested("dicom.limits.max_pdu_bytes", 100), "dicom.limits.max_pdu_bytes",
+                 "allowed 4096", id="pdu-small"),
+    pytest.param(_nested("dicom.limits.request_timeout_s", 0), "dicom.limits.request_timeout_s",
+                 "allowed 1 to 3600", id="request-timeout-zero"),
+    pytest.param(_nested("dicom.limits.max_pending", 3), "dicom.limits.max_pending",
+                 "did you mean 'max_pending_connections'", id="limit-unknown"),
+    pytest.param(_nested("dicom.tls.certificate", "/etc/igrt/c.pem"), "dicom.tls.private_key",
+                 "missing", id="tls-no-key"),
+    pytest.param({"dicom": {"tls": {"certificate": "c.pem", "private_key": "/k.pem"}}},
+                 "dicom.tls.certificate", "absolute path", id="tls-relative"),
+    pytest.param({"dicom": {"tls": {"certificate": "/c.pem", "private_key": "/k.pem"}}},
+                 "dicom.tls.ca_certificates", "require_client_certificate", id="tls-no-ca"),
+    pytest.param(_nested("zmq.curve.server_secret_key", "/etc/igrt/s.key_secret"),
+                 "zmq.curve.clients_dir", "missing", id="curve-no-clients"),
+    pytest.param({"zmq": {"curve": {"server_secret_key": "/s", "clients_dir": "/c",
+                                    "control_dir": "/d"}}},
+                 "zmq.curve.control_dir", "did you mean 'control_clients_dir'",
+                 id="curve-unknown-key"),
 ]
 
 
@@ -502,3 +548,23 @@ def test_same_port_on_two_interfaces_does_not_clash() -> None:
     assert parse_config({"zmq": zmq}, environ=ENV).zmq.publish == "tcp://10.1.2.3:6000"
 
 
+
+
+def test_security_tables_read_back_to_the_same_config() -> None:
+    data = {
+        "dicom": {
+            "peers": [{"ae_title": "LINAC", "role": "imaging", "host": "10.20.30.7/24"},
+                      {"ae_title": "TPS", "role": "planning", "host": "10.9.8.7"}],
+            "limits": {"max_associations": 6, "max_associations_per_peer": 2},
+            "tls": {"certificate": "/etc/igrt/tls/igrt.crt", "private_key": "/etc/igrt/tls/k",
+                    "ca_certificates": "/etc/igrt/tls/ca.crt"},
+        },
+        "zmq": {"curve": {"server_secret_key": "/etc/igrt/curve/server.key_secret",
+                          "clients_dir": "/etc/igrt/curve/clients"}},
+    }
+    cfg = parse_config(data, environ=ENV)
+    assert [p.host for p in cfg.dicom.peers] == ["10.20.30.0/24", "10.9.8.7/32"]
+    assert cfg.dicom.tls is not None and cfg.dicom.tls.require_client_certificate
+    assert cfg.zmq.curve is not None and cfg.zmq.curve.control_clients_dir is None
+    assert (cfg.dicom.limits.max_associations, cfg.dicom.limits.max_associations_per_peer) == (6, 2)
+    assert parse_config(tomllib.loads(config_to_toml(cfg)), environ=ENV) == cfg

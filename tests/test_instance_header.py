@@ -307,8 +307,8 @@ def _bad_registered_frame(ds: Dataset) -> None:
         pytest.param(
             plan,
             _delete("FrameOfReferenceUID"),
-            "Frame of Reference UID (0020,0052) is missing or empty",
-            id="plan-no-frame",
+            "no Frame of Reference UID and no referenced structure set",
+            id="plan-no-frame-no-structure-set",
         ),
         pytest.param(
             rtss,
@@ -349,3 +349,15 @@ def test_what_igrt_needs_missing_or_invalid_is_refused_with_a_short_comment(
     assert refused.value.comment == comment
     assert refused.value.reason.startswith("invalid_data_set: ")  # the full sentence, for the log
     assert refused.value.message != comment
+
+
+def test_a_plan_without_a_frame_but_with_its_structure_set_is_accepted() -> None:
+    """Eclipse and Monaco leave the plan's Frame of Reference out (it is optional in the RT Plan
+    IOD): the plan's frame is then its structure set's, resolved at registration."""
+    ds = plan()
+    del ds.FrameOfReferenceUID
+    ds.ReferencedStructureSetSequence = DicomSequence([item(
+        ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID="1.2.3.55")])
+    header = read_header(ds, kind=InstanceKind.RT_PLAN, sop_class_uid=ds.SOPClassUID,
+                         sop_instance_uid=ds.SOPInstanceUID)
+    assert header.frame_of_reference_uid is None

@@ -23,6 +23,7 @@ from igrt.core.matching import (
     pick_plan,
     preferred_planning_ct,
     select_isocenter,
+    unapproved_reason,
 )
 from igrt.core.plan import Plan
 from igrt.core.structures import StructureSet
@@ -285,3 +286,48 @@ def test_choose_structure_set(plan_reference: str | None, sets: list[StructureSe
 def test_choose_structure_set_refusals(sets: list[StructureSet], match: str) -> None:
     with pytest.raises(errors.StructureError, match=match):
         choose_structure_set(P1, sets, "REG_BOX")
+
+
+# --- approval status (CONTRACT §3) ---------------------------------------------------------------
+REJECTED_P = make_plan("1.7", label="OLD", approval_status="REJECTED")
+UNAPPROVED_P = make_plan("1.8", label="DRAFT", approval_status="UNAPPROVED")
+
+
+@pytest.mark.parametrize(
+    ("plans", "selected", "expected"),
+    [
+        pytest.param([REJECTED_P, P1], None, P1, id="a-rejected-plan-is-no-candidate"),
+        pytest.param([UNAPPROVED_P], None, UNAPPROVED_P, id="an-unapproved-plan-is-used"),
+    ],
+)
+def test_choose_plan_by_approval(plans: list[Plan], selected: str | None,
+                                 expected: Plan) -> None:
+    assert choose_plan(plans, patient_id="PAT-001", selected_uid=selected) == expected
+
+
+@pytest.mark.parametrize(
+    ("plans", "selected"),
+    [
+        pytest.param([REJECTED_P], None, id="the-only-plan-is-rejected"),
+        pytest.param([REJECTED_P, P1], "1.7", id="the-selected-plan-is-rejected"),
+    ],
+)
+def test_a_rejected_plan_is_never_used(plans: list[Plan], selected: str | None) -> None:
+    with pytest.raises(errors.RejectedPlanError,
+                       match=r"plan 1.7 \(OLD\) has Approval Status REJECTED"):
+        choose_plan(plans, patient_id="PAT-001", selected_uid=selected)
+
+
+@pytest.mark.parametrize(
+    ("plan", "flagged"),
+    [
+        pytest.param(UNAPPROVED_P, True, id="unapproved"),
+        pytest.param(make_plan("1.9", approval_status="APPROVED"), False, id="approved"),
+        pytest.param(make_plan("1.9", approval_status=""), False, id="not-given"),
+    ],
+)
+def test_unapproved_gives_a_review_reason(plan: Plan, flagged: bool) -> None:
+    why = unapproved_reason(plan)
+    assert (why is not None) == flagged
+    if why is not None:
+        assert why.startswith("unapproved_plan: plan 1.8 (DRAFT) has Approval Status UNAPPROVED")

@@ -18,7 +18,8 @@ MEASURED = CouchCorrection(2.314, -1.716, 3.081, 0.6, -0.49, 1.18)
 def message(measured: CouchCorrection | None, reasons: tuple[str, ...] = (),
             dof: int = 6) -> dict:
     outcome = Outcome(patient_id="PAT-001", cbct_series_uid="1.2.3", plan=PLAN,
-                      measured=measured, reasons=reasons)
+                      measured=measured, reasons=reasons, patient_name="DOE^JANE",
+                      cbct_acquisition_datetime="2026-11-21T18:25:41")
     return correction_message(outcome, room="TB1", dof=dof, seq=17,
                               time="2026-11-21T18:30:00.123Z")
 
@@ -28,7 +29,8 @@ def test_ok_message_has_the_contract_fields() -> None:
     assert m["schema"] == "igrt/correction/v1"
     assert m["seq"] == 17 and m["room"] == "TB1" and m["patient_id"] == "PAT-001"
     assert m["status"] == "ok" and m["reasons"] == []
-    assert m["cbct"] == {"series_uid": "1.2.3"}
+    assert m["cbct"] == {"series_uid": "1.2.3", "acquisition_datetime": "2026-11-21T18:25:41"}
+    assert m["patient_name"] == "DOE^JANE"
     assert m["plan"]["sop_instance_uid"] == "1.2.4"
     assert m["plan"]["isocenter_mm"] == [0.0, -110.0, -785.5]
     assert m["plan"]["patient_position"] == "HFS"
@@ -77,3 +79,10 @@ def test_encode_is_compact_utf8_json() -> None:
 def test_time_format_has_milliseconds_and_z() -> None:
     t = datetime(2026, 11, 21, 18, 30, 0, 123456, tzinfo=UTC)
     assert format_time(t) == "2026-11-21T18:30:00.123Z"
+
+
+def test_details_cannot_overwrite_a_contract_key() -> None:
+    outcome = Outcome(patient_id="PAT-001", cbct_series_uid="1.2.3", plan=PLAN,
+                      measured=MEASURED, details={"status": "ok", "registration": {}})
+    with pytest.raises(ValueError, match=r"contract keys \['status'\]"):
+        correction_message(outcome, room="TB1", dof=6, seq=1)

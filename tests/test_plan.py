@@ -116,6 +116,14 @@ def test_reads_rt_plan() -> None:
     )
 
 
+def test_a_plan_without_a_frame_reads_and_refuses_use_until_it_has_one() -> None:
+    plan = read_plan(plan_ds(FrameOfReferenceUID=None))
+    assert plan.frame_of_reference_uid is None
+    with pytest.raises(PlanError, match=r"no Frame of Reference UID \(0020,0052\) and its "
+                                        r"referenced RT Structure Set \(none referenced\)"):
+        plan.frame  # noqa: B018
+
+
 def test_reads_plan_from_an_implicit_vr_file() -> None:
     # Values then come back typed from the data dictionary (DS, IS multi-values).
     ds = plan_ds([beam(1, ISO_A), beam(2, ISO_B)], setups=[setup_item(1, "FFS")])
@@ -221,8 +229,6 @@ def test_patient_position(
         pytest.param(plan_ds(PatientID=None), r"no Patient ID \(0010,0020\)", id="no-patient-id"),
         pytest.param(plan_ds(PatientID=""), r"no Patient ID \(0010,0020\)",
                      id="empty-patient-id"),
-        pytest.param(plan_ds(FrameOfReferenceUID=None), r"no Frame of Reference UID \(0020,0052\)",
-                     id="no-frame-of-reference"),
         pytest.param(plan_ds([beam(1, ISO_A), beam(2, None)]),
                      r"beam 2 \(B2\) has no Isocenter Position \(300A,012C\)",
                      id="no-isocenter-position"),
@@ -230,7 +236,7 @@ def test_patient_position(
                      r"Isocenter Position \(300A,012C\) of beam 1 \(B1\) is not 3 numbers",
                      id="isocenter-with-two-values"),
         pytest.param(plan_ds(BeamSequence=DicomSequence([])), "has no beam", id="no-beams"),
-        pytest.param(plan_ds([beam(1, ISO_A, delivery="SETUP")]), "only SETUP beams",
+        pytest.param(plan_ds([beam(1, ISO_A, delivery="SETUP")]), "only SETUP or imaging beams",
                      id="only-setup-beams"),
         pytest.param(plan_ds(PatientSetupSequence=None), r"no Patient Setup Sequence",
                      id="no-patient-setup"),

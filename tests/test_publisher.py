@@ -26,7 +26,11 @@ from zmq_clients import (
     make_config,
 )
 
+from igrt.config import default_config
 from igrt.core.errors import EndpointError
+from igrt.core.geometry import CouchCorrection
+from igrt.core.json_text import to_json
+from igrt.physics_qa import score_correction
 from igrt.store import Store
 from services.publisher import Publisher, PublishError
 
@@ -222,3 +226,18 @@ def test_only_numbered_correction_messages_are_published(
     with pytest.raises(PublishError) as caught:
         publisher.publish_correction_json(text)
     assert error in caught.value.message
+
+
+def test_a_qa_result_is_published_on_its_topic_as_stored(
+    subscriber: Subscriber, publisher: Publisher
+) -> None:
+    measured = correction("1.2.3.4")
+    run = score_correction({**measured, "seq": 7}, CouchCorrection(2.3, -1.7, 3.1, 0.6, -0.5, 1.2),
+                           default_config(environ={}), source="service", phantom="Zoë",
+                           extra={"seq": 7, "run_id": 3})
+    text = to_json(run)
+    publisher.publish_qa_json(text)
+    assert subscriber.next("qa") == [b"qa", text.encode("utf-8")]
+    for wrong in ("not json", '{"schema": "igrt/correction/v1"}', "[]"):
+        with pytest.raises(PublishError, match="QA result"):
+            publisher.publish_qa_json(wrong)

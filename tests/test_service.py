@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
@@ -20,22 +18,6 @@ from phantoms.generator import PlanningCase, write_cbct
 from services.scu import echo, send, send_directory
 
 NO_REGISTRATION_WAIT_S = 4.0  # settle_s is 0.5 s here: 8x that without a correction
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("service")
-
-
-@pytest.fixture(scope="module")
-def service(work: Path) -> Iterator[ServiceProcess]:
-    svc = ServiceProcess(work).start()
-    yield svc
-    svc.close()
-
-
-def dicom(svc: ServiceProcess) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": svc.dicom_port, "called_ae": "IGRT"}
 
 
 def dcm_files(directory: Path) -> list[str]:
@@ -63,7 +45,7 @@ def test_echo_with_dcmtk_and_pynetdicom(service: ServiceProcess) -> None:
                            str(service.dicom_port)], capture_output=True, text=True, timeout=30,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    assert echo(calling_ae="TPS", **dicom(service))
+    assert echo(calling_ae="TPS", **service.dicom())
 
 
 def test_storescu_cbct_gives_the_known_correction(service: ServiceProcess, planned: PlanningCase,
@@ -107,7 +89,7 @@ def test_pynetdicom_cbct_gives_the_known_correction(service: ServiceProcess,
     known = CouchCorrection(-3.0, 5.0, -2.0, -1.5, 0.5, -1.0)
     cbct = write_cbct(work / "cbct-pynetdicom", planned, known, frame="planning")
     sub = service.subscriber()
-    statuses = send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))
+    statuses = send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())
     assert set(statuses) == {0}
     message, _ = wait_for_correction(sub, cbct.series_uid)
     err_mm, err_deg = errors(message["measured"], known)
@@ -121,7 +103,7 @@ def test_a_cbcts_spatial_registration_is_used_and_never_registered_itself(
     known = CouchCorrection(1.0, -2.0, 3.0, 0.5, 0.5, -0.5)
     cbct = write_cbct(work / "cbct-sro", planned, known, frame="sro")
     sub = service.subscriber()
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     message, _ = wait_for_correction(sub, cbct.series_uid)
     assert message["registration"]["nominal"] == "spatial_registration"
     err_mm, err_deg = errors(message["measured"], known)
@@ -134,7 +116,7 @@ def test_a_cbcts_spatial_registration_is_used_and_never_registered_itself(
 def test_unknown_calling_ae_is_rejected(service: ServiceProcess, planned: PlanningCase) -> None:
     with pytest.raises(ConnectionError):
         send([Path(f) for f in dcm_files(planned.directory)[:1]], calling_ae="STRANGER",
-             **dicom(service))
+             **service.dicom())
     proc = storescu(service, "STRANGER", dcm_files(planned.directory)[:1])
     assert proc.returncode != 0
     assert "reject" in (proc.stdout + proc.stderr).lower()
@@ -144,7 +126,7 @@ def test_wrong_role_is_refused_with_an_error_status(service: ServiceProcess,
                                                     planned: PlanningCase) -> None:
     plan_file = next(p for p in planned.directory.glob("*.dcm")
                      if pydicom.dcmread(p, stop_before_pixels=True).Modality == "RTPLAN")
-    statuses = send([plan_file], calling_ae="LINAC", **dicom(service))
+    statuses = send([plan_file], calling_ae="LINAC", **service.dicom())
     assert statuses == [0x0124]  # Refused: Not Authorized (README, DICOM statuses)
 
 
@@ -154,7 +136,7 @@ def test_cbct_of_another_patient_fails_without_correction(service: ServiceProces
     cbct = write_cbct(work / "cbct-other", planned, CouchCorrection.zero(),
                       patient_id="SOMEBODY-ELSE")
     sub = service.subscriber()
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     message, _ = wait_for_correction(sub, cbct.series_uid)
     assert message["status"] == "failed"
     assert message["correction"] is None and message["measured"] is None
@@ -168,7 +150,7 @@ def test_no_plan_fails(service: ServiceProcess, work: Path) -> None:
     assert storescu(service, "TPS", ct_only).returncode == 0
     cbct = write_cbct(work / "cbct-no-plan", other, CouchCorrection.zero())
     sub = service.subscriber()
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     message, _ = wait_for_correction(sub, cbct.series_uid)
     assert message["status"] == "failed"
     assert message["reasons"][0].startswith("no_plan:")
@@ -179,7 +161,7 @@ def test_aborted_association_never_registers(service: ServiceProcess, planned: P
     cbct = write_cbct(work / "cbct-aborted", planned, CouchCorrection.zero(), seed=11)
     sub = service.subscriber()
     before = service.request({"cmd": "status"})["last_seq"]
-    send_directory(cbct.directory, calling_ae="LINAC", abort=True, **dicom(service))
+    send_directory(cbct.directory, calling_ae="LINAC", abort=True, **service.dicom())
     assert corrections_within(sub, NO_REGISTRATION_WAIT_S) == []
     assert service.request({"cmd": "status"})["last_seq"] == before
     assert not service.request({"cmd": "result", "series_uid": cbct.series_uid})["ok"]
@@ -189,9 +171,9 @@ def test_resent_series_is_not_registered_again(service: ServiceProcess, planned:
                                                work: Path) -> None:
     cbct = write_cbct(work / "cbct-twice", planned, CouchCorrection(1.0, 1.0, 1.0, 0, 0, 0))
     sub = service.subscriber()
-    send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))
+    send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())
     first, _ = wait_for_correction(sub, cbct.series_uid)
-    assert set(send_directory(cbct.directory, calling_ae="LINAC", **dicom(service))) == {0}
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
     assert corrections_within(sub, NO_REGISTRATION_WAIT_S) == []
     assert service.request({"cmd": "status"})["last_seq"] == first["seq"]
     again = service.request({"cmd": "result", "series_uid": cbct.series_uid})
@@ -205,9 +187,9 @@ def test_unreadable_file_gets_an_error_status_and_the_service_lives_on(
     del ds.PatientID
     broken = work / "no-patient-id.dcm"
     ds.save_as(broken)
-    statuses = send([broken], calling_ae="TPS", **dicom(service))
+    statuses = send([broken], calling_ae="TPS", **service.dicom())
     assert statuses == [0xA900]  # Patient ID missing (README, DICOM statuses)
-    assert echo(calling_ae="TPS", **dicom(service))
+    assert echo(calling_ae="TPS", **service.dicom())
     assert service.request({"cmd": "ping"})["ok"]
 
 
@@ -221,7 +203,7 @@ def test_restart_keeps_latest_and_seq(work: Path) -> None:
         assert storescu(svc, "TPS", dcm_files(plan.directory)).returncode == 0
         first = write_cbct(directory / "cbct-1", plan, CouchCorrection(2, 0, 0, 0, 0, 0))
         sub = svc.subscriber()
-        send_directory(first.directory, calling_ae="LINAC", **dicom(svc))
+        send_directory(first.directory, calling_ae="LINAC", **svc.dicom())
         published, raw = wait_for_correction(sub, first.series_uid)
         sub.close()
         assert svc.stop() == 0
@@ -231,7 +213,7 @@ def test_restart_keeps_latest_and_seq(work: Path) -> None:
         assert raw.decode() in _reply_text(svc, {"cmd": "latest"})
         second = write_cbct(directory / "cbct-2", plan, CouchCorrection(0, 2, 0, 0, 0, 0))
         sub = svc.subscriber()
-        send_directory(second.directory, calling_ae="LINAC", **dicom(svc))
+        send_directory(second.directory, calling_ae="LINAC", **svc.dicom())
         nxt, _ = wait_for_correction(sub, second.series_uid)
         assert nxt["seq"] == published["seq"] + 1
         # the planning set was prepared again before READY; the CBCT decoded as it arrived
@@ -263,7 +245,7 @@ def test_ready_after_sockets_are_bound_and_watchdog_fed(work: Path) -> None:
         while not any(m.startswith("READY=1") for m in messages):
             messages.append(listener.recv(4096).decode())
         # READY was sent: every socket answers
-        assert echo(calling_ae="LINAC", **dicom(svc))
+        assert echo(calling_ae="LINAC", **svc.dicom())
         assert svc.request({"cmd": "ping"})["ok"]
         while "WATCHDOG=1" not in messages:
             messages.append(listener.recv(4096).decode())
@@ -295,7 +277,7 @@ def test_select_plan_resolves_an_ambiguous_choice(service: ServiceProcess, work:
     assert storescu(service, "TPS", [str(second_path)]).returncode == 0
     sub = service.subscriber()
     first = write_cbct(work / "cbct-two-plans-1", plan, CouchCorrection(1, 0, 0, 0, 0, 0))
-    send_directory(first.directory, calling_ae="LINAC", **dicom(service))
+    send_directory(first.directory, calling_ae="LINAC", **service.dicom())
     refused, _ = wait_for_correction(sub, first.series_uid)
     assert refused["status"] == "failed" and refused["reasons"][0].startswith("ambiguous_plan")
     reply = service.request({"cmd": "select_plan", "patient_id": "TWO-PLANS",
@@ -306,7 +288,7 @@ def test_select_plan_resolves_an_ambiguous_choice(service: ServiceProcess, work:
     assert not bad["ok"] and bad["error"]
     known = CouchCorrection(0, 2.0, -1.0, 0, 0, 0)
     second_cbct = write_cbct(work / "cbct-two-plans-2", plan, known)
-    send_directory(second_cbct.directory, calling_ae="LINAC", **dicom(service))
+    send_directory(second_cbct.directory, calling_ae="LINAC", **service.dicom())
     chosen, _ = wait_for_correction(sub, second_cbct.series_uid)
     assert chosen["plan"]["sop_instance_uid"] == plan.plan_uid
     err_mm, _ = errors(chosen["measured"], known)

@@ -31,6 +31,7 @@ from igrt.core.uids import is_valid_uid, uid_problem
 from igrt.store import (
     SCHEMA_VERSION,
     AssociationOutcome,
+    InstanceContent,
     InstanceMeta,
     Store,
 )
@@ -132,19 +133,43 @@ def test_invalid_metadata_is_refused_before_any_write(
     assert store.series_arrivals("1.2.3.100") is None
 
 
-def test_restoring_the_same_instance_replaces_it_without_a_second_row(store: Store) -> None:
+def test_an_identical_resend_is_recorded_and_keeps_the_file(store: Store) -> None:
     first = store.store_instance(data=b"first", meta=meta())
-    again = store.store_instance(data=b"second!", meta=meta(association_id="assoc-2"))
+    mtime = first.path.stat().st_mtime_ns
+    again = store.store_instance(data=b"first", meta=meta(association_id="assoc-2"))
 
     assert again.replaced is True
-    assert again.path == first.path
-    assert first.path.read_bytes() == b"second!"
+    assert (again.path, again.size_bytes) == (first.path, 5)
+    assert first.path.read_bytes() == b"first"
+    assert first.path.stat().st_mtime_ns == mtime  # not rewritten
     assert files_under(store.root / "instances") == [first.path]
     info = store.series_arrivals("1.2.3.100")
     assert info is not None
     assert info.instance_count == 1
     assert [a.association_id for a in info.associations] == ["assoc-1", "assoc-2"]
     assert [a.arrivals for a in info.associations] == [1, 1]
+
+
+def test_a_resend_with_other_content_is_refused_and_the_first_is_kept(store: Store) -> None:
+    first = store.store_instance(data=b"first", meta=meta())
+    with pytest.raises(InstanceConflictError, match="already stored with other content"):
+        store.store_instance(data=b"second!", meta=meta(association_id="assoc-2"))
+    assert first.path.read_bytes() == b"first"
+    assert files_under(store.root / "instances") == [first.path]
+    assert list((store.root / "tmp").iterdir()) == []
+    info = store.series_arrivals("1.2.3.100")
+    assert info is not None and [a.association_id for a in info.associations] == ["assoc-1"]
+
+
+def test_identity_is_the_data_set_not_the_file_meta(store: Store, tmp_path: Path) -> None:
+    spooled = tmp_path / "spooled.dcm"
+    spooled.write_bytes(b"PYNETDICOM-META" + b"the data set")
+    first = store.store_instance(
+        data=InstanceContent(b"META-LINAC", source=spooled, source_offset=15), meta=meta())
+    assert first.path.read_bytes() == b"META-LINACthe data set"
+    again = store.store_instance(data=InstanceContent(b"META-OTHER-AE", b"the data set"),
+                                 meta=meta(association_id="assoc-2"))
+    assert again.replaced and first.path.read_bytes() == b"META-LINACthe data set"
 
 
 @pytest.mark.parametrize(

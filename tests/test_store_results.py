@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_factory import correction
+from store_factory import correction, meta
 
 from igrt.core.errors import (
     InvalidUidError,
     StoreError,
 )
 from igrt.store import (
+    AssociationOutcome,
     JobState,
     Store,
     encode_correction,
@@ -92,3 +93,46 @@ def test_unpublishable_message_is_refused_and_consumes_no_seq(store: Store, bad:
     assert store.append_correction(correction("1.2.3.3"))["seq"] == 2
 
 
+
+
+# --- a failed series is registered again when it is sent again (issue 10, finding 8) -------------
+def _deliver(store: Store, association_id: str, *, n: int = 3, refused: int = 0) -> None:
+    for i in range(1, n + 1):
+        store.store_instance(data=f"slice {i}".encode(),
+                             meta=meta(sop_instance_uid=f"1.2.3.100.{i}",
+                                       association_id=association_id))
+    store.record_association(association_id, "LINAC1", AssociationOutcome.RELEASED,
+                             refused=refused)
+
+
+@pytest.mark.parametrize(
+    ("first_status", "claimed_again"),
+    [pytest.param("failed", True, id="failed-is-registered-again"),
+     pytest.param("ok", False, id="ok-never-again"),
+     pytest.param("review", False, id="review-never-again")],
+)
+def test_a_series_is_claimed_again_only_after_failed_and_a_new_delivery(
+    store: Store, first_status: str, claimed_again: bool
+) -> None:
+    _deliver(store, "assoc-1", n=2, refused=1)
+    assert store.refused_in_delivery("1.2.3.100") == 1
+    assert store.claim_series("1.2.3.100") is True
+    store.append_correction(correction("1.2.3.100", status=first_status))
+    assert store.claim_series("1.2.3.100") is False  # the same delivery: never twice
+    _deliver(store, "assoc-2", n=3)  # sent again, complete
+    assert store.refused_in_delivery("1.2.3.100") == 0
+    assert store.claim_series("1.2.3.100") is claimed_again
+    assert store.claim_series("1.2.3.100") is False  # claimed (or done): not a second time
+    if claimed_again:
+        assert store.job_state("1.2.3.100") is JobState.CLAIMED
+        store.append_correction(correction("1.2.3.100", status="ok"))
+        _deliver(store, "assoc-3", n=3)
+        assert store.claim_series("1.2.3.100") is False  # ok once: never registered again
+
+
+def test_refusals_add_up_and_an_open_association_counts_none(store: Store) -> None:
+    store.store_instance(data=b"x", meta=meta(association_id="assoc-9"))
+    assert store.refused_in_delivery("1.2.3.100") == 0
+    store.record_association("assoc-9", "LINAC1", AssociationOutcome.RELEASED, refused=2)
+    store.record_association("assoc-9", "LINAC1", AssociationOutcome.ABORTED, refused=1)
+    assert store.refused_in_delivery("1.2.3.100") == 3

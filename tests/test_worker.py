@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,8 @@ class Event:
     association_id: str
     series_uid: str | None
     role: Role = Role.IMAGING
-    sop_instance_uid: str | None = None
     kind: InstanceKind = InstanceKind.CT_IMAGE
+    sop_instance_uid: str | None = None
 
 
 class Clock:
@@ -68,11 +68,12 @@ class FailingStore(Store):
 
     failures = 0
 
-    def append_correction(self, message: Any) -> dict[str, Any]:
+    def append_correction(self, message: Any, *,
+                          review_url: Callable[[int], str] | None = None) -> dict[str, Any]:
         if self.failures > 0:
             self.failures -= 1
             raise OutOfSpaceError("out of disk space while storing a correction message")
-        return super().append_correction(message)
+        return super().append_correction(message, review_url=review_url)
 
 
 def config(tmp_path: Path) -> Config:
@@ -382,3 +383,45 @@ def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail("the condition did not come true in time")
         time.sleep(0.01)
+
+
+# --- a Spatial Registration belongs to the CBCT it references ------------------------------------
+def sro_meta(sop: str, series_uid: str, references: str, association_id: str) -> InstanceMeta:
+    return InstanceMeta(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.66.1", sop_instance_uid=sop,
+        series_uid=series_uid, study_uid="1.2.826.0.1.3680043.10.9", patient_id="PAT-001",
+        frame_of_reference_uid="1.2.826.0.1.3680043.10.7", modality="REG",
+        kind=InstanceKind.SPATIAL_REGISTRATION, role=Role.IMAGING, calling_ae="LINAC",
+        association_id=association_id, referenced_series_uids=(references,))
+
+
+def test_a_spatial_registration_series_is_never_registered(worker: Worker, store: Store,
+                                                           clock: Clock, feed: Feed) -> None:
+    sro_series = OTHER
+    store.store_instance(data=b"reg", meta=sro_meta(OTHER + ".1", sro_series, CBCT, "a1"))
+    worker.notify(Event("instance", "a1", CBCT))
+    worker.notify(Event("instance", "a1", sro_series, kind=InstanceKind.SPATIAL_REGISTRATION,
+                        sop_instance_uid=OTHER + ".1"))
+    worker.notify(Event("released", "a1", CBCT))
+    drain(worker)
+    clock.now += SETTLE_S
+    drain(worker)
+    assert feed.series() == [CBCT]  # one correction, for the CBCT
+
+
+def test_a_spatial_registration_on_a_later_link_holds_the_cbct_back(
+        worker: Worker, store: Store, clock: Clock, feed: Feed) -> None:
+    deliver(worker, CBCT, "a1")
+    clock.now += SETTLE_S / 2
+    store.store_instance(data=b"reg", meta=sro_meta(OTHER + ".1", OTHER, CBCT, "a2"))
+    worker.notify(Event("instance", "a2", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION,
+                        sop_instance_uid=OTHER + ".1"))
+    drain(worker)
+    clock.now += SETTLE_S
+    drain(worker)
+    assert feed.corrections == []  # the link that brought the registration is still open
+    worker.notify(Event("released", "a2", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION))
+    drain(worker)
+    clock.now += SETTLE_S
+    drain(worker)
+    assert feed.series() == [CBCT]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import zmq
+from schema_check import TOPICS, check_message, check_reply
 
 from igrt.config import Config, parse_config
 from igrt.core.geometry import CouchCorrection, PatientPosition
@@ -68,7 +69,10 @@ class Subscriber:
     def receive(self, timeout_s: float = RECEIVE_TIMEOUT_S) -> list[bytes]:
         if not self.poller.poll(round(timeout_s * 1000)):
             pytest.fail(f"no message within {timeout_s} s")
-        return self.sock.recv_multipart()
+        frames = self.sock.recv_multipart()
+        if len(frames) == 2 and frames[0].decode(errors="replace") in TOPICS:
+            check_message(frames[0], frames[1])
+        return frames
 
     def next(self, topic: str, timeout_s: float = RECEIVE_TIMEOUT_S) -> list[bytes]:
         """The next message of ``topic``, skipping others (e.g. heartbeats)."""
@@ -99,6 +103,11 @@ class Client:
     def ask(self, request: dict[str, Any] | bytes) -> dict[str, Any]:
         raw = request if isinstance(request, bytes) else json.dumps(request).encode()
         reply: dict[str, Any] = json.loads(self.ask_raw([raw]))
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):  # the tests send such requests on purpose
+            parsed = None
+        check_reply(parsed if isinstance(parsed, dict) else None, reply)
         return reply
 
     def close(self) -> None:

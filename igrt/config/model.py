@@ -16,13 +16,20 @@ __all__ = [
     "CbctIsocenter",
     "Config",
     "CouchConfig",
+    "Destination",
+    "CurveConfig",
     "DicomConfig",
+    "DicomLimits",
     "EngineName",
     "Peer",
+    "RecordConfig",
+    "QaConfig",
     "RegistrationConfig",
     "ReviewConfig",
     "Role",
     "StorageConfig",
+    "UiConfig",
+    "TlsConfig",
     "ZmqConfig",
 ]
 
@@ -36,6 +43,9 @@ class EngineName(StrEnum):
 class Peer:
     ae_title: str
     role: Role
+    #: an IP address or a network in CIDR form (``10.20.30.0/24``): an association from this AE
+    #: title from any other address is rejected (CONTRACT §10); None = from any address
+    host: str | None = None
 
 
 DEFAULT_PEERS: tuple[Peer, ...] = (
@@ -45,12 +55,37 @@ DEFAULT_PEERS: tuple[Peer, ...] = (
 
 
 @dataclass(frozen=True)
+class DicomLimits:
+    """What one Storage SCP grants its peers (``[dicom.limits]``)."""
+
+    max_associations: int = 16  # negotiated associations at once, all peers together
+    max_associations_per_peer: int = 10  # ... from one calling AE title
+    max_pending_connections: int = 16  # connected, no association yet: the oldest is dropped
+    request_timeout_s: float = 10.0  # TCP (and TLS) connect to A-ASSOCIATE-RQ; release replies
+    dimse_timeout_s: float = 60.0  # a DIMSE message begun must be complete within this
+    network_timeout_s: float = 120.0  # an established association silent this long is aborted
+    max_pdu_bytes: int = 262_144  # the largest P-DATA PDU a peer may send; larger ones close
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """``[dicom.tls]``: when present the SCP accepts TLS (1.2 or later) connections only."""
+
+    certificate: Path  # PEM: the SCP's certificate (chain)
+    private_key: Path  # PEM: its private key (unencrypted)
+    ca_certificates: Path | None = None  # PEM: the CAs that sign the peers' certificates
+    require_client_certificate: bool = True
+
+
+@dataclass(frozen=True)
 class DicomConfig:
     ae_title: str = "IGRT"
     host: str = "127.0.0.1"
     port: int = 11112  # 0 = let the OS pick a free port (tests)
     settle_s: float = 1.0
     peers: tuple[Peer, ...] = DEFAULT_PEERS
+    limits: DicomLimits = DicomLimits()
+    tls: TlsConfig | None = None
 
     def peer(self, calling_ae_title: str) -> Peer | None:
         """The configured peer for a calling AE title (leading/trailing spaces are not
@@ -60,15 +95,48 @@ class DicomConfig:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    """``[zmq.curve]``: when present both sockets use CURVE (CONTRACT §10)."""
+
+    server_secret_key: Path  # the server's certificate with its secret key (zmq.auth format)
+    clients_dir: Path  # public certificates of the clients allowed to connect (readers)
+    control_clients_dir: Path | None = None  # ... also allowed the control commands
+
+
+@dataclass(frozen=True)
 class ZmqConfig:
     publish: str = "tcp://127.0.0.1:5556"
     command: str = "tcp://127.0.0.1:5557"
     heartbeat_s: float = 1.0
+    curve: CurveConfig | None = None
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     dir: Path  # absolute; resolved from the environment when the file leaves it empty
+    keep_days: int = 0  # purge received series older than this (never what is needed); 0 = never
+    free_space_warning_mb: int = 2048  # warn (heartbeat, log) below this much free space; 0 = off
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A record-and-verify system (OIS) that receives the record of every approved correction."""
+
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """The record of approved corrections (CONTRACT §8)."""
+
+    destinations: tuple[Destination, ...] = ()
+    calling_ae_title: str = "IGRT"  # our AE title when we call a destination
+    retry_initial_s: float = 10.0  # first retry after a failed delivery; doubled each time ...
+    retry_max_s: float = 300.0  # ... up to this
+    alarm_after_s: float = 900.0  # not acknowledged this long after approval: an `error` message
+    timeout_s: float = 30.0  # association, DIMSE and network timeout of one delivery
 
 
 @dataclass(frozen=True)
@@ -100,6 +168,23 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The review page (CONTRACT §7)."""
+
+    listen: str = "127.0.0.1:8765"  # HOST:PORT; port 0 = a free port (tests)
+    operators_file: Path | None = None  # who may approve over HTTP, with hashed PINs
+    base_url: str = ""  # how consoles reach the page (review_url); empty = from listen
+
+
+@dataclass(frozen=True)
+class QaConfig:
+    """Physics QA (CONTRACT §9): TG-142 SRS/SBRT positioning tolerances."""
+
+    tolerance_mm: float = 1.0  # each translation axis and the translation-vector length
+    tolerance_deg: float = 0.5  # each rotation axis
+
+
+@dataclass(frozen=True)
 class Config:
     room: str
     dicom: DicomConfig
@@ -108,6 +193,9 @@ class Config:
     couch: CouchConfig
     registration: RegistrationConfig
     review: ReviewConfig
+    ui: UiConfig = UiConfig()
+    record: RecordConfig = RecordConfig()
+    qa: QaConfig = QaConfig()
 
 
 DEFAULT_ROOM = "TB1"
@@ -128,4 +216,20 @@ SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
 PLANNING_CACHE_MIN_MB = 64
 PLANNING_CACHE_MAX_MB = 65536
 COUCH_DOFS = (3, 4, 6)
+ASSOCIATIONS_MAX = 1000
+PENDING_MAX = 1000
+SCP_TIMEOUT_MIN_S = 1.0
+SCP_TIMEOUT_MAX_S = 3600.0
+PDU_MIN_BYTES = 4096  # what pynetdicom and DCMTK accept as the smallest maximum PDU
+PDU_MAX_BYTES = 16 * 1024 * 1024
+QA_TOLERANCE_MAX_MM = 10.0
+QA_TOLERANCE_MAX_DEG = 5.0
 ROI_NAME_MAX = 64  # DICOM VR LO
+KEEP_DAYS_MAX = 3650
+FREE_SPACE_WARNING_MAX_MB = 10_000_000
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 86_400.0
+ALARM_MIN_S = 1.0
+ALARM_MAX_S = 7 * 86_400.0
+RECORD_TIMEOUT_MIN_S = 1.0
+RECORD_TIMEOUT_MAX_S = 600.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,9 +26,12 @@ from igrt.config import model
 from igrt.config.values import (
     ROOM_RE,
     Section,
+    check_absolute_path,
     check_ae_title,
     check_endpoint,
     check_host,
+    check_listen,
+    check_network,
     check_number,
     check_roi_name,
     describe,
@@ -93,6 +97,9 @@ def parse_config(data: Mapping[str, Any], *,
         couch=_parse_couch(root.section("couch", model.CouchConfig)),
         registration=_parse_registration(root.section("registration", model.RegistrationConfig)),
         review=_parse_review(root.section("review", model.ReviewConfig)),
+        ui=_parse_ui(root.section("ui", model.UiConfig)),
+        record=_parse_record(root.section("record", model.RecordConfig)),
+        qa=_parse_qa(root.section("qa", model.QaConfig)),
     )
 
 
@@ -116,12 +123,17 @@ def default_state_dir(environ: Mapping[str, str], room: str) -> Path:
 def config_to_toml(cfg: model.Config) -> str:
     """A TOML document that :func:`parse_config` reads back to ``cfg`` (storage dir explicit)."""
     reg = cfg.registration
+    tls, curve = cfg.dicom.tls, cfg.zmq.curve
     tables: list[tuple[str, dict[str, object]]] = [
         ("", {"room": cfg.room}),
-        ("[dicom]", {k: v for k, v in vars(cfg.dicom).items() if k != "peers"}),
-        *(("[[dicom.peers]]", vars(p)) for p in cfg.dicom.peers),
-        ("[zmq]", vars(cfg.zmq)),
-        ("[storage]", {"dir": str(cfg.storage.dir)}),
+        ("[dicom]", {k: v for k, v in vars(cfg.dicom).items()
+                     if k not in ("peers", "limits", "tls")}),
+        ("[dicom.limits]", vars(cfg.dicom.limits)),
+        *([("[dicom.tls]", _without_none(vars(tls)))] if tls is not None else []),
+        *(("[[dicom.peers]]", _without_none(vars(p))) for p in cfg.dicom.peers),
+        ("[zmq]", {k: v for k, v in vars(cfg.zmq).items() if k != "curve"}),
+        *([("[zmq.curve]", _without_none(vars(curve)))] if curve is not None else []),
+        ("[storage]", {**vars(cfg.storage), "dir": str(cfg.storage.dir)}),
         ("[couch]", vars(cfg.couch)),
         (
             "[registration]",
@@ -132,6 +144,10 @@ def config_to_toml(cfg: model.Config) -> str:
             },
         ),
         ("[review]", vars(cfg.review)),
+        ("[ui]", {**vars(cfg.ui), "operators_file": str(cfg.ui.operators_file or "")}),
+        ("[record]", {k: v for k, v in vars(cfg.record).items() if k != "destinations"}),
+        *(("[[record.destinations]]", vars(d)) for d in cfg.record.destinations),
+        ("[qa]", vars(cfg.qa)),
     ]
     lines: list[str] = []
     for header, values in tables:
@@ -139,6 +155,10 @@ def config_to_toml(cfg: model.Config) -> str:
         lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _without_none(values: dict[str, object]) -> dict[str, object]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -153,7 +173,65 @@ def _parse_dicom(t: Section) -> model.DicomConfig:
         port=t.integer("port", 0, model.PORT_MAX, note="(0 = let the system pick a free port)"),
         settle_s=t.number("settle_s", 0.0, model.SETTLE_MAX_S),
         peers=_parse_peers(t.data["peers"]) if "peers" in t.data else model.DEFAULT_PEERS,
+        limits=_parse_limits(t.section("limits", model.DicomLimits)),
+        tls=_parse_tls(t.section("tls", model.TlsConfig)) if "tls" in t.data else None,
     )
+
+
+def _parse_limits(t: Section) -> model.DicomLimits:
+    lo, hi = model.SCP_TIMEOUT_MIN_S, model.SCP_TIMEOUT_MAX_S
+    limits = model.DicomLimits(
+        max_associations=t.integer("max_associations", 1, model.ASSOCIATIONS_MAX),
+        max_associations_per_peer=t.integer("max_associations_per_peer", 1,
+                                            model.ASSOCIATIONS_MAX),
+        max_pending_connections=t.integer("max_pending_connections", 1, model.PENDING_MAX),
+        request_timeout_s=t.number("request_timeout_s", lo, hi),
+        dimse_timeout_s=t.number("dimse_timeout_s", lo, hi),
+        network_timeout_s=t.number("network_timeout_s", lo, hi),
+        max_pdu_bytes=t.integer("max_pdu_bytes", model.PDU_MIN_BYTES, model.PDU_MAX_BYTES),
+    )
+    if limits.max_associations_per_peer > limits.max_associations:
+        raise ConfigError(
+            f"{t.key('max_associations_per_peer')}: {limits.max_associations_per_peer} is more "
+            f"than {t.key('max_associations')} ({limits.max_associations}); one peer cannot "
+            "have more associations than all peers together"
+        )
+    return limits
+
+
+def _path(t: Section, name: str, what: str, *, required: bool = True) -> Path | None:
+    if name not in t.data:
+        if required:
+            raise ConfigError(f"{t.key(name)}: missing; {what} is required in [{t.path}]")
+        return None
+    value = t.string(name)
+    check_absolute_path(value, t.key(name), what)
+    return Path(value)
+
+
+def _parse_tls(t: Section) -> model.TlsConfig:
+    certificate = _path(t, "certificate", "the SCP's certificate (PEM)")
+    private_key = _path(t, "private_key", "the SCP's private key (PEM)")
+    ca = _path(t, "ca_certificates", "the CA certificates of the peers (PEM)", required=False)
+    require = t.boolean("require_client_certificate")
+    if require and ca is None:
+        raise ConfigError(
+            f"{t.key('ca_certificates')}: missing; with require_client_certificate = true the "
+            "SCP needs the CA certificates that sign the peers' certificates"
+        )
+    assert certificate is not None and private_key is not None
+    return model.TlsConfig(certificate=certificate, private_key=private_key,
+                           ca_certificates=ca, require_client_certificate=require)
+
+
+def _parse_curve(t: Section) -> model.CurveConfig:
+    secret = _path(t, "server_secret_key", "the server's secret certificate file")
+    clients = _path(t, "clients_dir", "the directory of the clients' public certificates")
+    control = _path(t, "control_clients_dir",
+                    "the directory of the control clients' public certificates", required=False)
+    assert secret is not None and clients is not None
+    return model.CurveConfig(server_secret_key=secret, clients_dir=clients,
+                             control_clients_dir=control)
 
 
 def _parse_peers(value: Any) -> tuple[model.Peer, ...]:
@@ -177,7 +255,10 @@ def _parse_peers(value: Any) -> tuple[model.Peer, ...]:
                 f"each peer AE title may appear once"
             )
         first_use[ae_title] = t.key("ae_title")
-        peers.append(model.Peer(ae_title, t.enum("role", Role)))
+        host = None
+        if "host" in t.data:
+            host = check_network(t.string("host"), t.key("host"))
+        peers.append(model.Peer(ae_title, t.enum("role", Role), host))
     for role in Role:
         if not any(p.role is role for p in peers):
             raise ConfigError(
@@ -198,13 +279,19 @@ def _parse_zmq(t: Section) -> model.ZmqConfig:
         )
     note = "(the contract requires a heartbeat at least every 2 s)"
     heartbeat_s = t.number("heartbeat_s", model.HEARTBEAT_MIN_S, model.HEARTBEAT_MAX_S, note=note)
-    return model.ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s)
+    curve = _parse_curve(t.section("curve", model.CurveConfig)) if "curve" in t.data else None
+    return model.ZmqConfig(publish=publish, command=command, heartbeat_s=heartbeat_s,
+                           curve=curve)
 
 
 def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.StorageConfig:
     raw = t.string("dir", "")
+    keep_days = t.integer("keep_days", 0, model.KEEP_DAYS_MAX, note="(0 = keep everything)")
+    warning_mb = t.integer("free_space_warning_mb", 0, model.FREE_SPACE_WARNING_MAX_MB,
+                           note="(0 = no warning)")
     if not raw:
-        return model.StorageConfig(dir=default_state_dir(env, room))
+        return model.StorageConfig(dir=default_state_dir(env, room), keep_days=keep_days,
+                                   free_space_warning_mb=warning_mb)
     path = Path(raw)
     if "\0" in raw or not path.is_absolute():
         raise ConfigError(
@@ -219,7 +306,7 @@ def _parse_storage(t: Section, env: Mapping[str, str], room: str) -> model.Stora
             path,
             state,
         )
-    return model.StorageConfig(dir=path)
+    return model.StorageConfig(dir=path, keep_days=keep_days, free_space_warning_mb=warning_mb)
 
 
 def _parse_couch(t: Section) -> model.CouchConfig:
@@ -284,8 +371,76 @@ def _roi_size(t: Section) -> tuple[float, float, float]:
     return (x, y, z)
 
 
+def _parse_ui(t: Section) -> model.UiConfig:
+    listen = t.string("listen")
+    check_listen(listen, t.key("listen"))
+    raw = t.string("operators_file", "")
+    operators = None
+    if raw:
+        if "\0" in raw or not Path(raw).is_absolute():
+            raise ConfigError(f"{t.key('operators_file')}: {raw!r} is not an absolute path; "
+                              "give the path of the operators file, e.g. /etc/igrt/operators.toml")
+        operators = Path(raw)
+    base_url = t.string("base_url")
+    if base_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
+        raise ConfigError(f"{t.key('base_url')}: {base_url!r} is not an http(s) URL such as "
+                          "http://igrt-tb1.radonc.example:8765")
+    return model.UiConfig(listen=listen, operators_file=operators, base_url=base_url.rstrip("/"))
+def _parse_record(t: Section) -> model.RecordConfig:
+    calling = t.string("calling_ae_title")
+    check_ae_title(calling, t.key("calling_ae_title"))
+    initial_s = t.number("retry_initial_s", model.RETRY_MIN_S, model.RETRY_MAX_S)
+    max_s = t.number("retry_max_s", model.RETRY_MIN_S, model.RETRY_MAX_S)
+    if max_s < initial_s:
+        raise ConfigError(
+            f"{t.key('retry_max_s')}: {max_s:g} is less than record.retry_initial_s "
+            f"({initial_s:g}); the back-off grows from the first up to the largest interval")
+    return model.RecordConfig(
+        destinations=_parse_destinations(t.data.get("destinations", [])),
+        calling_ae_title=calling,
+        retry_initial_s=initial_s,
+        retry_max_s=max_s,
+        alarm_after_s=t.number("alarm_after_s", model.ALARM_MIN_S, model.ALARM_MAX_S),
+        timeout_s=t.number("timeout_s", model.RECORD_TIMEOUT_MIN_S, model.RECORD_TIMEOUT_MAX_S),
+    )
+
+
+def _parse_destinations(value: Any) -> tuple[model.Destination, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"record.destinations: expected an array of tables ([[record.destinations]] "
+            f"sections), got {describe(value)}")
+    out: list[model.Destination] = []
+    first_use: dict[str, str] = {}
+    for i, item in enumerate(value):
+        t = Section(item, f"record.destinations[{i}]", model.Destination,
+                    title="[[record.destinations]]")
+        for name in ("ae_title", "host", "port"):
+            if name not in t.data:
+                raise ConfigError(
+                    f"{t.key(name)}: missing; every [[record.destinations]] table needs it")
+        ae_title = t.string("ae_title")
+        check_ae_title(ae_title, t.key("ae_title"))
+        if ae_title in first_use:
+            raise ConfigError(
+                f"{t.key('ae_title')}: {ae_title!r} is already used by {first_use[ae_title]}; "
+                "each destination AE title may appear once (deliveries are tracked by it)")
+        first_use[ae_title] = t.key("ae_title")
+        host = t.string("host")
+        check_host(host, t.key("host"))
+        out.append(model.Destination(ae_title, host, t.integer("port", 1, model.PORT_MAX)))
+    return tuple(out)
+
+
 def _parse_review(t: Section) -> model.ReviewConfig:
     return model.ReviewConfig(
         max_translation_mm=t.positive("max_translation_mm", model.REVIEW_MAX_MM),
         max_rotation_deg=t.positive("max_rotation_deg", model.REVIEW_MAX_DEG),
+    )
+
+
+def _parse_qa(t: Section) -> model.QaConfig:
+    return model.QaConfig(
+        tolerance_mm=t.positive("tolerance_mm", model.QA_TOLERANCE_MAX_MM),
+        tolerance_deg=t.positive("tolerance_deg", model.QA_TOLERANCE_MAX_DEG),
     )

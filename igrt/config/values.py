@@ -153,12 +153,41 @@ def check_host(value: str, key: str) -> None:
         )
 
 
+def check_listen(value: str, key: str) -> None:
+    """``HOST:PORT`` (``[IPv6]:PORT``) for an HTTP listener; port 0 = a free port."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not port.isdigit() or int(port) > PORT_MAX:
+        raise ConfigError(f"{key}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:8765; port 0 to "
+                          f"{PORT_MAX})")
+    check_host(host, key)
+
+
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
         return False
     return True
+
+
+def check_network(value: str, key: str) -> str:
+    """An IP address or a network in CIDR form (``10.20.30.0/24``), normalised."""
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"{key}: {value!r} is neither an IP address nor a network in CIDR form; use e.g. "
+            "10.20.30.41 (one machine) or 10.20.30.0/24 (a network)"
+        ) from None
+    return str(network)
+
+
+def check_absolute_path(value: str, key: str, what: str) -> None:
+    if not value or "\0" in value or not value.startswith("/"):
+        raise ConfigError(f"{key}: {value!r} is not an absolute path; give the absolute path of "
+                          f"{what}")
 
 
 def check_endpoint(value: str, key: str) -> None:

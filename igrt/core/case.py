@@ -38,7 +38,21 @@ class Case:
     position: PatientPosition
 
 
-def build_case(*, cbct: ImageSeries, plan: Plan, ct: SeriesInfo,
+@dataclass(frozen=True, eq=False)
+class Registered:
+    """A case and what the registration made of it, kept for the review images: ``ct`` is the
+    planning CT around the isocentre as the registration used it (the prepared crop, binned to
+    the CBCT's voxels when it was finer), ``initial`` the nominal start and ``transform`` the
+    result (both CBCT point -> planning point)."""
+
+    case: Case
+    ct: Volume
+    initial: FloatArray
+    transform: FloatArray
+    box_size_mm: tuple[float, float, float]
+
+
+def build_case(*, cbct: ImageSeries, plan: Plan, ct: SeriesInfo | ImageSeries,
                sros: Sequence[SpatialRegistration] = (),
                isocenter_index: int | None = None,
                convention: CbctIsocenter = CbctIsocenter.ORIGIN) -> tuple[Case, PlanRef, Nominal]:
@@ -60,4 +74,4 @@ def region_mask(plan: Plan, structure_sets: Sequence[StructureSet], ct: Volume,
                 roi_structure: str) -> BoolArray:
     """The configured registration structure on the planning CT grid (``roi_structure``)."""
     chosen = choose_structure_set(plan, structure_sets, roi_structure)
-    return roi_mask(chosen, roi_structure, ct, frame_of_reference_uid=plan.frame_of_reference_uid)
+    return roi_mask(chosen, roi_structure, ct, frame_of_reference_uid=plan.frame)

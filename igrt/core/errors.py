@@ -10,14 +10,18 @@ received DICOM instances also carry the short Error Comment of the C-STORE statu
     ├── SeriesError ── NotCt, MissingAttribute ── InvalidAttribute, MixedSeries, DuplicateSlice,
     │                  MissingSlice, IrregularSpacing, GantryTilt, InconsistentSlices,
     │                  TooFewSlices, InvalidGeometry, Unreadable
-    ├── PlanError ──── NoPlan, AmbiguousPlan, MultipleIsocentres, NoPlanningCt, Structure,
+    ├── PlanError ──── NoPlan, AmbiguousPlan, RejectedPlan, MultipleIsocentres, NoPlanningCt,
+    │                  Structure,
     │                  SpatialRegistration
     ├── MatchError ─── PatientMismatch
     ├── RegistrationError ── NoOverlap
     ├── StoreError ─── OutOfSpace, StoreInUse, InvalidUid, InvalidInstance, InstanceConflict,
-    │                  UnknownPlan
+    │                  UnknownPlan, QaHistory
     ├── InstanceRefusedError ── RoleNotAllowed, InvalidDataSet, UnreadableDataSet
-    ├── CommandError, PublishError, EndpointError, WorkerError
+    ├── CommandError ── DecisionRefused, UnknownOperator
+    ├── PublishError, EndpointError, WorkerError
+    ├── QaError
+    └── RecordError ── RecordDeliveryError
 """
 
 from __future__ import annotations
@@ -138,6 +142,11 @@ class AmbiguousPlanError(PlanError):
     default_message = "several RT Plans are available and none is selected"
 
 
+class RejectedPlanError(PlanError):
+    code = ReasonCode.REJECTED_PLAN
+    default_message = "the plan's Approval Status is REJECTED: it is never used"
+
+
 class MultipleIsocentresError(PlanError):
     code = ReasonCode.MULTIPLE_ISOCENTRES
     default_message = "the plan has several distinct isocentres and none is selected"
@@ -254,6 +263,20 @@ class CommandError(IgrtError):
     default_message = "the command cannot be carried out"
 
 
+class DecisionRefusedError(CommandError):
+    """An approval or rejection the rules of CONTRACT §7 refuse (the sentence says which)."""
+
+    code = ReasonCode.DECISION_REFUSED
+    default_message = "the decision is refused"
+
+
+class UnknownOperatorError(CommandError):
+    """An operator name or PIN that the operators file does not hold (review page)."""
+
+    code = ReasonCode.UNKNOWN_OPERATOR
+    default_message = "the operator or PIN is not recognised"
+
+
 class PublishError(IgrtError):
     """A message cannot be published (publisher not running, queue full, not a message)."""
 
@@ -273,6 +296,35 @@ class WorkerError(IgrtError):
 
     code = ReasonCode.WORKER
     default_message = "the registration worker could not finish a series"
+
+
+# --- the record (CONTRACT §8) --------------------------------------------------------------------
+class RecordError(IgrtError):
+    """The DICOM record of a correction cannot be built or queued (unknown or failed seq, no
+    registration matrix, an operator name DICOM cannot hold, already queued)."""
+
+    code = ReasonCode.RECORD
+    default_message = "the DICOM record of the correction cannot be built"
+
+
+class RecordDeliveryError(RecordError):
+    """A record could not be delivered to a destination (unreachable, rejected, error status)."""
+
+    code = ReasonCode.RECORD_UNDELIVERED
+    default_message = "the DICOM record could not be delivered"
+# --- physics QA ----------------------------------------------------------------------------------
+class QaError(IgrtError):
+    """A QA request that cannot be carried out as asked (expected offset, directory, report)."""
+
+    code = ReasonCode.QA
+    default_message = "the QA request is invalid"
+
+
+class QaHistoryError(StoreError):
+    """The room's QA history cannot be read or written."""
+
+    code = ReasonCode.QA_HISTORY
+    default_message = "the QA history cannot be read or written"
 
 
 def error_comment(text: str) -> str:

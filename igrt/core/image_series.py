@@ -23,6 +23,9 @@ class SeriesInfo:
     series_description: str
     n_instances: int
     instance_uids: tuple[str, ...]
+    patient_name: str = ""  # DICOM PN as written (``FAMILY^GIVEN``); never logged
+    #: ISO 8601 acquisition (else content) date and time, the earliest of the instances
+    acquisition_datetime: str | None = None
 
 
 @dataclass(frozen=True)

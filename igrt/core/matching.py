@@ -21,12 +21,17 @@ from igrt.core.errors import (
     NoPlanningCtError,
     PatientMismatchError,
     PlanError,
+    RejectedPlanError,
     StructureError,
 )
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.plan import Plan, normalise_patient_id
+from igrt.core.reasons import ReasonCode, reason
 from igrt.core.structures import StructureSet
 from igrt.core.types import Point
+
+REJECTED = "REJECTED"
+UNAPPROVED = "UNAPPROVED"
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ def select_isocenter(plan: Plan, *, index: int | None = None) -> Point:
 def choose_plan(plans: Sequence[Plan], *, patient_id: str, selected_uid: str | None) -> Plan:
     """The plan a CBCT of ``patient_id`` is set up against (CONTRACT §3): the plan selected for
     that patient, else the patient's only plan. Plans are compared by SOP Instance UID (the same
-    plan received twice counts once)."""
+    plan received twice counts once). A plan whose Approval Status is REJECTED is never used:
+    selected, it is refused (:class:`RejectedPlanError`); otherwise it is not a candidate."""
     wanted = normalise_patient_id(patient_id)
     if not wanted:
         raise NoPlanError("the CBCT has an empty Patient ID, no plan can be matched to it")
@@ -88,7 +94,7 @@ def choose_plan(plans: Sequence[Plan], *, patient_id: str, selected_uid: str | N
             own.setdefault(plan.sop_instance_uid, plan)
     if selected_uid is not None:
         if selected_uid in own:
-            return own[selected_uid]
+            return _not_rejected(own[selected_uid])
         elsewhere = any(p.sop_instance_uid == selected_uid for p in plans)
         detail = "belongs to another patient" if elsewhere else "has not been received"
         raise NoPlanError(
@@ -96,12 +102,33 @@ def choose_plan(plans: Sequence[Plan], *, patient_id: str, selected_uid: str | N
         )
     if not own:
         raise NoPlanError(f"no RT Plan has been received for patient {wanted}")
+    usable = {uid: p for uid, p in own.items() if p.approval_status != REJECTED}
+    if not usable:
+        _not_rejected(next(iter(own.values())))
+    own = usable
     if len(own) > 1:
         listed = "; ".join(f"{p.label!r} {uid}" for uid, p in own.items())
         raise AmbiguousPlanError(
             f"patient {wanted} has {len(own)} plans and none is selected: {listed}"
         )
     return next(iter(own.values()))
+
+
+def _not_rejected(plan: Plan) -> Plan:
+    if plan.approval_status == REJECTED:
+        raise RejectedPlanError(
+            f"plan {plan.sop_instance_uid} ({plan.label}) has Approval Status REJECTED "
+            "(300E,0002); a rejected plan is never used for setup")
+    return plan
+
+
+def unapproved_reason(plan: Plan) -> str | None:
+    """The review reason of a plan that is not approved (CONTRACT §3: at most ``review``)."""
+    if plan.approval_status != UNAPPROVED:
+        return None
+    return reason(ReasonCode.UNAPPROVED_PLAN,
+                  f"plan {plan.sop_instance_uid} ({plan.label}) has Approval Status UNAPPROVED "
+                  "(300E,0002): it was not approved for treatment")
 
 
 def check_same_patient(cbct_patient_id: str | None, plan: Plan) -> None:
@@ -126,11 +153,11 @@ def choose_planning_ct(
     order, as the service's store lists them), the most recently received; else
     :class:`PlanError`. None → :class:`NoPlanningCtError`."""
     in_frame = [c.series_uid for c in candidates
-                if c.frame_of_reference_uid == plan.frame_of_reference_uid]
+                if c.frame_of_reference_uid == plan.frame]
     in_frame = list(dict.fromkeys(in_frame))
     if not in_frame:
         raise NoPlanningCtError(
-            f"no CT series is in the Frame of Reference {plan.frame_of_reference_uid} of plan "
+            f"no CT series is in the Frame of Reference {plan.frame} of plan "
             f"{plan.sop_instance_uid}"
         )
     if len(in_frame) == 1:
@@ -141,7 +168,7 @@ def choose_planning_ct(
         return in_frame[-1]
     raise PlanError(
         f"{len(in_frame)} CT series share the Frame of Reference "
-        f"{plan.frame_of_reference_uid} of plan {plan.sop_instance_uid} and none is preferred: "
+        f"{plan.frame} of plan {plan.sop_instance_uid} and none is preferred: "
         + ", ".join(sorted(in_frame))
     )
 
@@ -160,10 +187,10 @@ def check_planning_ct(ct: SeriesInfo | ImageSeries, plan: Plan) -> None:
             f"planning CT series {info.series_uid} has Patient ID "
             f"{normalise_patient_id(info.patient_id)!r}, plan {plan.sop_instance_uid} has "
             f"{normalise_patient_id(plan.patient_id)!r}")
-    if info.frame_of_reference_uid != plan.frame_of_reference_uid:
+    if info.frame_of_reference_uid != plan.frame:
         raise MatchError(
             f"planning CT series {info.series_uid} is in Frame of Reference "
-            f"{info.frame_of_reference_uid}, not the plan's {plan.frame_of_reference_uid}")
+            f"{info.frame_of_reference_uid}, not the plan's {plan.frame}")
 
 
 def choose_structure_set(plan: Plan, structure_sets: Sequence[StructureSet],
@@ -171,14 +198,14 @@ def choose_structure_set(plan: Plan, structure_sets: Sequence[StructureSet],
     """The structure set holding the configured registration structure: in the plan's frame, the
     one the plan references if several."""
     candidates = [s for s in structure_sets
-                  if s.frame_of_reference_uid == plan.frame_of_reference_uid]
+                  if s.frame_of_reference_uid == plan.frame]
     preferred = [s for s in candidates
                  if s.sop_instance_uid == plan.referenced_structure_set_uid]
     chosen = (preferred or candidates)
     if not chosen:
         raise StructureError(
             f"the registration structure {roi_name!r} is configured but no RT Structure Set is "
-            f"in the plan's Frame of Reference {plan.frame_of_reference_uid}")
+            f"in the plan's Frame of Reference {plan.frame}")
     if len(chosen) > 1:
         raise StructureError(
             f"{len(chosen)} RT Structure Sets are in the plan's Frame of Reference and the plan "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igrt.core.clock import now_text
 from igrt.core.geometry import CouchCorrection, PatientPosition, restrict_to_dof
 from igrt.core.json_text import to_json_bytes
 from igrt.core.reasons import ReasonCode, reason
+
+if TYPE_CHECKING:  # the case imports PlanRef from here
+    from igrt.core.case import Registered
 
 CORRECTION_SCHEMA = "igrt/correction/v1"
 HEARTBEAT_SCHEMA = "igrt/heartbeat/v1"
@@ -26,6 +30,8 @@ class Topic(StrEnum):
     CORRECTION = "correction"
     HEARTBEAT = "heartbeat"
     ERROR = "error"
+    DECISION = "decision"
+    QA = "qa"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class Outcome:
     measured: CouchCorrection | None  # None: failed
     reasons: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    patient_name: str | None = None  # DICOM PN as written (never logged)
+    cbct_acquisition_datetime: str | None = None  # ISO 8601
+    #: the images' raw material (volumes and transforms); not part of the message
+    registered: Registered | None = field(default=None, compare=False, repr=False)
 
 
 def correction_message(outcome: Outcome, *, room: str, dof: int, seq: int,
@@ -81,7 +91,9 @@ def correction_message(outcome: Outcome, *, room: str, dof: int, seq: int,
         "status": str(status),
         "reasons": reasons,
         "patient_id": outcome.patient_id,
-        "cbct": {"series_uid": outcome.cbct_series_uid},
+        "patient_name": outcome.patient_name,
+        "cbct": {"series_uid": outcome.cbct_series_uid,
+                 "acquisition_datetime": outcome.cbct_acquisition_datetime},
         "plan": plan,
         "correction": applied.as_dict() if applied is not None else None,
         "measured": measured.as_dict() if measured is not None else None,
@@ -94,10 +106,14 @@ def correction_message(outcome: Outcome, *, room: str, dof: int, seq: int,
     return message
 
 
-def heartbeat_message(*, room: str, state: str, last_seq: int,
-                      time: str | None = None) -> dict[str, Any]:
-    return {"schema": HEARTBEAT_SCHEMA, "time": time or now_text(), "room": room,
-            "state": state, "last_seq": last_seq}
+def heartbeat_message(*, room: str, state: str, last_seq: int, time: str | None = None,
+                      warnings: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ``heartbeat``; ``warnings`` (reasons, e.g. ``low_disk_space: ...``) when given."""
+    message: dict[str, Any] = {"schema": HEARTBEAT_SCHEMA, "time": time or now_text(),
+                               "room": room, "state": state, "last_seq": last_seq}
+    if warnings is not None:
+        message["warnings"] = list(warnings)
+    return message
 
 
 def error_message(*, room: str, reason: str, context: dict[str, Any] | None = None,

@@ -45,10 +45,10 @@ def nominal_alignment(cbct: ImageSeries, plan: Plan, isocenter_mm: FloatArray,
     """Where the machine isocentre is in the CBCT, in CONTRACT §2 order."""
     planned = geometry.planned_placement(isocenter_mm)
     cbct_frame = cbct.info.frame_of_reference_uid
-    if cbct_frame == plan.frame_of_reference_uid:
+    if cbct_frame == plan.frame:
         return Nominal(planned, NominalSource.FRAME_OF_REFERENCE)
     for sro in sros:
-        if {cbct_frame, plan.frame_of_reference_uid} <= set(sro.frames):
+        if {cbct_frame, plan.frame} <= set(sro.frames):
             if sro.patient_id is not None and (normalise_patient_id(sro.patient_id)
                                                != normalise_patient_id(plan.patient_id)):
                 raise PatientMismatchError(
@@ -56,7 +56,7 @@ def nominal_alignment(cbct: ImageSeries, plan: Plan, isocenter_mm: FloatArray,
                     f"{normalise_patient_id(sro.patient_id)!r}, not the plan's "
                     f"{normalise_patient_id(plan.patient_id)!r}")
             m = nominal_matrix(sro, cbct_frame_uid=cbct_frame,
-                               planning_frame_uid=plan.frame_of_reference_uid)
+                               planning_frame_uid=plan.frame)
             return Nominal(planned @ m, NominalSource.SPATIAL_REGISTRATION, sro.sop_instance_uid)
     if convention is CbctIsocenter.CENTER:
         return Nominal(geometry.translation(-cbct.volume.center_mm()), NominalSource.CENTER)

@@ -19,6 +19,7 @@ class ReasonCode(StrEnum):
     ENGINES_DISAGREE = "engines_disagree"
     TRANSLATION_LIMIT = "translation_limit"
     ROTATION_LIMIT = "rotation_limit"
+    UNAPPROVED_PLAN = "unapproved_plan"
     # --- failed: no correction -----------------------------------------------------------------
     FAILED = "failed"
     INTERNAL = "internal"
@@ -39,6 +40,7 @@ class ReasonCode(StrEnum):
     PLAN = "plan"
     NO_PLAN = "no_plan"
     AMBIGUOUS_PLAN = "ambiguous_plan"
+    REJECTED_PLAN = "rejected_plan"
     MULTIPLE_ISOCENTRES = "multiple_isocentres"
     NO_PLANNING_CT = "no_planning_ct"
     STRUCTURE = "structure"
@@ -62,10 +64,19 @@ class ReasonCode(StrEnum):
     INVALID_DATA_SET = "invalid_data_set"
     UNREADABLE_DATA_SET = "unreadable_data_set"
     COMMAND = "command"
+    DECISION_REFUSED = "decision_refused"
+    UNKNOWN_OPERATOR = "unknown_operator"
     PUBLISH = "publish"
     ZMQ_ENDPOINT = "zmq_endpoint"
     WORKER = "worker"
     PHANTOM = "phantom"
+    # --- the record (CONTRACT §8) and operations -------------------------------------------------
+    RECORD = "record"
+    RECORD_UNDELIVERED = "record_undelivered"
+    LOW_DISK_SPACE = "low_disk_space"
+    # --- physics QA ---------------------------------------------------------------------------
+    QA = "qa"
+    QA_HISTORY = "qa_history"
 
 
 def reason(code: ReasonCode, sentence: str) -> str:

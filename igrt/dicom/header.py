@@ -60,10 +60,17 @@ def read_header(
     label: str | None = None
     frames: list[str] = []
     series: list[str] = []
+    frame: str | None
     if kind is InstanceKind.RT_STRUCT:
         frames, series = _structure_set_references(ds, what)
         frame = frames[0]  # the frame its contours are in
         label = _text(ds, "StructureSetLabel")
+    elif kind in (InstanceKind.RT_PLAN, InstanceKind.RT_ION_PLAN) and not _text(
+            ds, "FrameOfReferenceUID"):
+        # Optional in the RT Plan IOD (Eclipse leaves it out): the plan's frame is then the one
+        # of the structure set it references, resolved at registration.
+        frame = None
+        _plan_structure_set(ds, what)
     else:
         frame = _required_uid(ds, "FrameOfReferenceUID", "Frame of Reference UID (0020,0052)", what)
     if kind in (InstanceKind.RT_PLAN, InstanceKind.RT_ION_PLAN):
@@ -104,6 +111,18 @@ def _check_request_uids(
                 f"request says {expected}",
                 comment=f"{name} {tag} differs from the C-STORE request",
             )
+
+
+def _plan_structure_set(ds: Dataset, what: str) -> str:
+    """The RT Structure Set a plan without a frame of its own references (it gives the frame)."""
+    uids = _optional_uids(_items(ds, "ReferencedStructureSetSequence"),
+                          "ReferencedSOPInstanceUID", "referenced structure set UID", what)
+    if not uids:
+        raise InvalidDataSetError(
+            f"{what} has neither a Frame of Reference UID (0020,0052) nor a Referenced "
+            "Structure Set Sequence (300C,0060) that would give its frame",
+            comment="no Frame of Reference UID and no referenced structure set")
+    return uids[0]
 
 
 def _structure_set_references(ds: Dataset, what: str) -> tuple[list[str], list[str]]:
@@ -246,7 +265,9 @@ def _check_pixels(ds: Dataset, what: str, *, n_frames: int = 1) -> None:
         return  # compressed frames have no fixed length; decoding is the series loader's job
     bits = sizes["Rows"] * sizes["Columns"] * sizes["SamplesPerPixel"] * n_frames
     expected = (bits * sizes["BitsAllocated"] + 7) // 8
-    actual = len(ds.PixelData)
+    item = ds.get_item("PixelData", keep_deferred=True)  # not read just to be measured
+    value = getattr(item, "value", None)
+    actual = len(value) if value is not None else int(getattr(item, "length", 0))
     if actual not in (expected, expected + expected % 2):
         raise InvalidDataSetError(
             f"{what}: Pixel Data (7FE0,0010) has {actual} bytes, but {n_frames} frame(s) of "

@@ -40,7 +40,7 @@ from igrt.core.errors import (
 )
 from igrt.core.series import SliceGeometry
 from igrt.dicom.sop import IMAGE_SOP_CLASSES
-from igrt.dicom.values import float_array
+from igrt.dicom.values import float_array, iso_datetime
 
 #: Attributes every instance must carry, whatever its SOP class (checked in this order).
 _REQUIRED_HEADER = (
@@ -62,7 +62,7 @@ SERIES_WIDE = (
 )
 #: What a series' identity is read from (its first instance).
 _IDENTITY = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
-             "Modality", "SOPClassUID", "PatientPosition", "SeriesDescription")
+             "Modality", "SOPClassUID", "PatientPosition", "SeriesDescription", "PatientName")
 #: Transfer syntaxes whose pixel data is the plain little-endian buffer once parsed.
 _NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian,
                               DeflatedExplicitVRLittleEndian})
@@ -91,6 +91,7 @@ class DecodedInstance:
     series_uid: str
     series_wide: tuple[str, ...]
     identity: dict[str, str]
+    acquired: str | None = None  # acquisition (else content) date and time, ISO 8601
     header_error: IgrtError | None = None
     frames: tuple[Frame, ...] = ()
     frames_error: IgrtError | None = None
@@ -125,6 +126,7 @@ def decode_instance(ds: Dataset, n: int = 0) -> DecodedInstance:
         "series_uid": str(ds.get("SeriesInstanceUID") or ""),
         "series_wide": tuple(str(ds.get(k) or "").strip() for k, _ in SERIES_WIDE),
         "identity": identity,
+        "acquired": _acquired(ds),
     }
     try:
         _check_header(ds, label)
@@ -150,6 +152,14 @@ def decode_instance(ds: Dataset, n: int = 0) -> DecodedInstance:
 
 
 # --- headers -------------------------------------------------------------------------------------
+def _acquired(ds: Dataset) -> str | None:
+    """The instance's acquisition (else content) date and time, ISO 8601."""
+    offset = ds.get("TimezoneOffsetFromUTC")
+    return (iso_datetime(ds.get("AcquisitionDateTime"), None, offset)
+            or iso_datetime(ds.get("AcquisitionDate"), ds.get("AcquisitionTime"), offset)
+            or iso_datetime(ds.get("ContentDate"), ds.get("ContentTime"), offset))
+
+
 def _label(ds: Dataset, n: int) -> str:
     uid = str(ds.get("SOPInstanceUID") or "").strip()
     name = f"instance {uid}" if uid else f"instance #{n + 1} (no SOPInstanceUID)"

@@ -59,8 +59,11 @@ def read_plan(ds: Any, *, isocenter_tolerance_mm: float = 0.5) -> Plan:
     uid = _required(ds, "SOPInstanceUID", "SOP Instance UID (0008,0018)", "the plan")
     what = f"{PLAN_SOP_CLASSES[sop_class]} {uid}"
     patient_id = _required(ds, "PatientID", "Patient ID (0010,0020)", what)
-    frame_uid = _required(ds, "FrameOfReferenceUID", "Frame of Reference UID (0020,0052)", what)
+    # Optional in the RT Plan IOD (Eclipse leaves it out): then the frame is the referenced
+    # structure set's, resolved when the structure sets are known (igrt.core.plan).
+    frame_uid = _text(ds, "FrameOfReferenceUID")
     label = _text(ds, "RTPlanLabel") or ""
+    approval = (_text(ds, "ApprovalStatus") or "").upper()
 
     ion = sop_class == RTIonPlanStorage
     beam_keyword = "IonBeamSequence" if ion else "BeamSequence"
@@ -68,11 +71,13 @@ def read_plan(ds: Any, *, isocenter_tolerance_mm: float = 0.5) -> Plan:
     beams = list(ds.get(beam_keyword) or [])
     if not beams:
         raise PlanError(f"{what} has no beam ({beam_keyword} is missing or empty)")
-    treatment = [b for b in beams if (_text(b, "TreatmentDeliveryType") or "") != "SETUP"]
+    no_dose = _beams_without_meterset(ds)
+    treatment = [b for b in beams if (_text(b, "TreatmentDeliveryType") or "") != "SETUP"
+                 and b.get("BeamNumber") not in no_dose]
     if not treatment:
-        raise PlanError(f"{what} has only SETUP beams, no treatment beam")
+        raise PlanError(f"{what} has only SETUP or imaging beams (no meterset), no treatment beam")
     if len(treatment) < len(beams):
-        log.info("plan %s: %d SETUP beams ignored", uid, len(beams) - len(treatment))
+        log.info("plan %s: %d SETUP or imaging beams ignored", uid, len(beams) - len(treatment))
 
     isocenters = [_beam_isocenter(b, cp_keyword, what) for b in treatment]
     distinct = distinct_points(isocenters, tolerance_mm=isocenter_tolerance_mm)
@@ -85,8 +90,8 @@ def read_plan(ds: Any, *, isocenter_tolerance_mm: float = 0.5) -> Plan:
             break
 
     log.info(
-        "plan %s (%s): %d treatment beams, %d distinct isocentres, %s, frame %s",
-        uid, label, len(treatment), len(distinct), position.value, frame_uid,
+        "plan %s: %d treatment beams, %d distinct isocentres, %s, frame %s, approval %s",
+        uid, len(treatment), len(distinct), position.value, frame_uid, approval or "absent",
     )
     return Plan(
         sop_instance_uid=uid,
@@ -98,7 +103,25 @@ def read_plan(ds: Any, *, isocenter_tolerance_mm: float = 0.5) -> Plan:
         isocenters_mm=distinct,
         referenced_structure_set_uid=structure_set_uid,
         beam_count=len(treatment),
+        approval_status=approval,
     )
+
+
+def _beams_without_meterset(ds: Any) -> set[Any]:
+    """Numbers of the beams that deliver nothing: listed in the fraction groups without a Beam
+    Meterset, or with 0, while other beams of the plan have a positive one. Imaging fields
+    (kV, CBCT) are exported like that, some as TREATMENT beams (Eclipse writes a "CBCT" field
+    as TREATMENT with no meterset). When no beam has a meterset (it is optional), none is
+    excluded. Beams are joined by number, never by position in a sequence."""
+    metersets: dict[Any, float] = {}
+    for group in ds.get("FractionGroupSequence") or []:
+        for ref in group.get("ReferencedBeamSequence") or []:
+            value = _floats(ref.get("BeamMeterset")) or [0.0]
+            number = ref.get("ReferencedBeamNumber")
+            metersets[number] = max(metersets.get(number, 0.0), value[0])
+    if not any(v > 0 for v in metersets.values()):
+        return set()
+    return {number for number, value in metersets.items() if value <= 0}
 
 
 def _beam_name(beam: Any) -> str:

@@ -114,6 +114,9 @@ def assemble(instances: Sequence[DecodedInstance], *,
         series_description=identity["SeriesDescription"],
         n_instances=len(instances),
         instance_uids=instance_uids,
+        patient_name=identity["PatientName"],
+        acquisition_datetime=min((i.acquired for i in instances if i.acquired is not None),
+                                 default=None),
     )
     volume = Volume(
         voxels=voxels,

@@ -49,3 +49,40 @@ def float_array(ds: Any, keyword: str) -> npt.NDArray[np.float64] | None:
 def items(ds: Any, keyword: str) -> list[Any]:
     """The items of a sequence element; [] if absent or empty."""
     return list(ds.get(keyword) or [])
+
+
+def iso_datetime(date: object, time: object = None, offset: object = None) -> str | None:
+    """ISO 8601 text of a DICOM DA (``YYYYMMDD``) and TM (``HHMMSS.FFFFFF``, parts optional), with
+    the ``+HHMM`` Timezone Offset From UTC when given; None when the date is absent or invalid.
+    ``date`` may also be a DT (``YYYYMMDDHHMMSS.FFFFFF&ZZXX``), then ``time`` is ignored."""
+    d = "" if date is None else str(date).strip()
+    t = "" if time is None else str(time).strip()
+    z = "" if offset is None else str(offset).strip()
+    if len(d) > 8:  # a DT value: split date, time and its own offset
+        for sign in "+-":
+            if sign in d[8:]:
+                at = d.index(sign, 8)
+                d, z = d[:at], d[at:]
+        d, t = d[:8], d[8:]
+    if len(d) != 8 or not d.isdigit():
+        return None
+    out = f"{d[0:4]}-{d[4:6]}-{d[6:8]}"
+    whole, _, fraction = t.partition(".")
+    if whole:
+        if not whole.isdigit() or len(whole) not in (2, 4, 6):
+            return None
+        parts = [whole[i:i + 2] for i in range(0, len(whole), 2)] + ["00"] * (3 - len(whole) // 2)
+        out += "T" + ":".join(parts)
+        if fraction.isdigit():
+            out += "." + fraction[:3].ljust(3, "0")
+        if len(z) == 5 and z[0] in "+-" and z[1:].isdigit():
+            out += f"{z[:3]}:{z[3:]}"
+    return out
+def decimal_string(value: float) -> str:
+    """The most precise decimal string of at most 16 characters (VR DS) for ``value``."""
+    v = float(value) + 0.0  # no "-0"
+    for digits in range(16, 0, -1):
+        out = f"{v:.{digits}g}"
+        if len(out) <= 16:
+            return out
+    raise ValueError(f"{v!r} cannot be written as a DICOM decimal string")

@@ -15,7 +15,7 @@ import pydicom
 from igrt.core.errors import MixedSeriesError, SeriesError, UnreadableError
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.matching import CtCandidate, choose_planning_ct, preferred_planning_ct
-from igrt.core.plan import Plan
+from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
@@ -76,13 +76,21 @@ class DirectoryPlanning:
         return scan(self.directory, keep_datasets=True)
 
     def plans(self, patient_id: str) -> list[Plan]:
-        return [read_plan(_read(f)) for f in self.found.rt_plans]
+        plans = [read_plan(_read(f)) for f in self.found.rt_plans]
+        if any(p.frame_of_reference_uid is None for p in plans):
+            sets = self._all_structure_sets
+            plans = [with_structure_set_frame(p, sets) for p in plans]
+        return plans
+
+    @cached_property
+    def _all_structure_sets(self) -> list[StructureSet]:
+        return [read_structure_set(_read(f)) for f in self.found.structure_sets]
 
     def selected_plan_uid(self, patient_id: str) -> str | None:
         return self._plan_uid
 
     def structure_sets(self, plan: Plan) -> list[StructureSet]:
-        return [read_structure_set(_read(f)) for f in self.found.structure_sets]
+        return self._all_structure_sets
 
     def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
                     cbct: SeriesInfo | None) -> PlanningCtId:

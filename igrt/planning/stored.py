@@ -12,7 +12,7 @@ import pydicom
 
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.matching import CtCandidate, choose_planning_ct, preferred_planning_ct
-from igrt.core.plan import Plan
+from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
 from igrt.dicom.plan_reader import read_plan
@@ -54,7 +54,18 @@ class StoredPlanning:
         self._store = store
 
     def plans(self, patient_id: str) -> list[Plan]:
-        return [read_plan(_read(r.path)) for r in self._store.plans_for_patient(patient_id)]
+        plans = [read_plan(_read(r.path)) for r in self._store.plans_for_patient(patient_id)]
+        return [self._with_frame(p) for p in plans]
+
+    def _with_frame(self, plan: Plan) -> Plan:
+        """A plan without a frame of its own takes its referenced structure set's."""
+        uid = plan.referenced_structure_set_uid
+        if plan.frame_of_reference_uid is not None or uid is None:
+            return plan
+        record = self._store.instance(uid)
+        if record is None or record.patient_id != plan.patient_id:
+            return plan
+        return with_structure_set_frame(plan, [read_structure_set(_read(record.path))])
 
     def selected_plan_uid(self, patient_id: str) -> str | None:
         return self._store.selected_plan(patient_id)
@@ -62,13 +73,13 @@ class StoredPlanning:
     def structure_sets(self, plan: Plan) -> list[StructureSet]:
         return [read_structure_set(_read(r.path)) for r in
                 self._store.structure_sets_for_frame(plan.patient_id,
-                                                     plan.frame_of_reference_uid)]
+                                                     plan.frame)]
 
     def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
                     cbct: SeriesInfo | None) -> PlanningCtId:
-        uids = self._store.ct_series_for_frame(plan.patient_id, plan.frame_of_reference_uid)
+        uids = self._store.ct_series_for_frame(plan.patient_id, plan.frame)
         exclude = cbct.series_uid if cbct is not None else None
-        candidates = [CtCandidate(uid, plan.frame_of_reference_uid) for uid in uids
+        candidates = [CtCandidate(uid, plan.frame) for uid in uids
                       if uid != exclude]
         uid = choose_planning_ct(candidates, plan, newest_last=True,
                                  preferred_series_uid=preferred_planning_ct(plan, structure_sets))

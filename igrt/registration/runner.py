@@ -44,11 +44,13 @@ PERTURBATION_DEG = (1.0, -1.0, 1.0)
 RESTART_LEVEL = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Measurement:
     measured: CouchCorrection
     reasons: tuple[str, ...]
     details: dict[str, Any]
+    initial: FloatArray  # the nominal start, CBCT point -> planning point
+    transform: FloatArray  # the result, CBCT point -> planning point
 
 
 def prepare(case: Case, reference: PlanningReference,
@@ -124,7 +126,8 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
     details["total_s"] = round(time.perf_counter() - t0, 3)
     log.info("registered with %s in %.2f s: %s", result.engine, details["total_s"],
              measured.rounded())
-    return Measurement(measured=measured, reasons=tuple(reasons), details=details)
+    return Measurement(measured=measured, reasons=tuple(reasons), details=details,
+                       initial=problem.initial, transform=result.transform)
 
 
 def _restart(engine: Engine, problem: RegistrationProblem,

@@ -6,8 +6,11 @@ Layout under the state directory ``root``::
     tmp/            in-flight writes, same file system; emptied on open (crash leftovers)
     igrt.sqlite     index (WAL, synchronous=FULL), schema version in table ``meta``
     igrt.lock       flock held while the store is open
+    qa/             the physics QA history: its own database and images, outside the lock
+                    (``igrt.store.qa_history``), so ``igrt qa run`` writes it beside the service
 """
 
+from igrt.store.files import InstanceContent
 from igrt.store.records import (
     AssociationOutcome,
     InstanceMeta,
@@ -26,6 +29,7 @@ from igrt.store.store import Store
 __all__ = [
     "SCHEMA_VERSION",
     "AssociationOutcome",
+    "InstanceContent",
     "InstanceMeta",
     "JobState",
     "ObjectRecord",

@@ -14,7 +14,8 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from igrt.core.errors import OutOfSpaceError, StoreError, StoreInUseError
@@ -27,6 +28,44 @@ Fsync = Callable[[int], None]
 OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 TMP_SUFFIX = ".part"
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InstanceContent:
+    """The Part-10 bytes of one instance: ``file_meta`` (preamble, ``DICM``, group 0002) then
+    the data set, either ``data_set`` in memory or the bytes of the file ``source`` from
+    ``source_offset`` on (a received instance the SCP spooled to disk, so that a large one is
+    never held in memory whole). Identity is the data set's bytes: a re-send from another AE
+    (whose file meta differs) with the same data set is the same instance."""
+
+    file_meta: bytes
+    data_set: bytes = b""
+    source: Path | None = None
+    source_offset: int = 0
+
+    @classmethod
+    def of(cls, data: bytes | InstanceContent) -> InstanceContent:
+        return data if isinstance(data, InstanceContent) else cls(b"", data)
+
+    def data_set_chunks(self) -> Iterator[bytes]:
+        if self.source is None:
+            yield self.data_set
+            return
+        with self.source.open("rb") as f:
+            f.seek(self.source_offset)
+            while chunk := f.read(CHUNK_BYTES):
+                yield chunk
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self.file_meta
+        yield from self.data_set_chunks()
+
+    def data_set_sha256(self) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.data_set_chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 def patient_key(patient_id: str) -> str:
@@ -67,20 +106,25 @@ def ensure_dir(directory: Path, *, root: Path, fsync: Fsync) -> None:
         fsync_dir(path.parent, fsync)
 
 
-def write_atomically(final: Path, data: bytes, *, tmp_dir: Path, fsync: Fsync) -> None:
-    """Write ``data`` as ``final``: temp file in ``tmp_dir``, fsync, rename, fsync the directory.
+def write_atomically(final: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path,
+                     fsync: Fsync) -> int:
+    """Write ``data`` (bytes, or chunks of bytes) as ``final``: temp file in ``tmp_dir``, fsync,
+    rename, fsync the directory; returns the number of bytes written.
 
     An existing ``final`` is replaced atomically. On any failure the temp file is removed and
     ``final`` is untouched; the ``OSError`` propagates (map it with :func:`os_error`).
     """
     fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=TMP_SUFFIX)
     tmp = Path(tmp_name)
+    total = 0
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for chunk in ([data] if isinstance(data, bytes) else data):
+                view = memoryview(chunk)
+                total += len(view)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             fsync(fd)
         finally:
             os.close(fd)
@@ -90,6 +134,7 @@ def write_atomically(final: Path, data: bytes, *, tmp_dir: Path, fsync: Fsync) -
             tmp.unlink()
         raise
     fsync_dir(final.parent, fsync)
+    return total
 
 
 def clear_tmp(tmp_dir: Path) -> int:

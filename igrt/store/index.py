@@ -35,12 +35,21 @@ def marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta) -> None:
+def stored_content_sha256(conn: sqlite3.Connection, sop_instance_uid: str) -> str | None:
+    row = conn.execute("SELECT content_sha256 FROM instances WHERE sop_instance_uid = ?",
+                       (sop_instance_uid,)).fetchone()
+    return None if row is None else row[0]
+
+
+def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta,
+                    content_sha256: str | None = None) -> None:
     """Refuse an instance whose UIDs are already held with a different identity: a file must
-    never be filed under, or replace one of, another patient or series."""
+    never be filed under, or replace one of, another patient or series; nor may a SOP instance
+    be replaced by other content (``content_sha256``: of its data set bytes)."""
     uid = meta.sop_instance_uid
     row = conn.execute(
-        "SELECT patient_id, series_uid, sop_class_uid FROM instances WHERE sop_instance_uid = ?",
+        "SELECT patient_id, series_uid, sop_class_uid, content_sha256 FROM instances "
+        "WHERE sop_instance_uid = ?",
         (uid,),
     ).fetchone()
     if row is not None:
@@ -56,6 +65,12 @@ def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta) -> None:
                 f"SOP instance {uid} is already stored with another {' and '.join(differ)}; "
                 "a SOP Instance UID must identify one object, so this one is refused"
             )
+    if row is not None and content_sha256 is not None and row[3] != content_sha256:
+        raise InstanceConflictError(
+            f"SOP instance {uid} is already stored with other content; a SOP Instance UID "
+            "names one object, so this re-send is refused and the first one is kept (a new "
+            "object needs a new SOP Instance UID)"
+        )
     row = conn.execute(
         "SELECT patient_id, study_uid, role FROM series WHERE series_uid = ?", (meta.series_uid,)
     ).fetchone()
@@ -79,7 +94,8 @@ def _differences(held: Mapping[str, object], new: Mapping[str, object]) -> list[
 
 
 def record_instance(
-    conn: sqlite3.Connection, meta: InstanceMeta, rel_path: str, size_bytes: int, now: str
+    conn: sqlite3.Connection, meta: InstanceMeta, rel_path: str, size_bytes: int, now: str,
+    content_sha256: str,
 ) -> bool:
     """Upsert the instance, its references, its series and the association link. Returns
     whether the SOP instance was already recorded (a re-send)."""
@@ -103,19 +119,21 @@ def record_instance(
         "label": meta.label,
         "rel_path": rel_path,
         "size": size_bytes,
+        "sha": content_sha256,
         "now": now,
     }
     conn.execute(
         "INSERT INTO instances (sop_instance_uid, sop_class_uid, series_uid, study_uid, "
         "patient_id, frame_of_reference_uid, modality, kind, role, calling_ae, association_id, "
-        "label, rel_path, size_bytes, first_received_at, received_at) "
+        "label, rel_path, size_bytes, first_received_at, received_at, content_sha256) "
         "VALUES (:sop, :sop_class, :series, :study, :patient, :frame, :modality, :kind, :role, "
-        ":ae, :assoc, :label, :rel_path, :size, :now, :now) "
+        ":ae, :assoc, :label, :rel_path, :size, :now, :now, :sha) "
         "ON CONFLICT(sop_instance_uid) DO UPDATE SET frame_of_reference_uid = "
         "excluded.frame_of_reference_uid, modality = excluded.modality, kind = excluded.kind, "
         "calling_ae = excluded.calling_ae, association_id = excluded.association_id, "
-        "label = excluded.label, rel_path = excluded.rel_path, size_bytes = excluded.size_bytes, "
-        "received_at = excluded.received_at",
+        "label = excluded.label, rel_path = excluded.rel_path, "
+        "size_bytes = excluded.size_bytes, "
+        "received_at = excluded.received_at, content_sha256 = excluded.content_sha256",
         values,
     )
     conn.execute("DELETE FROM instance_refs WHERE sop_instance_uid = ?", (uid,))

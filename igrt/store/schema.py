@@ -82,11 +82,71 @@ CREATE TABLE corrections (
 CREATE INDEX corrections_by_series ON corrections (series_uid, seq);
 """
 
+# Version 3: the record queue (CONTRACT §8). One row per approved correction (the Spatial
+# Registration object, built once so every retry sends the very same SOP instance) and one row
+# per (seq, destination AE title) with its delivery state.
+_SCHEMA_V3_RECORDS = """
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY REFERENCES corrections (seq),
+    sop_instance_uid TEXT NOT NULL UNIQUE,
+    cbct_series_uid TEXT NOT NULL,
+    planning_series_uid TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    approved_at TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    object BLOB NOT NULL
+);
+CREATE TABLE record_deliveries (
+    seq INTEGER NOT NULL REFERENCES records (seq),
+    ae_title TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    alarmed_at TEXT,
+    acknowledged_at TEXT,
+    status INTEGER,
+    PRIMARY KEY (seq, ae_title)
+);
+CREATE INDEX record_deliveries_due ON record_deliveries (acknowledged_at, next_attempt_at);
+"""
+
+_SCHEMA_V2_DECISIONS = """
+ALTER TABLE corrections ADD COLUMN patient_id TEXT;
+UPDATE corrections SET patient_id = json_extract(message_json, '$.patient_id');
+CREATE INDEX corrections_by_patient ON corrections (patient_id, seq);
+CREATE TABLE decisions (
+    seq INTEGER PRIMARY KEY REFERENCES corrections (seq),
+    decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+    operator TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    message_json TEXT NOT NULL
+);
+CREATE TABLE review_images (
+    seq INTEGER NOT NULL REFERENCES corrections (seq),
+    name TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    PRIMARY KEY (seq, name)
+);
+"""
+
+# Version 4 (security and robustness): the content hash of each instance (a re-send with other
+# content is refused, a byte-identical one is not), the instances each association refused (a
+# series delivered with refusals is never registered from what remains), and what a job
+# registered (which delivery, with which status) so that a series that ended ``failed`` is
+# registered again when it is sent again.
+_SCHEMA_V4_SECURITY = """
+ALTER TABLE instances ADD COLUMN content_sha256 TEXT;
+ALTER TABLE associations ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN association_id TEXT;
+ALTER TABLE jobs ADD COLUMN status TEXT;
+"""
 
 #: One step per schema version: ``MIGRATIONS[n]`` takes a database from version ``n`` to
 #: ``n + 1``. A capability that needs new tables appends a step; a step is never edited once
 #: released, so every store upgrades in place, in order.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2_DECISIONS, _SCHEMA_V3_RECORDS,
+                               _SCHEMA_V4_SECURITY)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,7 +3,6 @@ association bookkeeping (``sessions``), the C-STORE handler (``c_store``), the s
 answers with (``status``) and the events it reports (``events``)."""
 
 from services.scp.events import ActivityKind, SeriesEvent
-from services.scp.policy import ScpLimits
 from services.scp.server import StorageScp
 
-__all__ = ["ActivityKind", "ScpLimits", "SeriesEvent", "StorageScp"]
+__all__ = ["ActivityKind", "SeriesEvent", "StorageScp"]

@@ -1,15 +1,20 @@
-"""The C-STORE handler, thin: refuse what the peer's role may not send, rebuild the Part-10
-bytes exactly as received (file meta + the encoded data set, not re-encoded), decode the header
-from those very bytes and check what igrt needs (:func:`igrt.dicom.header.read_header`), hand the
-bytes to :meth:`igrt.store.Store.store_instance` (atomic write + fsync + index) and only then
-answer ``0x0000``. Every failure is mapped to a status in one place
-(:func:`services.scp.status.reply_for`); no exception leaves the handler."""
+"""The C-STORE handler, thin: refuse what the peer's role may not send and over-long or invalid
+UIDs (a status, never an abort); take the data set pynetdicom spooled to a file as it arrived
+(never held in memory whole); check that it is readable as the negotiated transfer syntax
+(:mod:`igrt.dicom.encoding`: VR encoding, element structure, nothing after the data set,
+compressed pixel data decodes); decode the header and check what igrt needs
+(:func:`igrt.dicom.header.read_header`); hand our file meta + the data set bytes exactly as
+received to :meth:`igrt.store.Store.store_instance` (atomic write + fsync + index; a re-send with
+other content is refused) and only then answer ``0x0000``. Every failure is mapped to a status
+in one place (:func:`services.scp.status.reply_for`), counted as a refusal of the association
+(a series delivered with refusals is never registered from what remains), and no exception
+leaves the handler."""
 
 from __future__ import annotations
 
 import logging
 import time
-from io import BytesIO
+from pathlib import Path
 from typing import cast
 
 import pydicom
@@ -24,14 +29,23 @@ from igrt.core.errors import (
     InvalidDataSetError,
     UnreadableDataSetError,
 )
-from igrt.core.kinds import KIND_NAMES
+from igrt.core.kinds import KIND_NAMES, InstanceKind
 from igrt.core.uids import uid_problem
+from igrt.dicom.encoding import (
+    check_encoding,
+    check_pixel_data_decodes,
+    check_structure,
+    data_set_offset,
+)
 from igrt.dicom.header import read_header
-from igrt.store import InstanceMeta, Store
+from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from igrt.store import InstanceContent, InstanceMeta, Store
+from igrt.store.files import os_error
 from services.scp.events import ActivityKind, SeriesEvent
 from services.scp.policy import STORAGE_SOP_CLASSES, check_role
 from services.scp.sessions import Associations, Session
 from services.scp.status import StatusReply, StoreStatus, reply_for
+from services.scp.transport import spool_error
 
 logger = logging.getLogger("services.scp")
 
@@ -48,9 +62,12 @@ class CStoreHandler:
         session = self._associations.session(event.assoc)
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", None))[:80]
         try:
-            meta = self._store_one(event, session)
+            meta, size = self._store_one(event, session)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status, in one place
+            with session.lock:
+                session.refused += 1
             reply = reply_for(exc)
+            session.note_c_store(int(reply.status))
             what = (
                 f"C-STORE of SOP instance {sop_uid} from {session.calling_ae} "
                 f"(association {session.association_id})"
@@ -62,6 +79,7 @@ class CStoreHandler:
             else:
                 logger.exception("%s failed (0x%04X) with an unexpected error", what, reply.status)
             return _status(reply)
+        session.note_c_store(int(StoreStatus.SUCCESS), size)
         with session.lock:
             new_series = meta.series_uid not in session.series
             session.series.setdefault(meta.series_uid, meta.kind)
@@ -82,7 +100,7 @@ class CStoreHandler:
             self._associations.announce_end(session, ended, [(meta.series_uid, meta.kind)])
         return _status(StatusReply(StoreStatus.SUCCESS))
 
-    def _store_one(self, event: Event, session: Session) -> InstanceMeta:
+    def _store_one(self, event: Event, session: Session) -> tuple[InstanceMeta, int]:
         request = cast(C_STORE, event.request)
         sop_class = str(request.AffectedSOPClassUID)
         sop_uid = str(request.AffectedSOPInstanceUID)
@@ -100,33 +118,42 @@ class CStoreHandler:
                 f"not a valid DICOM UID ({problem}); nothing was stored",
                 comment=f"invalid SOP Instance UID: {problem}",
             )
-        file_meta = event.file_meta
-        file_meta.SourceApplicationEntityTitle = session.calling_ae
-        data = b"".join(
-            (
-                b"\x00" * 128,
-                b"DICM",
-                encode_file_meta(file_meta),
-                event.encoded_dataset(include_meta=False),
-            )
-        )
+        what = f"the {KIND_NAMES[kind]} {sop_uid}"
+        syntax = event.context.transfer_syntax
+        spooled = Path(event.dataset_path)  # pynetdicom's file: its own file meta + the data set
+        failed = spool_error(event.request)
+        if failed is not None:
+            raise os_error(failed, f"receiving SOP instance {sop_uid}")
         try:
-            ds = pydicom.dcmread(BytesIO(data))
+            size = spooled.stat().st_size
+            with spooled.open("rb") as fp:
+                offset = data_set_offset(fp)
+                fp.seek(offset)
+                check_encoding(fp.read(8), syntax, what)
+                check_structure(fp, offset, size, syntax, what)
+            ds = pydicom.dcmread(spooled, defer_size="256 KB")
             header = read_header(ds, kind=kind, sop_class_uid=sop_class, sop_instance_uid=sop_uid)
+            if kind in (InstanceKind.CT_IMAGE, InstanceKind.ENHANCED_CT):
+                check_pixel_data_decodes(spooled, syntax, what)
         except InstanceRefusedError:
             raise
         except Exception as exc:
             raise UnreadableDataSetError(
-                f"the {KIND_NAMES[kind]} {sop_uid} cannot be decoded "
-                f"({type(exc).__name__}: {exc}); transfer syntax "
-                f"{event.context.transfer_syntax}",
+                f"{what} cannot be decoded ({type(exc).__name__}: {exc}); transfer syntax "
+                f"{syntax}",
                 comment=f"data set cannot be decoded: {type(exc).__name__}",
             ) from exc
+        file_meta = event.file_meta
+        file_meta.SourceApplicationEntityTitle = session.calling_ae
+        file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # igrt writes the file
+        file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        content = InstanceContent(b"\x00" * 128 + b"DICM" + encode_file_meta(file_meta),
+                                  source=spooled, source_offset=offset)
         meta = InstanceMeta(sop_class_uid=sop_class, sop_instance_uid=sop_uid, kind=kind,
                             role=role, calling_ae=session.calling_ae,
                             association_id=session.association_id, **vars(header))
-        self._store.store_instance(data=data, meta=meta)
-        return meta
+        self._store.store_instance(data=content, meta=meta)
+        return meta, size
 
 
 def _status(reply: StatusReply) -> Dataset:

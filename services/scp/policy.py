@@ -1,9 +1,9 @@
-"""What the Storage SCP accepts: SOP classes, transfer syntaxes, the role policy, the limits."""
+"""What the Storage SCP accepts: SOP classes, transfer syntaxes, the role policy (the limits are
+``[dicom.limits]``, applied by ``services.scp.admission``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -36,16 +36,6 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     JPEGLSLossless,
 )
 VERIFICATION_TRANSFER_SYNTAXES: tuple[str, ...] = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
-
-
-@dataclass(frozen=True)
-class ScpLimits:
-    acse_timeout_s: float = 30.0  # association request / release
-    dimse_timeout_s: float = 30.0
-    network_timeout_s: float = 120.0  # an idle association is aborted after this
-    max_associations: int = 10
-    max_pdu_bytes: int = 262_144  # what we accept per PDU (the peer sends at most this)
-    close_grace_s: float = 5.0  # connection closed: wait this long for release/abort news
 
 
 def check_role(kind: InstanceKind, role: Role | None, calling_ae: str) -> Role:

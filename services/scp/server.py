@@ -29,31 +29,58 @@ matched CBCT) must never be taken for the nominal one.
 
 Idle associations are aborted after ``network_timeout_s`` (an aborted association never leads to
 a registration, so a silent peer never makes a partial series "complete").
+
+Hardening (issue 10; README "Security"): the limits of ``[dicom.limits]`` and the peer binding
+are applied by :mod:`services.scp.admission` (idle connections cannot hold association slots);
+TLS (``[dicom.tls]``) and the PDU size bound by :mod:`services.scp.transport`. Received data
+sets are spooled to a file in the store's ``tmp/`` as they arrive (pynetdicom's
+``STORE_RECV_CHUNKED_DATASET``), so memory per association stays bounded by the PDU size, and
+nothing is written outside the store. Two pynetdicom settings are process-wide and set by
+:meth:`StorageScp.start`: chunked receiving, and a UID validator that lets an over-long or
+malformed Affected SOP Instance UID through to the C-STORE handler, which answers it with a
+status (pynetdicom's own check aborts the association).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
 
 from igrt.config import Config
 from igrt.core.errors import ConfigError
 from igrt.store import Store
+from services.ae import make_ae
+from services.scp.admission import Admission
 from services.scp.c_store import CStoreHandler
 from services.scp.events import SeriesEvent
 from services.scp.policy import (
     STORAGE_SOP_CLASSES,
     TRANSFER_SYNTAXES,
     VERIFICATION_TRANSFER_SYNTAXES,
-    ScpLimits,
 )
 from services.scp.sessions import Associations
+from services.scp.transport import (
+    GuardedServer,
+    discard_spooled,
+    spool_into,
+    stop_spooling_into,
+    tls_context,
+)
+
+#: pynetdicom allows this many connections; igrt's own limits (Admission) are what binds.
+_PYNETDICOM_CAP = 10_000
+CLOSE_GRACE_S = 5.0  # connection closed: wait this long for release/abort news
+
+
+def _lenient_uid(value: object) -> tuple[bool, str]:
+    """pynetdicom's UID check, relaxed: the C-STORE handler answers bad UIDs with a status."""
+    return True, ""
 
 logger = logging.getLogger("services.scp")
 
@@ -78,15 +105,18 @@ class StorageScp:
         store: Store,
         *,
         on_series_activity: Callable[[SeriesEvent], None],
-        limits: ScpLimits | None = None,
+        close_grace_s: float = CLOSE_GRACE_S,
     ) -> None:
         self._dicom = config.dicom
+        self._limits = config.dicom.limits
         self._store = store
         self._on_series_activity = on_series_activity
-        self._limits = limits or ScpLimits()
-        self._server: ThreadedAssociationServer | None = None
+        self._server: GuardedServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tls = tls_context(config.dicom.tls) if config.dicom.tls is not None else None
         self._associations = Associations(self._dicom, store, emit=on_series_activity,
-                                          close_grace_s=self._limits.close_grace_s)
+                                          close_grace_s=close_grace_s)
+        self._admission = Admission(self._dicom)
         self._c_store = CStoreHandler(store, self._associations)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -95,33 +125,48 @@ class StorageScp:
         once, the server runs in background threads."""
         if self._server is not None:
             raise RuntimeError("the Storage SCP is already running")
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        _config.VALIDATORS["UI"] = _lenient_uid
+        spool_into(self._store.root / "tmp")
         ae = self._make_ae()
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._c_store),
+            (evt.EVT_CONN_OPEN, self._admission.on_connection_open),
+            (evt.EVT_REQUESTED, self._admission.on_requested),
             (evt.EVT_ESTABLISHED, self._associations.on_established),
             (evt.EVT_REJECTED, self._associations.on_rejected),
             (evt.EVT_RELEASED, self._associations.on_released),
             (evt.EVT_ABORTED, self._associations.on_aborted),
+            (evt.EVT_CONN_CLOSE, self._admission.on_connection_closed),
+            (evt.EVT_CONN_CLOSE, discard_spooled),
             (evt.EVT_CONN_CLOSE, self._associations.on_connection_closed),
         ]
         address = (self._dicom.host, self._dicom.port)
         try:
-            server = ae.start_server(address, block=False, evt_handlers=handlers)
+            server = GuardedServer(ae, address, self._dicom.ae_title, ae.supported_contexts,
+                                   evt_handlers=handlers, tls=self._tls, limits=self._limits)
         except OSError as exc:
+            stop_spooling_into(self._store.root / "tmp")
             raise ConfigError(
                 f"dicom.port: the Storage SCP cannot listen on {self._dicom.host}:"
                 f"{self._dicom.port}: {exc.strerror or exc}; choose a free port or stop the "
                 "other program using it"
             ) from exc
-        assert server is not None  # block=False returns the server
+        ae._servers.append(server)  # as AE.start_server does: server.shutdown() removes it
         self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="igrt-scp-accept",
+                                        daemon=True)
+        self._thread.start()
         logger.info(
-            "Storage SCP %s listening on %s:%d; peers: %s",
+            "Storage SCP %s listening on %s:%d (%s); peers: %s",
             self._dicom.ae_title,
             self._dicom.host,
             self.port,
-            ", ".join(f"{p.ae_title} ({p.role.value})" for p in self._dicom.peers),
+            "TLS" if self._tls is not None else "plain TCP",
+            ", ".join(f"{p.ae_title} ({p.role.value}"
+                      f"{', from ' + p.host if p.host else ''})" for p in self._dicom.peers),
         )
+
 
     @property
     def port(self) -> int:
@@ -137,13 +182,18 @@ class StorageScp:
         if server is None:
             return
         server.shutdown()
-        open_associations = server.active_associations
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        # Only negotiated associations are waited for: a connection that never requested one
+        # ends by itself within request_timeout_s and holds nothing of the store.
+        open_associations = [a for a in server.active_associations if a.is_established]
         for assoc in open_associations:
             assoc.abort()
         deadline = time.monotonic() + timeout_s
         for assoc in open_associations:
             assoc.join(max(0.0, deadline - time.monotonic()))
         self._associations.end_all()  # no end news (yet): aborted, now, while the store is open
+        stop_spooling_into(self._store.root / "tmp")
         logger.info("Storage SCP %s stopped", self._dicom.ae_title)
 
     def __enter__(self) -> StorageScp:
@@ -155,13 +205,13 @@ class StorageScp:
 
     def _make_ae(self) -> AE:
         limits = self._limits
-        ae = AE(ae_title=self._dicom.ae_title)
+        ae = make_ae(self._dicom.ae_title)  # igrt's implementation identity
         ae.require_called_aet = True
         ae.require_calling_aet = [peer.ae_title for peer in self._dicom.peers]
-        ae.acse_timeout = limits.acse_timeout_s
+        ae.acse_timeout = limits.request_timeout_s
         ae.dimse_timeout = limits.dimse_timeout_s
         ae.network_timeout = limits.network_timeout_s
-        ae.maximum_associations = limits.max_associations
+        ae.maximum_associations = _PYNETDICOM_CAP
         ae.maximum_pdu_size = limits.max_pdu_bytes
         ae.add_supported_context(Verification, list(VERIFICATION_TRANSFER_SYNTAXES))
         for sop_class in STORAGE_SOP_CLASSES:

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,9 +34,29 @@ class Session:
     role: Role | None  # None only if the AE is not a configured peer (negotiation prevents it)
     series: dict[str, InstanceKind] = field(default_factory=dict)  # delivered, in order
     outcome: AssociationOutcome | None = None
+    refused: int = 0  # C-STOREs answered with an error status
     closed: bool = False  # the TCP connection is gone
     watchdog: threading.Timer | None = None  # closed before its end was known: fallback
     lock: threading.Lock = field(default_factory=threading.Lock)
+    peer: str = ""  # address:port of the requestor
+    started_s: float = field(default_factory=time.monotonic)
+    instances: int = 0  # C-STOREs answered
+    stored_bytes: int = 0  # bytes of the instances stored
+    statuses: Counter[int] = field(default_factory=Counter)  # C-STORE status -> count
+
+    def note_c_store(self, status: int, stored_bytes: int = 0) -> None:
+        """Count one answered C-STORE (for the association's summary line)."""
+        with self.lock:
+            self.instances += 1
+            self.stored_bytes += stored_bytes
+            self.statuses[status] += 1
+
+    def summary(self) -> str:
+        """``12 instances, 3.4 MB, 2.1 s, statuses 0x0000 x11, 0xA900 x1``."""
+        with self.lock:
+            statuses = ", ".join(f"0x{code:04X} x{n}" for code, n in sorted(self.statuses.items()))
+            return (f"{self.instances} instances, {self.stored_bytes / 1e6:.1f} MB, "
+                    f"{time.monotonic() - self.started_s:.1f} s, statuses {statuses or 'none'}")
 
 
 class Associations:
@@ -60,6 +81,7 @@ class Associations:
                     association_id=uuid.uuid4().hex,
                     calling_ae=calling_ae,
                     role=None if peer is None else Role(peer.role.value),
+                    peer=f"{assoc.requestor.address}:{assoc.requestor.port}",
                 )
                 self._sessions[assoc] = session
             return session
@@ -153,10 +175,12 @@ class Associations:
         if closed:
             self._forget(assoc)
         logger.info(
-            "association %s from %s %s (%d series delivered)",
+            "association %s from %s (%s) %s: %s; %d series delivered",
             session.association_id,
             session.calling_ae,
+            session.peer,
             outcome.value,
+            session.summary(),
             len(delivered),
         )
         self.announce_end(session, outcome, delivered)
@@ -172,7 +196,10 @@ class Associations:
         if not delivered:
             return
         try:
-            self._store.record_association(session.association_id, session.calling_ae, outcome)
+            with session.lock:
+                refused = session.refused
+            self._store.record_association(session.association_id, session.calling_ae, outcome,
+                                           refused=refused)
         except Exception:
             logger.exception(
                 "association %s from %s %s, but recording that failed",
