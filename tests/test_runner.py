@@ -217,3 +217,31 @@ def test_a_single_use_reference_gives_the_same_result(case: Case,
     np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
     native = DEFAULT_LEVELS[-1].smoothing_mm
     assert ((1, 1, 1), native) in reference._levels and ((1, 1, 1), native) not in single._levels
+
+
+@pytest.mark.parametrize(("position", "known"), [
+    # a longitudinal offset within the capture range, far enough that the coarse level must
+    # carry the search (the speed rework once stopped there after 8 iterations at 2.8 mm)
+    (PatientPosition.HFS, CouchCorrection(1.0, 28.0, -1.0, 0.0, 0.0, 0.0)),
+    # shift set case 10 with write_cbct's default seed (once 11 mm / 29° wrong)
+    (PatientPosition.HFP, CouchCorrection(-11.0, -12.0, -7.0, -2.5, 3.0, -2.5)),
+])
+def test_the_capture_range_holds(tmp_path_factory: pytest.TempPathFactory,
+                                 position: PatientPosition, known: CouchCorrection) -> None:
+    root = tmp_path_factory.mktemp("capture")
+    plan_case = planning_set(root, position=position)
+    cbct_case = write_cbct(root / "cbct", plan_case, known)
+    planning = scan(plan_case.directory)
+    ct = load_series_files(planning.image_series[0].paths)
+    plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
+    cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    reference = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                position=case.position, box_size_mm=BOX_MM)
+    cfg = parse_config({"registration": {"perturbation_check": False},
+                        "review": {"max_translation_mm": 100.0, "max_rotation_deg": 30.0}})
+    m = measure(case, reference, cfg.registration, cfg.review)
+    err_mm = float(np.linalg.norm(m.measured.translation_mm - known.translation_mm))
+    err_deg = float(np.abs(m.measured.angles_deg - known.angles_deg).max())
+    assert err_mm <= 0.5 and err_deg <= 0.3, (err_mm, err_deg, m.measured)
+    assert m.details["primary"]["converged"] is True
