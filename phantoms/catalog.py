@@ -21,10 +21,21 @@ QA_PHANTOMS = ("sphere_cube", "iq_cylinder")
 
 Grid = tuple[tuple[int, int, int], tuple[float, float, float]]
 
+#: Sizes: ``small`` (the tests'), ``full``; for the anatomy phantoms also ``hires`` and
+#: ``hires-small`` (below).
+SIZES = ("small", "full", "hires", "hires-small")
+#: Only the anatomy phantoms have a high-resolution planning CT.
+QA_SIZES = ("small", "full")
+
 #: Planning CT grids: (columns, rows, slices) and (column, row, slice) spacing in mm.
+#: ``hires``: a high-resolution planning CT (0.45 mm pixels, 1 mm slices, 230 mm field of view,
+#: which cuts the torso at the sides and the back as a small reconstruction circle would) with
+#: the ``full`` CBCT; ``hires-small`` the same ratio of planning to CBCT voxels at test size.
 PLANNING_GRIDS: dict[str, Grid] = {
     "full": ((512, 512, 150), (0.9765625, 0.9765625, 2.5)),
     "small": ((192, 192, 64), (2.6, 2.6, 5.0)),
+    "hires": ((512, 512, 140), (0.45, 0.45, 1.0)),
+    "hires-small": ((192, 192, 64), (1.3, 1.3, 2.5)),
 }
 QA_PLANNING_GRIDS: dict[str, Grid] = {
     "full": ((384, 384, 128), (0.7, 0.7, 1.5)),
@@ -43,6 +54,14 @@ QA_DEGRADATION = Degradation(noise_hu=25.0, blur_sigma_mm=0.7, hu_scale=0.92, hu
 def _check(name: str) -> None:
     if name not in PHANTOMS:
         raise ValueError(f"unknown phantom {name!r}: expected one of {', '.join(PHANTOMS)}")
+
+
+def check_size(name: str, size: str) -> None:
+    """A size the phantom is made in (ValueError naming the choices otherwise)."""
+    sizes = QA_SIZES if name in QA_PHANTOMS else SIZES
+    if size not in sizes:
+        raise ValueError(f"unknown size {size!r} for the {name} phantom: expected one of "
+                         f"{', '.join(sizes)}")
 
 
 def model(name: str) -> PhantomModel:

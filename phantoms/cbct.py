@@ -52,6 +52,8 @@ CBCT_GRIDS: dict[str, CbctGridSpec] = {
     "full": CbctGridSpec((512, 512, 90), (0.9, 0.9, 2.0), 230.0),
     "small": CbctGridSpec((160, 160, 48), (2.8, 2.8, 3.5), 222.0),
 }
+CBCT_GRIDS["hires"] = CBCT_GRIDS["full"]  # a high-resolution planning CT, the same CBCT
+CBCT_GRIDS["hires-small"] = CBCT_GRIDS["small"]
 
 
 @dataclass(frozen=True)

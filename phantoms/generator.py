@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 
 PHANTOMS = catalog.PHANTOMS
-SIZES = ("small", "full")
+SIZES = catalog.SIZES
 COMMENT_PREFIX = "igrt-phantom"
 
 #: Planning CT grids of the anatomy phantoms (the QA phantoms': ``catalog.planning_grid``).
@@ -74,7 +74,7 @@ class PlanningCase:
     ct_series_uid: str
     isocenter_mm: tuple[float, float, float]
     phantom: str  # one of PHANTOMS
-    size: str  # "small" | "full"
+    size: str  # one of SIZES
     seed: int
     metal: bool = False  # titanium rods beside the spine (phantoms.variants), CT and CBCT
 
@@ -107,8 +107,7 @@ class Truth:
 def _check(phantom: str, size: str) -> None:
     if phantom not in PHANTOMS:
         raise ValueError(f"unknown phantom {phantom!r}: expected one of {', '.join(PHANTOMS)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
+    catalog.check_size(phantom, size)
 
 
 def _planning_origin(phantom: str, size: str) -> tuple[float, float, float]:

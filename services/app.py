@@ -108,6 +108,7 @@ class Service:
                                                  qa=qa)
         commands.start()
         records.start()
+        worker.warm()  # engines run once, recent planning sets prepared: before READY
         worker.start()
         self.retention = retention = Retention(cfg, store)
         retention.start()

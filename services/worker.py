@@ -8,6 +8,10 @@ Instance UID is registered successfully at most once, also across restarts; a re
 re-register and the stored result stays available, unless the result was ``failed`` (the store
 decides: :meth:`~igrt.store.Store.claim_series`). A series whose delivering association refused
 instances is never registered from what remains: it ends ``failed`` (``instance_refused``).
+The computation may start earlier: once the association is released the worker claims the
+series and registers it ahead of its settle time, and at settle the registrar hands that outcome
+over only if nothing it read has changed (:mod:`igrt.registrar`); otherwise the series is
+registered then.
 
 Faults are never silent: if a result cannot be stored (e.g. the disk is full) the worker publishes
 an ``error``, its state (shown in every heartbeat and by ``status``) is ``error``, and it keeps
@@ -16,8 +20,11 @@ state returns to normal. An unexpected exception in the loop is reported the sam
 loop goes on: the worker thread does not end until :meth:`Worker.stop`.
 
 The SCP's association threads only call :meth:`Worker.notify` (a queue put); everything else runs
-on the worker's own thread. Tests drive the loop one :meth:`Worker.step` at a time with their
-own clock.
+on the worker's own thread: each CBCT instance is decoded there as its event arrives, a planning
+set is prepared for registration once its association was released and ``settle_s`` passed
+(CBCTs due first), and the hot path it all feeds (:class:`igrt.registrar.Registrar`) is warmed
+by :meth:`Worker.warm` before the service says READY. Tests drive the loop one
+:meth:`Worker.step` at a time with their own clock.
 """
 
 from __future__ import annotations
@@ -32,22 +39,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from igrt import pipeline
 from igrt.config import Config
 from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
 from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome, correction_message
 from igrt.core.reasons import ReasonCode, reason
-from igrt.planning.override import WithPlan
-from igrt.planning.source import PlanningSource
-from igrt.planning.stored import StoredCbct, StoredPlanning
+from igrt.registrar import Registrar, WarmReport
 from igrt.store import Store
 
 log = logging.getLogger(__name__)
 
 #: How often a result that could not be stored is tried again.
 RETRY_S = 5.0
+IMAGE_KIND_VALUES = frozenset(k.value for k in IMAGE_KINDS)
 
 
 class SeriesActivity(Protocol):
@@ -69,12 +74,13 @@ class SeriesActivity(Protocol):
     def kind(self) -> Any: ...  # an InstanceKind
 
     @property
-    def sop_instance_uid(self) -> str | None: ...
+    def sop_instance_uid(self) -> str | None: ...  # set for "instance"
 
 
 class WorkerState(StrEnum):
     IDLE = "idle"
-    RECEIVING = "receiving"
+    RECEIVING = "receiving"  # a CBCT waits for its settle time, or a planning set to be prepared
+    #: a CBCT is being registered (at settle, or ahead of it once its association was released)
     REGISTERING = "registering"
     ERROR = "error"  # a fault is pending (see the module docstring)
 
@@ -84,6 +90,7 @@ class _Pending:
     association_id: str
     last_activity_s: float
     released: bool = False
+    ahead: bool = False  # registered ahead of its settle time (the registrar keeps it)
 
 
 @dataclass
@@ -119,17 +126,22 @@ class Worker:
     on_registered: Callable[[int, Registered], None] = lambda _seq, _registered: None
     _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
+    _planning_pending: dict[str, _Pending] = field(default_factory=dict)
+    #: series this worker claimed to register ahead of settle and has not registered yet (kept
+    #: when a later association aborts: the series registers under that claim when complete)
+    _claimed: set[str] = field(default_factory=set)
     _assoc_series: dict[str, set[str]] = field(default_factory=dict)
     _unstored: dict[str, dict[str, Any]] = field(default_factory=dict)  # results to store again
     _fault: str | None = None  # the pending fault (state ``error``)
     _next_retry_s: float = 0.0
     _thread: threading.Thread | None = None
     _busy: bool = False
-    planning: StoredPlanning | None = None
+    _preparing: bool = False  # a planning set is being prepared (state ``receiving``)
+    registrar: Registrar | None = None
 
     def __post_init__(self) -> None:
-        if self.planning is None:
-            self.planning = StoredPlanning(self.store)
+        if self.registrar is None:
+            self.registrar = Registrar(self.config, self.store)
 
     # --- called from other threads --------------------------------------------------------------
     def notify(self, activity: SeriesActivity) -> None:
@@ -145,12 +157,18 @@ class Worker:
             return WorkerState.ERROR
         if self._busy:
             return WorkerState.REGISTERING
-        return WorkerState.RECEIVING if self._pending else WorkerState.IDLE
+        waiting = self._pending or self._planning_pending or self._preparing
+        return WorkerState.RECEIVING if waiting else WorkerState.IDLE
 
     @property
     def fault(self) -> str | None:
         """The reason of the pending fault, or None."""
         return self._fault
+
+    def warm(self) -> WarmReport:
+        """Run the engines once and prepare the recent planning sets (before READY)."""
+        assert self.registrar is not None
+        return self.registrar.warm()
 
     def request_again(self, series_uid: str, plan_uid: str | None) -> None:
         """Queue a stored CBCT for registration anew (``register_again``); never blocks."""
@@ -170,12 +188,21 @@ class Worker:
     def _run(self) -> None:
         while True:
             try:
-                if not self.step(self.poll_s):
+                if not self.step(self._wait_s()):
                     return
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one fault
                 self._report_fault(f"unexpected error in the worker loop: "
                                    f"{type(exc).__name__}: {exc}", {})
                 log.error("worker loop error\n%s", traceback.format_exc())
+
+    def _wait_s(self) -> float:
+        """How long the loop may wait for an event: ``poll_s``, or less when a series
+        becomes due sooner (so the settle time is kept to the poll's precision)."""
+        settle = self.config.dicom.settle_s
+        due = [p.last_activity_s + settle for p in self._pending.values() if p.released]
+        if not due:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, min(due) - self.clock()))
 
     def step(self, timeout_s: float) -> bool:
         """One turn of the loop: wait up to ``timeout_s`` for an event, then register whatever
@@ -195,36 +222,97 @@ class Worker:
         self._retry_unstored()
         for uid in self._due(self.clock()):
             self._register_claimed(uid)
+        if self._queue.empty():  # CBCTs first: planning sets are prepared when nothing waits
+            self._prepare_due(self.clock())
+        if self._queue.empty():
+            self._register_ahead()
         return True
+
+    def _register_ahead(self) -> None:
+        """Use the settle time: register a released CBCT now; at settle the registrar hands
+        the outcome over if nothing it read changed meanwhile (else it registers again)."""
+        assert self.registrar is not None
+        for uid, pending in self._pending.items():
+            if pending.released and not pending.ahead:
+                pending.ahead = True
+                if self.store.refused_in_delivery(uid):
+                    continue  # it ends failed at settle (instance_refused): nothing to compute
+                try:
+                    claimed = uid in self._claimed or self.store.claim_series(uid)
+                except Exception:  # noqa: BLE001 - only a head start: settle claims (and reports)
+                    log.exception("series %s: not claimed ahead of settle", uid)
+                    continue
+                if not claimed:
+                    continue  # registered before: settle says so
+                # claimed before it is computed, as at settle: a service killed while
+                # registering reports the series ``interrupted`` and never re-runs it by itself
+                self._claimed.add(uid)
+                self._busy = True
+                try:
+                    self.registrar.register_ahead(uid)
+                except Exception:  # noqa: BLE001 - only a head start: settle registers anyway
+                    log.exception("series %s: registration ahead of settle failed", uid)
+                finally:
+                    self._busy = False
+                return  # one at a time: new events first
 
     def _on_activity(self, a: SeriesActivity) -> None:
         now = self.clock()
+        assert self.registrar is not None
         if a.event == "instance":
-            if a.series_uid is None or str(a.role) != Role.IMAGING.value:
+            if a.series_uid is None:
+                return
+            if str(a.role) != Role.IMAGING.value:
+                self._planning_pending[a.series_uid] = _Pending(a.association_id, now)
+                self._assoc_series.setdefault(a.association_id, set()).add(a.series_uid)
                 return
             for uid in self._cbct_series_of(a):
                 self._pending[uid] = _Pending(a.association_id, now)
                 self._assoc_series.setdefault(a.association_id, set()).add(uid)
+                self.registrar.forget_ahead(uid)  # what was registered ahead is stale
+            self.registrar.on_instance(a.series_uid, a.sop_instance_uid, a.role, a.kind)
             return
         touched = self._assoc_series.pop(a.association_id, set())
         for uid in touched:
-            pending = self._pending.get(uid)
-            if pending is None or pending.association_id != a.association_id:
-                continue  # a later association has taken over this series
-            if a.event == "released":
-                pending.released = True
-                pending.last_activity_s = now
-            else:
-                log.warning("association %s aborted: series %s is not registered",
-                            a.association_id, uid)
-                del self._pending[uid]
+            for waiting in (self._pending, self._planning_pending):
+                pending = waiting.get(uid)
+                if pending is None or pending.association_id != a.association_id:
+                    continue  # a later association has taken over this series
+                if a.event == "released":
+                    pending.released = True
+                    pending.last_activity_s = now
+                else:
+                    del waiting[uid]
+                    if waiting is self._pending:
+                        log.warning("association %s aborted: series %s is not registered",
+                                    a.association_id, uid)
+                        self.registrar.discard(uid)
+
+    def _prepare_due(self, now: float) -> None:
+        """Prepare the planning sets whose association was released ``settle_s`` ago."""
+        due = [uid for uid, p in self._planning_pending.items()
+               if p.released and now - p.last_activity_s >= self.config.dicom.settle_s]
+        patients: dict[str, None] = {}
+        for uid in due:
+            del self._planning_pending[uid]
+            arrivals = self.store.series_arrivals(uid)
+            if arrivals is not None:
+                patients[arrivals.patient_id] = None
+        assert self.registrar is not None
+        self._preparing = bool(patients)
+        try:
+            for patient_id in patients:
+                self.tick()  # several patients may take a while: keep the watchdog fed
+                self.registrar.prepare_planning(patient_id)
+        finally:
+            self._preparing = False
 
     def _cbct_series_of(self, a: SeriesActivity) -> list[str]:
         """The CBCT series an instance event is activity of: its own series for a CT or Enhanced
         CT image; for a Spatial Registration (its own series, as DICOM requires) the CBCT series
         it references that are still being received: it belongs to them, it is never a series
         to register, and the CBCT waits for the association that brought it."""
-        if str(a.kind) in {k.value for k in IMAGE_KINDS}:
+        if str(a.kind) in IMAGE_KIND_VALUES:
             return [a.series_uid] if a.series_uid is not None else []
         if str(a.kind) != InstanceKind.SPATIAL_REGISTRATION.value or a.sop_instance_uid is None:
             return []
@@ -246,7 +334,9 @@ class Worker:
         return due
 
     def _register_claimed(self, series_uid: str) -> None:
-        if not self.store.claim_series(series_uid):
+        if series_uid in self._claimed:  # claimed when it was registered ahead of settle
+            self._claimed.discard(series_uid)
+        elif not self.store.claim_series(series_uid):
             log.info("series %s was registered before: not registering it again", series_uid)
             return
         self._register(series_uid)
@@ -339,11 +429,8 @@ class Worker:
                  ) -> tuple[dict[str, Any], Registered | None]:
         """The correction message (seq not yet allocated) for one complete CBCT series, and
         what the registration made of it (for the review images)."""
-        assert self.planning is not None
-        planning: PlanningSource = self.planning
-        if plan_uid is not None:
-            planning = WithPlan(planning, plan_uid)
-        outcome = pipeline.run(StoredCbct(self.store, series_uid), planning, self.config)
+        assert self.registrar is not None
+        outcome = self.registrar.register(series_uid, plan_uid=plan_uid)
         message = correction_message(outcome, room=self.config.room, dof=self.config.couch.dof,
                                      seq=0)
         return message, outcome.registered

@@ -64,6 +64,7 @@ def test_defaults_are_complete_safe_and_loopback_only() -> None:
             fov_fraction_min=0.60,
             longitudinal_coverage_min=0.75,
             seed=20261121,
+            planning_cache_mb=1024,
         ),
         review=ReviewConfig(max_translation_mm=10.0, max_rotation_deg=3.0),
     )
@@ -89,9 +90,9 @@ def test_documented_file_spells_out_every_key() -> None:
     documented = _keys(tomllib.loads(DOCUMENTED.read_text(encoding="utf-8")))
     written = _keys(tomllib.loads(config_to_toml(default_config(environ=ENV))))
     assert documented == written
-    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 15 reg, 2 review, 3 ui, 5 record,
+    # room, 4 dicom, 7 limits, 2 peer, 3 zmq, 3 storage, dof, 16 reg, 2 review, 3 ui, 5 record,
     # 3 qa
-    assert len(documented) == 49
+    assert len(documented) == 50
 
 
 def test_documented_file_comments_every_key() -> None:
@@ -455,6 +456,10 @@ ERROR_CASES = [
     pytest.param(_nested("registration.seed", 2**32), "registration.seed", "0 to", id="seed-big"),
     pytest.param(_nested("registration.seed", 1.5), "registration.seed", "integer", id="seed-flt"),
     pytest.param(_nested("registration.seed", True), "registration.seed", "boolean", id="seed-b"),
+    pytest.param(_nested("registration.planning_cache_mb", 10), "registration.planning_cache_mb",
+                 "64 to", id="cache-small"),
+    pytest.param(_nested("registration.planning_cache_mb", "1 GB"),
+                 "registration.planning_cache_mb", "integer", id="cache-text"),
     # [review]
     pytest.param(
         _nested("review.max_translation_mm", 0),
@@ -533,6 +538,7 @@ def test_invalid_configuration_names_the_key(data: dict[str, Any], key: str, all
         pytest.param("registration.cbct_isocenter", "center", id="iso-center"),
         pytest.param("registration.roi_size_mm", [20, 600, 120.5], id="roi-limits"),
         pytest.param("registration.seed", 0, id="seed-zero"),
+        pytest.param("registration.planning_cache_mb", 64, id="cache-min"),
         pytest.param("storage.dir", "/srv/igrt/TB1", id="dir-absolute"),
     ],
 )

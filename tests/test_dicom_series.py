@@ -411,3 +411,34 @@ def test_compressed_series_decodes_to_the_same_volume(
     assert decoded.info == reference.info
 
 
+
+
+# --- one parse per file: the volume around a point, the pixel buffer read directly -------------
+def test_around_keeps_the_box_of_the_whole_volume() -> None:
+    datasets = ct_series()
+    whole = load_series(datasets).volume
+    center = whole.index_to_point_mm((COLUMNS / 2, ROWS / 2, 2.0))
+    part = load_series(datasets, around_mm=(center, (3.0, 2.0, 4.0))).volume
+    (i0, j0, k0) = np.rint(whole.point_to_index(part.origin_mm)).astype(int)
+    ni, nj, nk = part.shape_ijk
+    assert (nk, nj, ni) != whole.voxels.shape
+    np.testing.assert_array_equal(part.voxels, whole.voxels[k0:k0 + nk, j0:j0 + nj, i0:i0 + ni])
+    np.testing.assert_allclose(part.index_to_point_mm((0, 0, 0)),
+                               whole.index_to_point_mm((i0, j0, k0)))
+    with pytest.raises(SeriesError, match="does not reach"):
+        load_series(datasets, around_mm=(center + 1000.0, (3.0, 2.0, 4.0)))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_unused_high_bits_are_ignored_as_pydicom_does(signed: bool) -> None:
+    datasets = ct_series(signed=signed, intercepts=0.0 if signed else -1024.0)
+    for ds in datasets:
+        ds.BitsStored, ds.HighBit = 12, 11
+        stored = np.frombuffer(ds.PixelData, dtype="<i2" if signed else "<u2").copy()
+        stored[::7] |= np.array(0x7000, dtype=stored.dtype)  # garbage above bit 11
+        ds.PixelData = stored.tobytes()
+    expected = np.stack([ds.pixel_array for ds in datasets]).astype(np.float32)
+    volume = load_series(datasets).volume
+    intercept = np.float32(datasets[0].RescaleIntercept)
+    np.testing.assert_array_equal(np.sort(volume.voxels.ravel()),
+                                  np.sort((expected + intercept).ravel()))

@@ -174,3 +174,14 @@ def test_is_rigid() -> None:
 
 def test_rotation_angle() -> None:
     assert g.rotation_angle_deg(g.rot_y(2.5)) == pytest.approx(2.5)
+
+
+def test_mean_rigid_averages_where_points_go() -> None:
+    a = g.rigid(g.rot_z(0.4) @ g.rot_x(-0.2), (1.0, 2.0, 3.0))
+    b = g.rigid(g.rot_z(0.6) @ g.rot_x(0.2), (1.2, 1.8, 3.4))
+    mean = g.mean_rigid([a, b])
+    assert g.is_rigid(mean)
+    points = np.array([[0.0, 0.0, 0.0], [80.0, -60.0, 40.0], [-80.0, 60.0, -60.0]])
+    halfway = (g.apply(a, points) + g.apply(b, points)) / 2
+    np.testing.assert_allclose(g.apply(mean, points), halfway, atol=2e-3)
+    np.testing.assert_allclose(g.mean_rigid([a]), a, atol=1e-12)

@@ -96,7 +96,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     case, _, nominal = build_case(cbct=cbct, plan=plan, ct=ct)
     initial = geometry.registration_for_correction(np.eye(4), nominal.matrix, case.isocenter_mm)
     transform = expected_registration(plan_case, known, "origin")
-    return Registered(case, initial, transform, (160.0, 160.0, 120.0))
+    return Registered(case, ct.volume, initial, transform, (160.0, 160.0, 120.0))
 
 
 def test_the_cbct_lines_up_after_the_correction_and_not_before(registered: Registered) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pydicom
@@ -15,29 +16,42 @@ from phantom_cases import planning_set
 
 from igrt.config import EngineName, parse_config
 from igrt.core import geometry
-from igrt.core.case import Case, build_case
+from igrt.core.case import Case, build_case, region_mask
 from igrt.core.errors import NoOverlapError
-from igrt.core.geometry import CouchCorrection
+from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.image_series import SeriesInfo
+from igrt.core.volume import Volume
 from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.registration.problem import DEFAULT_LEVELS
+from igrt.registration.reference import PlanningReference, build_reference
 from igrt.registration.runner import Measurement, measure, prepare
 from igrt.registration.sitk_images import to_sitk
 from phantoms.generator import CbctCase, PlanningCase, write_cbct
 
 KNOWN = CouchCorrection(7.0, -9.0, 4.0, 2.0, -1.5, 2.5)
+BOX_MM = (160.0, 160.0, 120.0)
+
+
+class Built(NamedTuple):
+    case: Case
+    reference: PlanningReference
+    planning: PlanningCase
 
 
 @pytest.fixture(scope="module")
-def plan_case(tmp_path_factory: pytest.TempPathFactory) -> PlanningCase:
-    return planning_set(tmp_path_factory.mktemp("runner"))
-
-
-@pytest.fixture(scope="module")
-def case(plan_case: PlanningCase) -> Case:
-    return case_of(plan_case, write_cbct(plan_case.directory.parent / "cbct", plan_case, KNOWN))
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("runner")
+    plan_case = planning_set(root)
+    cbct_case = write_cbct(root / "cbct", plan_case, KNOWN)
+    planning = scan(plan_case.directory)
+    ct = load_series_files(planning.image_series[0].paths)
+    case = case_of(plan_case, cbct_case)
+    reference = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                position=case.position, box_size_mm=BOX_MM)
+    return Built(case, reference, plan_case)
 
 
 def case_of(plan_case: PlanningCase, cbct_case: CbctCase) -> Case:
@@ -45,12 +59,22 @@ def case_of(plan_case: PlanningCase, cbct_case: CbctCase) -> Case:
     ct = load_series_files(planning.image_series[0].paths)
     plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
     cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
-    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct)
-    return built
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    return case
 
 
 def codes(m: Measurement) -> list[str]:
     return [r.split(":")[0] for r in m.reasons]
+
+
+@pytest.fixture
+def case(built: Built) -> Case:
+    return built.case
+
+
+@pytest.fixture
+def reference(built: Built) -> PlanningReference:
+    return built.reference
 
 
 def assert_known(measured: CouchCorrection) -> None:
@@ -60,9 +84,10 @@ def assert_known(measured: CouchCorrection) -> None:
 
 
 @pytest.mark.parametrize("engine", [EngineName.SIMPLEITK, EngineName.ELASTIX])
-def test_engine_recovers_the_known_correction(case: Case, engine: EngineName) -> None:
+def test_engine_recovers_the_known_correction(case: Case, reference: PlanningReference,
+                                              engine: EngineName) -> None:
     cfg = parse_config({"registration": {"engine": str(engine), "perturbation_check": False}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     assert_known(m.measured)
     primary = m.details["primary"]
     assert primary["engine"] == str(engine)
@@ -78,31 +103,32 @@ def test_engine_recovers_the_known_correction(case: Case, engine: EngineName) ->
     assert not any(r.startswith("not_converged") for r in m.reasons)
 
 
-def test_simpleitk_is_deterministic(case: Case) -> None:
+def test_simpleitk_is_deterministic(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False}})
-    a = measure(case, cfg.registration, cfg.review).measured
-    b = measure(case, cfg.registration, cfg.review).measured
+    a = measure(case, reference, cfg.registration, cfg.review).measured
+    b = measure(case, reference, cfg.registration, cfg.review).measured
     # no random sampling: equal up to floating-point summation order across threads
     np.testing.assert_allclose(a.translation_mm, b.translation_mm, atol=1e-6)
     np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
 
 
-def test_perturbed_restart_agrees_and_a_tiny_tolerance_flags_it(case: Case) -> None:
+def test_perturbed_restart_agrees_and_a_tiny_tolerance_flags_it(
+        case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     assert m.details["perturbation"]["translation_mm"] <= 0.5
     assert not any(r.startswith("unstable") for r in m.reasons)
     strict = parse_config({"registration": {"perturbation_tolerance_mm": 0.0001,
                                             "perturbation_tolerance_deg": 0.0001}})
-    flagged = measure(case, strict.registration, strict.review)
+    flagged = measure(case, reference, strict.registration, strict.review)
     assert any(r.startswith("unstable:") for r in flagged.reasons), flagged.reasons
 
 
-def test_cross_check_with_the_second_engine(case: Case) -> None:
+def test_cross_check_with_the_second_engine(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"cross_check": "elastix", "perturbation_check": False,
                                          "cross_check_tolerance_mm": 0.0001,
                                          "cross_check_tolerance_deg": 0.0001}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     cross = m.details["cross_check"]
     assert cross["engine"] == "elastix"
     assert cross["translation_mm"] <= 0.5  # the two engines agree to well under a millimetre
@@ -110,29 +136,29 @@ def test_cross_check_with_the_second_engine(case: Case) -> None:
     assert any(r.startswith("engines_disagree:") for r in m.reasons)  # ... but not to 0.1 µm
 
 
-def test_review_limits(case: Case) -> None:
+def test_review_limits(case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False},
                         "review": {"max_translation_mm": 5.0, "max_rotation_deg": 2.2}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     codes = [r.split(":")[0] for r in m.reasons]
     assert codes == ["translation_limit", "rotation_limit"]  # 12.1 mm; rotation 2.5° only
 
 
-def test_region_outside_the_field_of_view_is_refused(case: Case) -> None:
+def test_region_outside_the_field_of_view_is_refused(case: Case,
+                                                     reference: PlanningReference) -> None:
     far = dataclasses.replace(case, nominal=case.nominal @ geometry.translation((0, 0, -900.0)))
     with pytest.raises(NoOverlapError, match="field of view"):
-        prepare(far, parse_config({}).registration)
+        prepare(far, reference, parse_config({}).registration)
 
 
-def test_prepare_masks_the_fov_and_the_body(case: Case) -> None:
-    problem = prepare(case, parse_config({}).registration)
+def test_prepare_masks_the_fov_and_the_body(case: Case, reference: PlanningReference) -> None:
+    problem = prepare(case, reference, parse_config({}).registration)
     assert problem.fixed_mask is not None and problem.moving_mask is not None
     assert 0.3 < problem.fixed_mask.mean() < 1.0  # the box corners lie outside the cylinder
     assert 0.05 < problem.moving_mask.mean() < 0.95
 
 
-def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
-    del case
+def test_planning_region_from_a_structure(tmp_path: Path) -> None:
     plan_case = planning_set(tmp_path)
     cbct_case = write_cbct(tmp_path / "cbct", plan_case, KNOWN)
     planning = scan(plan_case.directory)
@@ -142,16 +168,104 @@ def test_planning_region_from_a_structure(tmp_path: Path, case: Case) -> None:
     cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
     cfg = parse_config({"registration": {"roi_structure": "reg_box",
                                          "perturbation_check": False}})
-    built, _, _ = build_case(cbct=cbct, plan=plan, ct=ct, structure_sets=structures,
-                             roi_structure=cfg.registration.roi_structure)
-    assert built.region_mask is not None and built.region_mask.any()
-    assert_known(measure(built, cfg.registration, cfg.review).measured)
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    assert cfg.registration.roi_structure is not None
+    mask = region_mask(plan, structures, ct.volume, cfg.registration.roi_structure)
+    assert mask.any()
+    structured = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                 position=case.position, box_size_mm=BOX_MM, region_mask=mask)
+    assert structured.mask.sum() < build_reference(
+        ct.volume, ct.info, isocenter_mm=case.isocenter_mm, position=case.position,
+        box_size_mm=BOX_MM).mask.sum()  # the 100 mm box, not the body
+    assert_known(measure(case, structured, cfg.registration, cfg.review).measured)
+
+
+def extruded(shape_kji: tuple[int, int, int], spacing: float, center: np.ndarray) -> Volume:
+    """A phantom with structure in-plane and none along z (every slice the same)."""
+    nk, nj, ni = shape_kji
+    j, i = np.mgrid[0:nj, 0:ni]
+    x = (i - (ni - 1) / 2) * spacing
+    y = (j - (nj - 1) / 2) * spacing
+    plane = np.full((nj, ni), -1000.0, dtype=np.float32)
+    plane[(x / 70) ** 2 + (y / 55) ** 2 <= 1] = 20.0
+    for cx, cy, r, hu in ((-25, -10, 12, 400.0), (20, 15, 9, -600.0), (5, -30, 6, 900.0)):
+        plane[(x - cx) ** 2 + (y - cy) ** 2 <= r * r] = hu
+    voxels = np.repeat(plane[None], nk, axis=0)
+    origin = center - np.array([(ni - 1) / 2, (nj - 1) / 2, (nk - 1) / 2]) * spacing
+    return Volume(voxels, (float(origin[0]), float(origin[1]), float(origin[2])),
+                  (spacing, spacing, spacing))
+
+
+def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
+    """Nothing pins the position along z: a restart 2 mm away along z stays there, and the
+    robustness check must say so (while the primary result itself looks converged)."""
+    iso = np.array([0.0, 0.0, -300.0])
+    ct = extruded((150, 90, 90), 2.0, iso)
+    cbct = extruded((90, 90, 90), 2.0, iso)
+    ct_info = SeriesInfo("PAT", "1.2.3", "1.2.826.0.1.3680043.10.40", "1.2.4", "CT",
+                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", 150, ())
+    reference = build_reference(ct, ct_info, isocenter_mm=iso, position=PatientPosition.HFS,
+                                box_size_mm=BOX_MM)
+    case = Case(cbct=cbct, cbct_padding=None, nominal=geometry.translation(-iso),
+                isocenter_mm=iso, position=PatientPosition.HFS)
+    cfg = parse_config({})
+    m = measure(case, reference, cfg.registration, cfg.review)
+    assert m.details["perturbation"]["translation_mm"] > 1.0
+    assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
+
+
+def test_a_single_use_reference_gives_the_same_result(case: Case,
+                                                      reference: PlanningReference) -> None:
+    """``igrt register`` makes the native level only where a run samples it; the numbers are
+    those of a cached reference whose level was made whole."""
+    single = build_reference(
+        Volume(np.array(reference.volume.voxels), reference.volume.origin_mm,
+               reference.volume.spacing_mm, reference.volume.direction),
+        reference.ct, isocenter_mm=case.isocenter_mm, position=case.position,
+        box_size_mm=BOX_MM, region_mask=np.array(reference.mask), keep_levels=False)
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    a = measure(case, reference, cfg.registration, cfg.review).measured
+    b = measure(case, single, cfg.registration, cfg.review).measured
+    # equal up to floating-point summation order across threads
+    np.testing.assert_allclose(a.translation_mm, b.translation_mm, atol=1e-6)
+    np.testing.assert_allclose(a.angles_deg, b.angles_deg, atol=1e-6)
+    native = DEFAULT_LEVELS[-1].smoothing_mm
+    assert ((1, 1, 1), native) in reference._levels and ((1, 1, 1), native) not in single._levels
+
+
+@pytest.mark.parametrize(("position", "known"), [
+    # a longitudinal offset within the capture range, far enough that the coarse level must
+    # carry the search (the speed rework once stopped there after 8 iterations at 2.8 mm)
+    (PatientPosition.HFS, CouchCorrection(1.0, 28.0, -1.0, 0.0, 0.0, 0.0)),
+    # shift set case 10 with write_cbct's default seed (once 11 mm / 29° wrong)
+    (PatientPosition.HFP, CouchCorrection(-11.0, -12.0, -7.0, -2.5, 3.0, -2.5)),
+])
+def test_the_capture_range_holds(tmp_path_factory: pytest.TempPathFactory,
+                                 position: PatientPosition, known: CouchCorrection) -> None:
+    root = tmp_path_factory.mktemp("capture")
+    plan_case = planning_set(root, position=position)
+    cbct_case = write_cbct(root / "cbct", plan_case, known)
+    planning = scan(plan_case.directory)
+    ct = load_series_files(planning.image_series[0].paths)
+    plan = read_plan(pydicom.dcmread(planning.rt_plans[0].path))
+    cbct = load_series_files(scan(cbct_case.directory).image_series[0].paths)
+    case, _, _ = build_case(cbct=cbct, plan=plan, ct=ct.info)
+    reference = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                                position=case.position, box_size_mm=BOX_MM)
+    cfg = parse_config({"registration": {"perturbation_check": False},
+                        "review": {"max_translation_mm": 100.0, "max_rotation_deg": 30.0}})
+    m = measure(case, reference, cfg.registration, cfg.review)
+    err_mm = float(np.linalg.norm(m.measured.translation_mm - known.translation_mm))
+    err_deg = float(np.abs(m.measured.angles_deg - known.angles_deg).max())
+    assert err_mm <= 0.5 and err_deg <= 0.3, (err_mm, err_deg, m.measured)
+    assert m.details["primary"]["converged"] is True
 
 
 # --- issue 9: does the result correspond, is it the only level, does the CBCT cover the box -----
-def test_a_true_match_passes_the_match_checks_with_its_figures(case: Case) -> None:
+def test_a_true_match_passes_the_match_checks_with_its_figures(
+        case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     quality = m.details["quality"]
     assert quality["match_score"] >= 0.9
     assert quality["match_score_min"] == cfg.registration.match_score_min
@@ -163,36 +277,39 @@ def test_a_true_match_passes_the_match_checks_with_its_figures(case: Case) -> No
 
 
 @pytest.mark.parametrize("variant", ["other", "mirrored"])
-def test_another_body_under_the_patient_id_is_a_poor_match(plan_case: PlanningCase,
-                                                           variant: str) -> None:
+def test_another_body_under_the_patient_id_is_a_poor_match(built: Built, variant: str) -> None:
+    plan_case = built.planning
     cbct = write_cbct(plan_case.directory.parent / f"cbct-{variant}", plan_case, KNOWN,
                       anatomy_variant=variant)
     cfg = parse_config({"registration": {"perturbation_check": False},
                         "review": {"max_translation_mm": 100.0, "max_rotation_deg": 30.0}})
-    m = measure(case_of(plan_case, cbct), cfg.registration, cfg.review)
+    m = measure(case_of(plan_case, cbct), built.reference, cfg.registration, cfg.review)
     assert "poor_match" in codes(m), (m.reasons, m.details["quality"])
     assert m.details["quality"]["match_score"] < cfg.registration.match_score_min
 
 
-def test_anatomy_repeating_along_the_long_axis_is_an_ambiguous_match(case: Case) -> None:
-    """A planning CT made of one 30 mm slab repeated along z, and a CBCT of that anatomy at the
+def test_anatomy_repeating_along_the_long_axis_is_an_ambiguous_match(
+        case: Case, reference: PlanningReference) -> None:
+    """A planning CT made of one 27 mm slab repeated along z, and a CBCT of that anatomy at the
     known setup: every slab is an equally good answer."""
     cfg = parse_config({"registration": {"perturbation_check": False}})
-    truth = measure(case, cfg.registration, cfg.review).transform  # CBCT point -> planning point
-    ct = case.ct
+    truth = measure(case, reference, cfg.registration, cfg.review).transform  # CBCT -> planning
+    ct = reference.volume
     period = int(round(27.0 / ct.spacing_mm[2]))  # slices: one "vertebra" of about 27 mm
     iso_k = int(round(float(ct.point_to_index(case.isocenter_mm)[2])))
     first = iso_k - period // 2
     k = (np.arange(ct.voxels.shape[0]) - first) % period + first
     periodic = dataclasses.replace(ct, voxels=np.ascontiguousarray(ct.voxels[k]))
-    grid = to_sitk(case.cbct)
+    repeating = build_reference(periodic, reference.ct, isocenter_mm=case.isocenter_mm,
+                                position=case.position, box_size_mm=BOX_MM,
+                                region_mask=np.ascontiguousarray(reference.mask[k]))
     transform = sitk.AffineTransform(3)
     transform.SetMatrix([float(v) for v in truth[:3, :3].ravel()])
     transform.SetTranslation([float(v) for v in truth[:3, 3]])
-    seen = sitk.Resample(to_sitk(periodic), grid, transform, sitk.sitkLinear, -1000.0,
-                         sitk.sitkFloat32)
+    seen = sitk.Resample(to_sitk(periodic), to_sitk(case.cbct), transform, sitk.sitkLinear,
+                         -1000.0, sitk.sitkFloat32)
     cbct = dataclasses.replace(case.cbct, voxels=sitk.GetArrayFromImage(seen))
-    m = measure(dataclasses.replace(case, ct=periodic, cbct=cbct), cfg.registration, cfg.review)
+    m = measure(dataclasses.replace(case, cbct=cbct), repeating, cfg.registration, cfg.review)
     quality = m.details["quality"]
     assert quality["match_score"] >= cfg.registration.match_score_min, quality
     assert "ambiguous_match" in codes(m), (m.reasons, quality)
@@ -202,18 +319,20 @@ def test_anatomy_repeating_along_the_long_axis_is_an_ambiguous_match(case: Case)
     assert abs(abs(alternative["offset_mm"]) - period * spacing) < spacing
 
 
-def test_a_box_mostly_outside_the_field_of_view_is_partial_fov(case: Case) -> None:
+def test_a_box_mostly_outside_the_field_of_view_is_partial_fov(
+        case: Case, reference: PlanningReference) -> None:
     cfg = parse_config({"registration": {"perturbation_check": False,
                                          "roi_size_mm": [600.0, 600.0, 120.0]}})
-    m = measure(case, cfg.registration, cfg.review)
+    m = measure(case, reference, cfg.registration, cfg.review)
     assert "partial_fov" in codes(m), (m.reasons, m.details["quality"])
     assert m.details["quality"]["fov_fraction"] < cfg.registration.fov_fraction_min
     assert m.details["quality"]["fov_fraction"] >= 0.25
 
 
-def test_too_few_cbct_slices_for_the_box_is_short_cbct(plan_case: PlanningCase) -> None:
+def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
+    plan_case = built.planning
     cbct = write_cbct(plan_case.directory.parent / "cbct-short", plan_case, KNOWN, slices=20)
     cfg = parse_config({"registration": {"perturbation_check": False}})
-    m = measure(case_of(plan_case, cbct), cfg.registration, cfg.review)
+    m = measure(case_of(plan_case, cbct), built.reference, cfg.registration, cfg.review)
     assert "short_cbct" in codes(m), (m.reasons, m.details["quality"])
     assert m.details["quality"]["longitudinal_coverage"] < 0.75

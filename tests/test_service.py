@@ -98,6 +98,20 @@ def test_pynetdicom_cbct_gives_the_known_correction(service: ServiceProcess,
     assert status["ok"] and status["last_seq"] == message["seq"]
 
 
+def test_a_cbcts_spatial_registration_is_used_and_never_registered_itself(
+        service: ServiceProcess, planned: PlanningCase, work: Path) -> None:
+    known = CouchCorrection(1.0, -2.0, 3.0, 0.5, 0.5, -0.5)
+    cbct = write_cbct(work / "cbct-sro", planned, known, frame="sro")
+    sub = service.subscriber()
+    assert set(send_directory(cbct.directory, calling_ae="LINAC", **service.dicom())) == {0}
+    message, _ = wait_for_correction(sub, cbct.series_uid)
+    assert message["registration"]["nominal"] == "spatial_registration"
+    err_mm, err_deg = errors(message["measured"], known)
+    assert err_mm <= 0.3 and err_deg <= 0.15, (err_mm, err_deg)
+    assert corrections_within(sub, NO_REGISTRATION_WAIT_S) == []  # none for the SRO's series
+    sub.close()
+
+
 # --- refusals -----------------------------------------------------------------------------------
 def test_unknown_calling_ae_is_rejected(service: ServiceProcess, planned: PlanningCase) -> None:
     with pytest.raises(ConnectionError):
@@ -202,6 +216,9 @@ def test_restart_keeps_latest_and_seq(work: Path) -> None:
         send_directory(second.directory, calling_ae="LINAC", **svc.dicom())
         nxt, _ = wait_for_correction(sub, second.series_uid)
         assert nxt["seq"] == published["seq"] + 1
+        # the planning set was prepared again before READY; the CBCT decoded as it arrived
+        assert nxt["registration"]["planning_prepared_before"] is True
+        assert nxt["registration"]["cbct_decoded_on_arrival"] == len(dcm_files(second.directory))
     finally:
         svc.close()
         shutil.rmtree(directory / "state", ignore_errors=True)

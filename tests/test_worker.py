@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from phantom_cases import planning_set
+from stored_files import store_directory
 
 from igrt.config import Config, parse_config
 from igrt.core.errors import OutOfSpaceError
@@ -200,6 +202,67 @@ def test_planning_peers_series_are_not_cbcts(worker: Worker, clock: Clock, feed:
     clock.now += 10 * SETTLE_S
     drain(worker)
     assert feed.corrections == [] and worker.queue_length() == 0
+
+
+def test_a_cbcts_spatial_registration_series_is_never_registered(worker: Worker, clock: Clock,
+                                                                 feed: Feed) -> None:
+    sro = Event("instance", "a1", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION)
+    worker.notify(sro)
+    worker.notify(Event("released", "a1", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION))
+    drain(worker)
+    clock.now += 10 * SETTLE_S
+    drain(worker)
+    assert feed.corrections == [] and worker.queue_length() == 0
+
+
+def test_a_planning_set_is_prepared_once_released_and_settled(
+        tmp_path: Path, store: FailingStore, clock: Clock, feed: Feed) -> None:
+    planned = planning_set(tmp_path)
+    metas = store_directory(store, planned.directory, role=Role.PLANNING, association_id="t1")
+    worker = Worker(config(tmp_path), store, publish=feed.publish,
+                    publish_error=feed.publish_error, clock=clock)
+    assert worker.registrar is not None
+    for meta in metas:
+        worker.notify(Event("instance", "t1", meta.series_uid, role=Role.PLANNING,
+                            sop_instance_uid=meta.sop_instance_uid, kind=meta.kind))
+    drain(worker)
+    assert worker.state() is WorkerState.RECEIVING and worker.queue_length() == 0
+    clock.now += 10 * SETTLE_S
+    drain(worker)
+    assert len(worker.registrar.references) == 0  # the association is still open
+    worker.notify(Event("released", "t1", metas[0].series_uid, role=Role.PLANNING))
+    drain(worker)
+    clock.now += SETTLE_S - 0.01
+    drain(worker)
+    assert len(worker.registrar.references) == 0 and worker.state() is WorkerState.RECEIVING
+    clock.now += 0.01
+    drain(worker)
+    assert len(worker.registrar.references) == 1
+    assert worker.state() is WorkerState.IDLE and feed.corrections == []
+
+
+def test_a_released_series_is_registered_ahead_and_published_only_at_settle(
+        worker: Worker, clock: Clock, feed: Feed) -> None:
+    assert worker.registrar is not None
+    deliver(worker, CBCT, "a1")
+    assert CBCT in worker.registrar._ahead  # computed while settle_s runs ...
+    assert feed.corrections == []  # ... but nothing claimed, stored or published yet
+    clock.now += SETTLE_S
+    drain(worker)
+    assert feed.series() == [CBCT] and CBCT not in worker.registrar._ahead
+
+
+def test_a_new_instance_after_the_release_drops_what_was_registered_ahead(
+        worker: Worker, clock: Clock, feed: Feed) -> None:
+    assert worker.registrar is not None
+    deliver(worker, CBCT, "a1")
+    assert CBCT in worker.registrar._ahead
+    worker.notify(Event("instance", "a2", CBCT))
+    drain(worker)
+    assert CBCT not in worker.registrar._ahead
+    clock.now += 10 * SETTLE_S
+    drain(worker)
+    assert feed.corrections == []  # a2 is still open
 
 
 def test_a_series_claimed_before_is_not_registered_again(worker: Worker, store: Store,

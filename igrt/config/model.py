@@ -165,6 +165,8 @@ class RegistrationConfig:
     #: share of the box's longitudinal extent the CBCT's slices cover, below which -> review
     longitudinal_coverage_min: float = 0.75
     seed: int = 20261121
+    #: memory for prepared planning CTs (LRU; the most recent one is always kept)
+    planning_cache_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,8 @@ CHECK_TOLERANCE_MAX_DEG = 3.0
 REVIEW_MAX_MM = 100.0
 REVIEW_MAX_DEG = 30.0
 SEED_MAX = 2**32 - 1  # engines take an unsigned 32-bit seed
+PLANNING_CACHE_MIN_MB = 64
+PLANNING_CACHE_MAX_MB = 65536
 COUCH_DOFS = (3, 4, 6)
 ASSOCIATIONS_MAX = 1000
 PENDING_MAX = 1000

@@ -345,6 +345,8 @@ def _parse_registration(t: Section) -> model.RegistrationConfig:
         fov_fraction_min=t.number("fov_fraction_min", 0.25, 1.0),
         longitudinal_coverage_min=t.number("longitudinal_coverage_min", 0.0, 1.0),
         seed=t.integer("seed", 0, model.SEED_MAX),
+        planning_cache_mb=t.integer("planning_cache_mb", model.PLANNING_CACHE_MIN_MB,
+                                    model.PLANNING_CACHE_MAX_MB),
     )
 
 

@@ -21,6 +21,7 @@ Pure numpy. Conventions (binding, ``CONTRACT.md`` §1–2):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -111,6 +112,19 @@ def translation(t_mm: npt.ArrayLike) -> FloatArray:
 def invert_rigid(a: FloatArray) -> FloatArray:
     r = a[:3, :3]
     return rigid(r.T, -r.T @ a[:3, 3])
+
+
+def mean_rigid(transforms: Sequence[FloatArray]) -> FloatArray:
+    """The rigid transform closest to the average of nearby rigid transforms: every point goes
+    to the mean of where they send it, up to second order in their differences (mean of the
+    translations; the mean rotation matrix brought back to a rotation by its polar factor)."""
+    stack = np.asarray(transforms, dtype=np.float64)
+    u, _, vt = np.linalg.svd(stack[:, :3, :3].mean(axis=0))
+    rotation = u @ vt
+    if np.linalg.det(rotation) < 0:  # cannot happen for nearby rotations; never a reflection
+        u[:, -1] *= -1
+        rotation = u @ vt
+    return rigid(rotation, stack[:, :3, 3].mean(axis=0))
 
 
 def apply(a: FloatArray, points_mm: npt.ArrayLike) -> FloatArray:

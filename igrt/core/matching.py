@@ -24,7 +24,7 @@ from igrt.core.errors import (
     RejectedPlanError,
     StructureError,
 )
-from igrt.core.image_series import ImageSeries
+from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.plan import Plan, normalise_patient_id
 from igrt.core.reasons import ReasonCode, reason
 from igrt.core.structures import StructureSet
@@ -179,17 +179,18 @@ def preferred_planning_ct(plan: Plan, structure_sets: Sequence[StructureSet]) ->
                  if s.sop_instance_uid == plan.referenced_structure_set_uid), None)
 
 
-def check_planning_ct(ct: ImageSeries, plan: Plan) -> None:
+def check_planning_ct(ct: SeriesInfo | ImageSeries, plan: Plan) -> None:
     """The planning CT must be the plan's patient and frame."""
-    if normalise_patient_id(ct.info.patient_id) != normalise_patient_id(plan.patient_id):
+    info = ct.info if isinstance(ct, ImageSeries) else ct
+    if normalise_patient_id(info.patient_id) != normalise_patient_id(plan.patient_id):
         raise MatchError(
-            f"planning CT series {ct.info.series_uid} has Patient ID "
-            f"{normalise_patient_id(ct.info.patient_id)!r}, plan {plan.sop_instance_uid} has "
+            f"planning CT series {info.series_uid} has Patient ID "
+            f"{normalise_patient_id(info.patient_id)!r}, plan {plan.sop_instance_uid} has "
             f"{normalise_patient_id(plan.patient_id)!r}")
-    if ct.info.frame_of_reference_uid != plan.frame:
+    if info.frame_of_reference_uid != plan.frame:
         raise MatchError(
-            f"planning CT series {ct.info.series_uid} is in Frame of Reference "
-            f"{ct.info.frame_of_reference_uid}, not the plan's {plan.frame}")
+            f"planning CT series {info.series_uid} is in Frame of Reference "
+            f"{info.frame_of_reference_uid}, not the plan's {plan.frame}")
 
 
 def choose_structure_set(plan: Plan, structure_sets: Sequence[StructureSet],

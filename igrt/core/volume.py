@@ -45,3 +45,21 @@ class Volume:
         """LPS position of the geometric centre of the voxel grid."""
         ni, nj, nk = self.shape_ijk
         return self.index_to_point_mm(((ni - 1) / 2.0, (nj - 1) / 2.0, (nk - 1) / 2.0))
+
+
+def index_box(origin_mm: npt.ArrayLike, spacing_mm: npt.ArrayLike, direction: npt.ArrayLike,
+              size_ijk: tuple[int, int, int], center_mm: npt.ArrayLike, size_mm: npt.ArrayLike,
+              *, margin_vox: int = 1) -> tuple[slice, slice, slice]:
+    """Voxel slices ``[k, j, i]`` of the smallest index box of a grid holding an LPS-aligned box
+    of ``size_mm`` centred on ``center_mm`` (plus ``margin_vox``), clipped to the grid (may be
+    empty)."""
+    half = np.asarray(size_mm, dtype=np.float64) / 2.0
+    c = np.asarray(center_mm, dtype=np.float64)
+    corners = c + np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1)
+                            for sz in (-1, 1)]) * half
+    d = np.asarray(direction, dtype=np.float64)
+    idx = ((corners - np.asarray(origin_mm, dtype=np.float64)) @ d) / np.asarray(spacing_mm)
+    lo = np.clip(np.floor(idx.min(axis=0)).astype(int) - margin_vox, 0, size_ijk)
+    hi = np.clip(np.ceil(idx.max(axis=0)).astype(int) + margin_vox + 1, 0, size_ijk)
+    return (slice(int(lo[2]), int(hi[2])), slice(int(lo[1]), int(hi[1])),
+            slice(int(lo[0]), int(hi[0])))

@@ -1,18 +1,18 @@
 """Scan files or a directory and classify the DICOM instances in it (headers only).
 
-:func:`scan` reads each file's header (``stop_before_pixels``) and sorts it by SOP Class UID into
+:func:`scan` reads each file's header (``stop_before_pixels``; the whole data set, kept for the
+caller, with ``keep_datasets``, so that each file is parsed once) and sorts it by SOP Class UID into
 CT image series (grouped by Series Instance UID), RT Plans (photon and ion), RT Structure Sets and
 Spatial Registrations. Nothing is dropped silently: a DICOM file that cannot be read or is of a
 kind igrt does not use is kept in ``other`` with the reason, a file that is not DICOM Part 10 at
-all (no ``DICM`` prefix, e.g. a ``phantom.json``) in ``skipped``. Paths are returned so the full
-datasets can be read later (``igrt.dicom.series_loader.load_series_files`` for an image series).
+all (no ``DICM`` prefix, e.g. a ``phantom.json``) in ``skipped``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class DicomFile:
     series_uid: str
     frame_of_reference_uid: str
     modality: str
+    #: the whole data set, when the scan kept it (``scan(..., keep_datasets=True)``)
+    dataset: Dataset | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ class ScanResult:
         return next((s for s in self.image_series if s.series_uid == series_uid), None)
 
 
-def scan(source: str | PathLike[str] | Iterable[str | PathLike[str]]) -> ScanResult:
-    """Classify the files of a directory (recursively), a single file, or a list of either."""
+def scan(source: str | PathLike[str] | Iterable[str | PathLike[str]], *,
+         keep_datasets: bool = False) -> ScanResult:
+    """Classify the files of a directory (recursively), a single file, or a list of either.
+    ``keep_datasets``: read each whole data set (pixels included) and keep it in the result."""
     series: dict[str, list[DicomFile]] = {}
     plans: list[DicomFile] = []
     structures: list[DicomFile] = []
@@ -114,8 +118,8 @@ def scan(source: str | PathLike[str] | Iterable[str | PathLike[str]]) -> ScanRes
             skipped.append(RejectedFile(path, "not a DICOM Part 10 file (no 'DICM' prefix)"))
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            found = _describe(path, ds)
+            ds = pydicom.dcmread(path, stop_before_pixels=not keep_datasets)
+            found = _describe(path, ds, keep=keep_datasets)
         except Exception as exc:  # noqa: BLE001 - any parse failure is "unreadable"
             other.append(RejectedFile(path, f"unreadable DICOM file: {type(exc).__name__}: {exc}"))
             continue
@@ -192,7 +196,7 @@ def _has_dicom_prefix(path: Path) -> bool:
     return head[_PREAMBLE_LENGTH:] == _PREFIX
 
 
-def _describe(path: Path, ds: Dataset) -> DicomFile:
+def _describe(path: Path, ds: Dataset, *, keep: bool) -> DicomFile:
     def text(keyword: str) -> str:
         return str(ds.get(keyword) or "").strip()
 
@@ -205,4 +209,5 @@ def _describe(path: Path, ds: Dataset) -> DicomFile:
         series_uid=text("SeriesInstanceUID"),
         frame_of_reference_uid=text("FrameOfReferenceUID"),
         modality=text("Modality"),
+        dataset=ds if keep else None,
     )

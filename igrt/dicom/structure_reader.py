@@ -12,7 +12,7 @@ from pydicom.uid import RTStructureSetStorage
 
 from igrt.core.errors import StructureError
 from igrt.core.structures import Contour, Roi, StructureSet
-from igrt.dicom.values import floats as _floats
+from igrt.dicom.values import float_array
 from igrt.dicom.values import text as _text
 
 log = logging.getLogger(__name__)
@@ -98,13 +98,12 @@ def _referenced_series_uid(frame_item: Any) -> str | None:
 
 def _read_contour(item: Any, uid: str, roi_number: int) -> Contour:
     geometric_type = _text(item, "ContourGeometricType") or ""
-    numbers = _floats(item.get("ContourData"))
-    if numbers is None:
+    values = float_array(item, "ContourData")
+    if values is None:
         raise StructureError(
             f"RT Structure Set {uid}, ROI number {roi_number}: a contour has no numeric "
             "Contour Data (3006,0050)"
         )
-    values = np.asarray(numbers, dtype=np.float64)
     if len(values) % 3 != 0:
         raise StructureError(
             f"RT Structure Set {uid}, ROI number {roi_number}: Contour Data (3006,0050) has "

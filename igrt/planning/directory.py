@@ -1,6 +1,7 @@
 """The planning source of ``igrt register``: a planning directory (planning CT, RT Plan, RT
 Structure Set) and a CBCT directory (one CBCT series, perhaps a Spatial Registration). Each
-directory is scanned once, on first use."""
+directory is scanned once, on first use, and each file parsed once (the scan keeps the data
+sets)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from igrt.core.errors import MixedSeriesError, SeriesError, UnreadableError
@@ -19,8 +21,9 @@ from igrt.core.structures import StructureSet
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.registration_reader import read_spatial_registration
-from igrt.dicom.series_loader import load_series_files
+from igrt.dicom.series_loader import Around, load_series
 from igrt.dicom.structure_reader import read_structure_set
+from igrt.planning.source import PlanningCtId
 
 
 class DirectoryCbct:
@@ -35,10 +38,10 @@ class DirectoryCbct:
 
     @cached_property
     def found(self) -> ScanResult:
-        return scan(self.directory)
+        return scan(self.directory, keep_datasets=True)
 
     def load(self) -> ImageSeries:
-        return load_series_files(self._the_cbct().paths)
+        return load_series(_datasets(self._the_cbct()))
 
     def _the_cbct(self) -> SeriesFiles:
         found = self.found
@@ -66,10 +69,11 @@ class DirectoryPlanning:
         self.directory = Path(directory)
         self._cbct = cbct
         self._plan_uid = plan_uid
+        self._last_ct: tuple[object, ImageSeries] | None = None
 
     @cached_property
     def found(self) -> ScanResult:
-        return scan(self.directory)
+        return scan(self.directory, keep_datasets=True)
 
     def plans(self, patient_id: str) -> list[Plan]:
         plans = [read_plan(_read(f)) for f in self.found.rt_plans]
@@ -89,14 +93,29 @@ class DirectoryPlanning:
         return self._all_structure_sets
 
     def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
-                    cbct: SeriesInfo) -> ImageSeries:
+                    cbct: SeriesInfo | None) -> PlanningCtId:
+        exclude = cbct.series_uid if cbct is not None else None
         candidates = [CtCandidate(s.series_uid, s.frame_of_reference_uid)
-                      for s in self.found.image_series if s.series_uid != cbct.series_uid]
+                      for s in self.found.image_series if s.series_uid != exclude]
         uid = choose_planning_ct(candidates, plan,
                                  preferred_series_uid=preferred_planning_ct(plan, structure_sets))
         files = self.found.series(uid)
         assert files is not None  # chosen among the scanned series
-        return load_series_files(files.paths)
+        return PlanningCtId(uid, f"{self.directory}:{len(files.files)}")
+
+    def load_planning_ct(self, ct: PlanningCtId, *,
+                         around_mm: Around | None = None) -> ImageSeries:
+        """The planning CT (the last one read is kept: a directory is read for one run)."""
+        key = (ct, None if around_mm is None else
+               (tuple(np.ravel(around_mm[0]).tolist()), tuple(np.ravel(around_mm[1]).tolist())))
+        if self._last_ct is not None and self._last_ct[0] == key:
+            return self._last_ct[1]
+        files = self.found.series(ct.series_uid)
+        if files is None:
+            raise SeriesError(f"no CT series {ct.series_uid} in {self.directory}")
+        series = load_series(_datasets(files), around_mm=around_mm)
+        self._last_ct = (key, series)
+        return series
 
     def spatial_registrations(self, cbct: SeriesInfo) -> list[SpatialRegistration]:
         own = list(self._cbct.found.registrations) if self._cbct is not None else []
@@ -105,4 +124,8 @@ class DirectoryPlanning:
 
 
 def _read(f: DicomFile) -> pydicom.Dataset:
-    return pydicom.dcmread(f.path)
+    return f.dataset if f.dataset is not None else pydicom.dcmread(f.path)
+
+
+def _datasets(series: SeriesFiles) -> list[pydicom.Dataset]:
+    return [_read(f) for f in series.files]

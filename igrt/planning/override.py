@@ -9,7 +9,8 @@ from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.plan import Plan
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
-from igrt.planning.source import PlanningSource
+from igrt.dicom.series_loader import Around
+from igrt.planning.source import PlanningCtId, PlanningSource
 
 
 class WithPlan:
@@ -27,8 +28,12 @@ class WithPlan:
         return self._source.structure_sets(plan)
 
     def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
-                    cbct: SeriesInfo) -> ImageSeries:
+                    cbct: SeriesInfo | None) -> PlanningCtId:
         return self._source.planning_ct(plan, structure_sets, cbct=cbct)
+
+    def load_planning_ct(self, ct: PlanningCtId, *,
+                         around_mm: Around | None = None) -> ImageSeries:
+        return self._source.load_planning_ct(ct, around_mm=around_mm)
 
     def spatial_registrations(self, cbct: SeriesInfo) -> Sequence[SpatialRegistration]:
         return self._source.spatial_registrations(cbct)

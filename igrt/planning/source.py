@@ -6,12 +6,23 @@ CBCT itself. ``igrt.pipeline.run`` takes one of each; the implementations are th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.plan import Plan
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
+from igrt.dicom.series_loader import Around
+
+
+@dataclass(frozen=True)
+class PlanningCtId:
+    """Which planning CT, and which version of its content: what a prepared planning CT is
+    found by before anything is read (``version`` changes whenever the series may have)."""
+
+    series_uid: str
+    version: str
 
 
 class CbctSource(Protocol):
@@ -42,8 +53,15 @@ class PlanningSource(Protocol):
         ...
 
     def planning_ct(self, plan: Plan, structure_sets: Sequence[StructureSet], *,
-                    cbct: SeriesInfo) -> ImageSeries:
-        """The plan's planning CT (never the CBCT itself)."""
+                    cbct: SeriesInfo | None) -> PlanningCtId:
+        """Which series is the plan's planning CT (never the CBCT ``cbct`` itself; None when
+        preparing a planning set before any CBCT), without reading its pixels."""
+        ...
+
+    def load_planning_ct(self, ct: PlanningCtId, *,
+                         around_mm: Around | None = None) -> ImageSeries:
+        """The planning CT, decoded (only the box ``around_mm`` when given: the whole series
+        is checked, only that part rescaled and returned)."""
         ...
 
     def spatial_registrations(self, cbct: SeriesInfo) -> Sequence[SpatialRegistration]:

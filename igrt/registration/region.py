@@ -1,37 +1,36 @@
 """Where the metric is evaluated: the box around the isocentre, the CBCT's real field of view,
 and the patient's body in the planning CT (which leaves the CT couch out).
 
-numpy and scipy.ndimage only; all inputs and outputs are arrays on a Volume's voxel grid.
+numpy, plus SimpleITK for the two steps numpy cannot do well (connected components, hole
+filling); all inputs and outputs are arrays on a Volume's voxel grid. Every step is vectorised:
+the box is separable along the index axes and the in-plane morphology is a union (or
+intersection) of shifted copies.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
+import SimpleITK as sitk
 
 from igrt.core.types import BoolArray
 from igrt.core.volume import Volume
+from igrt.core.volume import index_box as volume_box
 
 #: HU above which a voxel counts as patient (or couch) when finding the body.
 BODY_THRESHOLD_HU = -350.0
+#: In-plane voxel size (mm) the body is found on (a planning CT finer than this is subsampled).
+BODY_GRID_MM = 2.0
+
+Offsets = list[tuple[int, int]]
 
 
 def index_box(volume: Volume, center_mm: npt.ArrayLike, size_mm: npt.ArrayLike,
               *, margin_vox: int = 1) -> tuple[slice, slice, slice]:
     """Voxel slices ``[k, j, i]`` of the smallest index box holding an LPS-aligned box of
     ``size_mm`` centred on ``center_mm``, clipped to the volume (may be empty)."""
-    half = np.asarray(size_mm, dtype=np.float64) / 2.0
-    c = np.asarray(center_mm, dtype=np.float64)
-    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-    idx = volume.point_to_index(c + corners * half)
-    lo = np.floor(idx.min(axis=0)).astype(int) - margin_vox
-    hi = np.ceil(idx.max(axis=0)).astype(int) + margin_vox + 1
-    shape = volume.shape_ijk
-    lo = np.clip(lo, 0, shape)
-    hi = np.clip(hi, 0, shape)
-    return (slice(int(lo[2]), int(hi[2])), slice(int(lo[1]), int(hi[1])),
-            slice(int(lo[0]), int(hi[0])))
+    return volume_box(volume.origin_mm, volume.spacing_mm, volume.direction, volume.shape_ijk,
+                      center_mm, size_mm, margin_vox=margin_vox)
 
 
 def crop(volume: Volume, box: tuple[slice, slice, slice]) -> Volume:
@@ -47,12 +46,27 @@ def crop(volume: Volume, box: tuple[slice, slice, slice]) -> Volume:
 
 
 def inside_box(volume: Volume, center_mm: npt.ArrayLike, size_mm: npt.ArrayLike) -> BoolArray:
-    """Voxels whose centre lies inside the LPS-aligned box."""
+    """Voxels whose centre lies inside the LPS-aligned box.
+
+    A voxel's LPS position is ``origin + i·a + j·b + k·c`` (``a, b, c`` the scaled direction
+    columns), so each LPS coordinate is a sum of three 1-D terms: the test is built from
+    broadcast 1-D arrays, never from an array of points."""
     nk, nj, ni = volume.voxels.shape
-    k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
-    pts = volume.index_to_point_mm(np.stack([i, j, k], axis=-1))
-    d = np.abs(pts - np.asarray(center_mm)) <= np.asarray(size_mm) / 2.0
-    return np.asarray(d.all(axis=-1))
+    offset = np.asarray(volume.origin_mm, dtype=np.float64) - np.asarray(center_mm, dtype=float)
+    half = np.asarray(size_mm, dtype=np.float64) / 2.0
+    axes = np.asarray(volume.direction, dtype=np.float64) * np.asarray(volume.spacing_mm)
+    i = np.arange(ni, dtype=np.float64)
+    j = np.arange(nj, dtype=np.float64)
+    k = np.arange(nk, dtype=np.float64)
+    inside = np.ones(volume.voxels.shape, dtype=bool)
+    for lps in range(3):
+        a, b, c = axes[lps]
+        # the 1-D terms are exact in float64; their (small) sums are compared in float32
+        ti = (offset[lps] + i * a).astype(np.float32)[None, None, :]
+        tj = (j * b).astype(np.float32)[None, :, None]
+        tk = (k * c).astype(np.float32)[:, None, None]
+        inside &= np.abs((tk + tj) + ti) <= np.float32(half[lps])
+    return inside
 
 
 def detect_padding(volume: Volume, *, min_corner_fraction: float = 0.95) -> BoolArray | None:
@@ -82,22 +96,32 @@ def field_of_view(volume: Volume, padding: BoolArray | None, *, erode_mm: float 
     nk, nj, ni = volume.voxels.shape
     if padding is None:
         return np.ones(volume.voxels.shape, dtype=bool)
-    real = ~padding
-    covered = real.any(axis=0)
+    covered = ~padding.all(axis=0)
     if not covered.any():
         return np.zeros(volume.voxels.shape, dtype=bool)
     sx, sy, sz = volume.spacing_mm
     jj, ii = np.nonzero(covered)
     cj, ci = jj.mean(), ii.mean()
     radius_mm = np.sqrt(covered.sum() * sx * sy / np.pi) - erode_mm
-    j, i = np.meshgrid(np.arange(nj), np.arange(ni), indexing="ij")
-    disc = ((i - ci) * sx) ** 2 + ((j - cj) * sy) ** 2 <= max(radius_mm, 0.0) ** 2
-    fraction = (real & disc).sum(axis=(1, 2)) / max(int(disc.sum()), 1)
+    di = ((np.arange(ni) - ci) * sx) ** 2
+    dj = ((np.arange(nj) - cj) * sy) ** 2
+    disc = dj[:, None] + di[None, :] <= max(radius_mm, 0.0) ** 2
+    padded_in_disc = np.count_nonzero(padding & disc, axis=(1, 2))
+    n_disc = int(disc.sum())
+    fraction = (n_disc - padded_in_disc) / max(n_disc, 1)
     good = fraction >= min_slice_fraction
     trim = int(np.ceil(erode_mm / sz))
     if trim and good.any():
-        good = ndimage.binary_erosion(good, iterations=trim, border_value=0)
+        good = _erode_1d(good, trim)
     return np.asarray(good[:, None, None] & disc[None, :, :])
+
+
+def _erode_1d(good: npt.NDArray[np.bool_], trim: int) -> npt.NDArray[np.bool_]:
+    """Binary erosion of a 1-D mask by ``trim`` on each side (outside the array counts as
+    False): a run of True loses ``trim`` elements at each end."""
+    padded = np.concatenate([np.zeros(trim, bool), good, np.zeros(trim, bool)])
+    count = np.convolve(padded.astype(np.int32), np.ones(2 * trim + 1, np.int32), mode="valid")
+    return np.asarray(count == 2 * trim + 1)
 
 
 def body_mask(volume: Volume, *, down_lps: npt.ArrayLike | None = None,
@@ -110,39 +134,99 @@ def body_mask(volume: Volume, *, down_lps: npt.ArrayLike | None = None,
     edge takes part in the metric. The margin does not grow toward ``down_lps`` (the couch side,
     room vertical-down): the patient lies on the couch, and the planning CT's couch differs from
     the treatment couch, which is fixed in the room and must not pull the result.
+
     """
     sx, sy, _ = volume.spacing_mm
     dense = volume.voxels > threshold_hu
     r = max(1, int(round(opening_mm / 2.0 / min(sx, sy))))
-    disk = _disk(r)[None, :, :]
-    opened = ndimage.binary_opening(dense, structure=disk)
-    labels, n = ndimage.label(opened)
-    if n == 0:
+    disk = _disk_offsets(r)
+    body = _largest_component(_dilate(_erode(dense, disk), disk))
+    if body is None:
         return np.zeros(volume.voxels.shape, dtype=bool)
-    sizes = ndimage.sum_labels(opened, labels, index=np.arange(1, n + 1))
-    body = labels == (int(np.argmax(sizes)) + 1)
-    body = np.stack([ndimage.binary_fill_holes(s) for s in body])
-    grow = max(1, int(round(margin_mm / min(sx, sy))))
-    element = _disk(grow)
+    body = _fill_holes_per_slice(body)
+    grow = _disk_offsets(max(1, int(round(margin_mm / min(sx, sy)))))
     if down_lps is not None:
-        element = _without_side(element, volume.direction, np.asarray(down_lps, dtype=float))
-    grown = ndimage.binary_dilation(body, structure=element[None, :, :])
-    return np.asarray(grown)
+        grow = _without_side(grow, volume.direction, np.asarray(down_lps, dtype=float))
+    return _dilate(body, grow)
 
 
-def _without_side(element: npt.NDArray[np.bool_], direction: npt.NDArray[np.float64],
-                  down_lps: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    """The in-plane structuring element with the offsets pointing toward ``down_lps`` removed
-    (a structuring element's offsets are the directions a dilation grows in)."""
-    r = element.shape[0] // 2
-    jj, ii = np.mgrid[-r:r + 1, -r:r + 1]
-    toward = ii * float(direction[:, 0] @ down_lps) + jj * float(direction[:, 1] @ down_lps)
-    return np.asarray(element & (toward <= 1e-9))
+def coarse_body_mask(volume: Volume, *, down_lps: npt.ArrayLike | None = None) -> BoolArray:
+    """:func:`body_mask` found on every n-th voxel in-plane (about :data:`BODY_GRID_MM`; the
+    10 mm margin makes a finer grid pointless) and brought back to the full grid."""
+    sx, sy, _ = volume.spacing_mm
+    step = max(1, int(round(BODY_GRID_MM / min(sx, sy))))
+    coarse = body_mask(subsample(volume, step), down_lps=down_lps)
+    if step == 1:
+        return coarse
+    full = np.repeat(np.repeat(coarse, step, axis=1), step, axis=2)
+    return np.ascontiguousarray(full[:, :volume.voxels.shape[1], :volume.voxels.shape[2]])
 
 
-def _disk(radius: int) -> npt.NDArray[np.bool_]:
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    return np.asarray(x * x + y * y <= radius * radius)
+def _disk_offsets(radius: int) -> Offsets:
+    """In-plane offsets ``(dj, di)`` of a disc of ``radius`` voxels."""
+    return [(dj, di) for dj in range(-radius, radius + 1) for di in range(-radius, radius + 1)
+            if dj * dj + di * di <= radius * radius]
+
+
+def _without_side(offsets: Offsets, direction: npt.NDArray[np.float64],
+                  down_lps: npt.NDArray[np.float64]) -> Offsets:
+    """The offsets that do not point toward ``down_lps`` (a dilation grows along its offsets)."""
+    toward_i = float(direction[:, 0] @ down_lps)
+    toward_j = float(direction[:, 1] @ down_lps)
+    return [(dj, di) for dj, di in offsets if di * toward_i + dj * toward_j <= 1e-9]
+
+
+def _shifted(mask: BoolArray, dj: int, di: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Index pairs such that ``out[dst] = mask[src]`` moves the mask by ``(dj, di)``."""
+    nj, ni = mask.shape[1:]
+
+    def pair(d: int, n: int) -> tuple[slice, slice]:
+        return (slice(d, n), slice(0, n - d)) if d >= 0 else (slice(0, n + d), slice(-d, n))
+
+    (dst_j, src_j), (dst_i, src_i) = pair(dj, nj), pair(di, ni)
+    return (slice(None), dst_j, dst_i), (slice(None), src_j, src_i)
+
+
+def _dilate(mask: BoolArray, offsets: Offsets) -> BoolArray:
+    """Union of the mask moved by every offset (outside the grid counts as False)."""
+    out = np.zeros_like(mask)
+    for dj, di in offsets:
+        dst, src = _shifted(mask, dj, di)
+        out[dst] |= mask[src]
+    return out
+
+
+def _erode(mask: BoolArray, offsets: Offsets) -> BoolArray:
+    """Voxels whose every offset neighbour is set (outside the grid counts as False)."""
+    out = mask.copy()
+    for dj, di in offsets:
+        dst, src = _shifted(mask, -dj, -di)
+        moved = np.zeros_like(mask)
+        moved[dst] = mask[src]
+        out &= moved
+    return out
+
+
+def _largest_component(mask: BoolArray) -> BoolArray | None:
+    """The largest face-connected component, or None when the mask is empty."""
+    if not mask.any():
+        return None
+    labels = sitk.RelabelComponent(
+        sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), False),
+        sortByObjectSize=True)
+    return np.asarray(sitk.GetArrayViewFromImage(labels) == 1)
+
+
+def _fill_holes_per_slice(mask: BoolArray) -> BoolArray:
+    """Holes filled in each slice separately (a hole is background not connected in-plane to
+    the slice's edge). One 3-D fill over the slices interleaved with full separator slices:
+    the separators stop any connection across slices, and they close the volume's ends."""
+    nk = mask.shape[0]
+    stacked = np.ones((2 * nk + 1, *mask.shape[1:]), dtype=np.uint8)
+    stacked[1::2] = mask
+    filled = sitk.BinaryFillhole(sitk.GetImageFromArray(stacked), fullyConnected=False,
+                                 foregroundValue=1)
+    return np.asarray(sitk.GetArrayViewFromImage(filled)[1::2] != 0)
 
 
 def subsample(volume: Volume, step: int) -> Volume:

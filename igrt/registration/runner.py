@@ -1,9 +1,10 @@
 """One registration case, from volumes to a measured couch correction and its review reasons.
 
-This is where the region is prepared (CONTRACT §2 nominal start, the box around the isocentre,
-the CBCT field of view, the patient's body or a planning structure), the configured engine runs,
-and the quality checks are applied: convergence, bounds, a restart from a perturbed start, an
-optional second engine, whether the images correspond and no other level matches as well
+This is where the CBCT side of the region is prepared (CONTRACT §2 nominal start, the box around
+the isocentre, the CBCT field of view; the planning side comes prepared, see
+``igrt.registration.reference``), the configured engine runs, and the quality checks are
+applied: convergence, bounds, a restart from a perturbed start, an optional second engine,
+whether the images correspond and no other level matches as well
 (:mod:`igrt.registration.match_checks`), and the configured review limits.
 """
 
@@ -16,30 +17,32 @@ from typing import Any
 
 import numpy as np
 
-from igrt.config import EngineName, RegistrationConfig, ReviewConfig
+from igrt.config import RegistrationConfig, ReviewConfig
 from igrt.core import geometry, quality
 from igrt.core.case import Case
 from igrt.core.errors import NoOverlapError
-from igrt.core.geometry import CouchCorrection, PatientPosition
+from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
-from igrt.core.types import BoolArray, FloatArray
-from igrt.core.volume import Volume
+from igrt.core.types import FloatArray
 from igrt.registration import match_checks, region
+from igrt.registration.engines import EnginePool
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Engine,
     RegistrationProblem,
+    RegistrationResult,
 )
+from igrt.registration.reference import PlanningReference
 
 log = logging.getLogger(__name__)
 
-#: How much further than the box the planning CT is kept: the capture range plus rotation.
-MOVING_MARGIN_MM = 50.0
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
 #: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
+#: The level the restart runs through, compared with the result after that same level.
+RESTART_LEVEL = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,20 +54,9 @@ class Measurement:
     transform: FloatArray  # the result, CBCT point -> planning point
 
 
-def make_engine(name: EngineName | str) -> Engine:
-    if str(name) == EngineName.SIMPLEITK:
-        from igrt.registration.sitk_engine import SimpleItkEngine
-
-        return SimpleItkEngine()
-    if str(name) == EngineName.ELASTIX:
-        from igrt.registration.elastix_engine import ElastixEngine
-
-        return ElastixEngine()
-    raise ValueError(f"unknown registration engine {name!r}")
-
-
-def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
-    """Crop and mask both images around the isocentre and set the nominal start."""
+def prepare(case: Case, reference: PlanningReference,
+            cfg: RegistrationConfig) -> RegistrationProblem:
+    """Crop and mask the CBCT around the isocentre and set the nominal start."""
     box_size = np.asarray(cfg.roi_size_mm, dtype=np.float64)
     iso_cbct = geometry.apply(geometry.invert_rigid(case.nominal), np.zeros(3))
     fixed_box = region.index_box(case.cbct, iso_cbct, box_size)
@@ -85,36 +77,22 @@ def prepare(case: Case, cfg: RegistrationConfig) -> RegistrationProblem:
             f" registration box around the isocentre lies in the CBCT's field of view "
             f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
-    moving_box = region.index_box(case.ct, case.isocenter_mm, box_size + 2 * MOVING_MARGIN_MM)
-    moving = region.crop(case.ct, moving_box)
-    if case.region_mask is not None:
-        moving_mask = np.ascontiguousarray(case.region_mask[moving_box])
-    else:
-        moving_mask = _body_mask(moving, case.position)
-    if not moving_mask.any():
-        raise NoOverlapError("the registration region holds no voxel of the planning CT")
-    return RegistrationProblem(fixed=fixed, moving=moving, initial=initial, center_mm=iso_cbct,
-                               fixed_mask=fixed_mask, moving_mask=moving_mask, seed=cfg.seed,
-                               fov_fraction=fraction)
+    return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
+                               reference=reference, initial=initial, center_mm=iso_cbct,
+                               seed=cfg.seed, fov_fraction=fraction)
 
 
-def _body_mask(ct: Volume, position: PatientPosition) -> BoolArray:
-    """The body mask, computed on every second in-plane voxel and brought back to full grid."""
-    step = 2 if min(ct.spacing_mm[:2]) < 1.5 else 1
-    down = geometry.LPS_TO_IEC[position].T @ np.array([0.0, 0.0, -1.0])
-    coarse = region.body_mask(region.subsample(ct, step), down_lps=down)
-    full = np.repeat(np.repeat(coarse, step, axis=1), step, axis=2)
-    return np.ascontiguousarray(full[:, :ct.voxels.shape[1], :ct.voxels.shape[2]])
-
-
-def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measurement:
-    """Register, check, and express the result as an IEC couch correction."""
+def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
+            review: ReviewConfig, *, engines: EnginePool | None = None) -> Measurement:
+    """Register, check, and express the result as an IEC couch correction. ``engines``: the
+    service's warm engines (default: made for this call)."""
     t0 = time.perf_counter()
-    problem = prepare(case, reg)
+    problem = prepare(case, reference, reg)
     prepared_s = time.perf_counter() - t0
-    engine = make_engine(reg.engine)
+    pool = engines or EnginePool(reg)
+    engine = pool.primary
     result = engine.register(problem)
-    measured = _to_iec(result.transform, case)
+    measured = to_iec(result.transform, case)
     reasons: list[str] = []
     details: dict[str, Any] = {"primary": result.as_dict()}
     if result.converged is False:
@@ -124,9 +102,8 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
     reasons += quality.bound_reasons(measured)
     half = np.asarray(reg.roi_size_mm) / 2.0
     if reg.perturbation_check:
-        start = result.transform @ _perturbation(problem.center_mm)
-        again = engine.register(problem, start=start, levels=DEFAULT_LEVELS[1:])
-        diff = quality.difference(again.transform, result.transform,
+        again, compared = _restart(engine, problem, result)
+        diff = quality.difference(again.transform, compared,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["perturbation"] = {**diff.as_dict(), "elapsed_s": round(again.elapsed_s, 3)}
         flagged = quality.agreement_reason(
@@ -135,12 +112,12 @@ def measure(case: Case, reg: RegistrationConfig, review: ReviewConfig) -> Measur
             tolerance_deg=reg.perturbation_tolerance_deg)
         if flagged:
             reasons.append(flagged)
-    if reg.cross_check is not None:
-        other = make_engine(reg.cross_check).register(problem)
+    if pool.cross_check is not None:
+        other = pool.cross_check.register(problem)
         diff = quality.difference(other.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["cross_check"] = {**other.as_dict(), **diff.as_dict(),
-                                  "measured": _to_iec(other.transform, case).rounded().as_dict()}
+                                  "measured": to_iec(other.transform, case).rounded().as_dict()}
         flagged = quality.agreement_reason(
             ReasonCode.ENGINES_DISAGREE, f"the {other.engine} engine", diff,
             tolerance_mm=reg.cross_check_tolerance_mm,
@@ -178,7 +155,24 @@ def _quality_figures(metric: float, perturbation: dict[str, Any] | None,
     return {**figures, **checked.figures, "elapsed_s": round(elapsed_s, 3)}
 
 
-def _to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
+def _restart(engine: Engine, problem: RegistrationProblem,
+             result: RegistrationResult) -> tuple[RegistrationResult, FloatArray]:
+    """The robustness restart and what it is compared with. From the result after
+    :data:`RESTART_LEVEL`, perturbed by 2 mm and 1° per axis, through that level again: the same
+    images and the same optimiser from another start must land in the same place. An engine
+    that cannot report per-level results (elastix) restarts from its final result through the
+    levels from :data:`RESTART_LEVEL` on and is compared with the final result."""
+    if len(result.level_transforms) == len(DEFAULT_LEVELS):
+        compared = result.level_transforms[RESTART_LEVEL]
+        levels = DEFAULT_LEVELS[RESTART_LEVEL:RESTART_LEVEL + 1]
+    else:
+        compared = result.transform
+        levels = DEFAULT_LEVELS[RESTART_LEVEL:]
+    start = compared @ _perturbation(problem.center_mm)
+    return engine.register(problem, start=start, levels=levels), compared
+
+
+def to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
     c = geometry.correction_transform(transform, case.nominal, case.isocenter_mm)
     return geometry.to_iec(c, case.position)
 

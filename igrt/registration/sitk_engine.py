@@ -1,26 +1,36 @@
 """The default engine: SimpleITK's ImageRegistrationMethod, Mattes mutual information,
 regular-step gradient descent on a Euler transform about the isocentre, one call per pyramid
-level so that smoothing, sample count and step sizes are ours to set per level."""
+level so that smoothing, sample count and step sizes are ours to set per level.
+
+The planning side of every level is prepared once per planning CT
+(:meth:`igrt.registration.reference.PlanningReference.for_level`); the CBCT side once per
+problem (kept in ``problem.memo``, shared by the result and the robustness restart). The metric
+never filters the CBCT's gradient (Mattes MI with the transform on the planning side does not use
+it). The planning image's gradient is filtered (ITK's gradient image, made at every ``Execute``
+from the cut planning level) on the levels that ask for it (``Level.moving_gradient_filter``:
+the smoothed ones, whose capture range depends on it); the native level uses ITK's on-the-fly
+central differences, which there are faster and as accurate.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
 from igrt.core import geometry
 from igrt.core.errors import NoOverlapError
-from igrt.core.types import BoolArray, FloatArray
-from igrt.core.volume import Volume
-from igrt.registration import region
+from igrt.core.types import FloatArray
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Level,
     RegistrationProblem,
     RegistrationResult,
 )
+from igrt.registration.reference import LevelImages, fixed_factors, level_images
 from igrt.registration.sitk_images import (
     euler_from_matrix,
     mask_to_sitk,
@@ -35,6 +45,14 @@ HISTOGRAM_BINS = 48
 _CONVERGED_WORDS = ("minimum step", "step too small", "gradient magnitude tolerance")
 
 
+@dataclass(frozen=True)
+class _Run:
+    matrix: FloatArray
+    iterations: int
+    stop: str
+    metric: float
+
+
 class SimpleItkEngine:
     name = "simpleitk"
 
@@ -46,43 +64,64 @@ class SimpleItkEngine:
         t0 = time.perf_counter()
         matrix = problem.initial if start is None else start
         iterations = 0
-        stop = ""
+        stops: list[str] = []
         metric = float("nan")
-        fixed_full = to_sitk(problem.fixed)
-        fixed_mask_full = (mask_to_sitk(problem.fixed_mask, problem.fixed)
-                           if problem.fixed_mask is not None else None)
+        after: list[FloatArray] = []
         for number, level in enumerate(levels):
-            fixed, fixed_mask = _level_images(fixed_full, fixed_mask_full, level)
-            fixed, fixed_mask = _sample_grid(fixed, fixed_mask, level.samples)
-            moving_volume, moving_mask_array = _moving_region(problem, matrix, level.margin_mm)
-            moving_full = to_sitk(moving_volume)
-            moving_mask_full = (mask_to_sitk(moving_mask_array, moving_volume)
-                                if moving_mask_array is not None else None)
-            moving, moving_mask = _level_images(moving_full, moving_mask_full, level)
-            transform = euler_from_matrix(matrix, problem.center_mm)
-            method = self._method(level, fixed_mask, moving_mask)
-            method.SetInitialTransform(transform, inPlace=True)
-            method.Execute(fixed, moving)
-            matrix = matrix_from_transform(transform)
-            iterations += method.GetOptimizerIteration()
-            stop = method.GetOptimizerStopConditionDescription()
-            metric = method.GetMetricValue()
-            log.debug("level %d: metric %.5f after %d iterations (%s)", number, metric,
-                      method.GetOptimizerIteration(), stop)
-        low = stop.lower()
-        converged = any(word in low for word in _CONVERGED_WORDS)
+            found: list[FloatArray] = []
+            stops = []
+            for phase in range(level.phases):
+                # each phase starts where the previous one ended: close, so it is quick
+                run = self._run(problem, level, phase, found[-1] if found else matrix)
+                found.append(run.matrix)
+                iterations += run.iterations
+                stops.append(run.stop)
+                metric = run.metric
+                log.debug("level %d phase %d: metric %.5f after %d iterations (%s)", number,
+                          phase, run.metric, run.iterations, run.stop)
+            matrix = found[0] if len(found) == 1 else geometry.mean_rigid(found)
+            after.append(matrix)
+        converged = bool(stops) and all(
+            any(word in stop.lower() for word in _CONVERGED_WORDS) for stop in stops)
         return RegistrationResult(
             engine=self.name,
             transform=matrix,
             metric=float(metric),
             iterations=iterations,
-            stop_condition=stop,
+            stop_condition="; ".join(dict.fromkeys(stops)),
             converged=converged,
             elapsed_s=time.perf_counter() - t0,
+            level_transforms=tuple(after),
         )
 
-    def _method(self, level: Level, fixed_mask: sitk.Image | None,
-                moving_mask: sitk.Image | None) -> sitk.ImageRegistrationMethod:
+    def _run(self, problem: RegistrationProblem, level: Level, phase: int,
+             matrix: FloatArray) -> _Run:
+        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``."""
+        fixed = _fixed_level(problem, level, phase)
+        moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
+                                             problem.fixed.direction,
+                                             around=_mapped_box(problem, matrix, level))
+        if level.region_at_start:
+            fixed = _with_region(fixed, problem, matrix)
+            moving = LevelImages(moving.factors, moving.smoothing_mm, moving.image, None)
+        transform = euler_from_matrix(matrix, problem.center_mm)
+        # a later phase starts where the previous ended: a tenth of the level's step suffices
+        step_mm = level.step_mm if phase == 0 else max(level.min_step_mm * 10, level.step_mm / 10)
+        method = self._method(level, fixed, moving, step_mm)
+        method.SetInitialTransform(transform, inPlace=True)
+        try:
+            method.Execute(fixed.image, moving.image)
+        except RuntimeError as exc:
+            if "outside" in str(exc).lower() or "samples" in str(exc).lower():
+                raise NoOverlapError(
+                    "the CBCT region maps outside the planning CT's registration region "
+                    f"({str(exc).strip().splitlines()[-1][:200]})") from exc
+            raise
+        return _Run(matrix_from_transform(transform), method.GetOptimizerIteration(),
+                    method.GetOptimizerStopConditionDescription(), method.GetMetricValue())
+
+    def _method(self, level: Level, fixed: LevelImages, moving: LevelImages,
+                step_mm: float) -> sitk.ImageRegistrationMethod:
         method = sitk.ImageRegistrationMethod()
         if self._threads:
             method.SetNumberOfThreads(self._threads)
@@ -91,13 +130,18 @@ class SimpleItkEngine:
         # ITK's RANDOM and REGULAR strategies jitter points off the grid, so the fixed image is
         # interpolated as well, which biased results by ~0.1 mm along the slice axis.
         method.SetMetricSamplingStrategy(method.NONE)
-        if fixed_mask is not None:
-            method.SetMetricFixedMask(fixed_mask)
-        if moving_mask is not None:
-            method.SetMetricMovingMask(moving_mask)
+        method.MetricUseFixedImageGradientFilterOff()
+        if level.moving_gradient_filter:
+            method.MetricUseMovingImageGradientFilterOn()
+        else:
+            method.MetricUseMovingImageGradientFilterOff()
+        if fixed.mask is not None:
+            method.SetMetricFixedMask(fixed.mask)
+        if moving.mask is not None:
+            method.SetMetricMovingMask(moving.mask)
         method.SetInterpolator(sitk.sitkLinear)
         method.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=level.step_mm,
+            learningRate=step_mm,
             minStep=level.min_step_mm,
             numberOfIterations=level.iterations,
             relaxationFactor=0.5,
@@ -108,57 +152,120 @@ class SimpleItkEngine:
         return method
 
 
-def _level_images(image: sitk.Image, mask: sitk.Image | None,
-                  level: Level) -> tuple[sitk.Image, sitk.Image | None]:
-    """Bin-shrink toward the level's voxel size (an average: cheap anti-aliasing), then smooth."""
-    if level.voxel_mm > 0:
-        factors = [max(1, int(round(level.voxel_mm / s))) for s in image.GetSpacing()]
-        if any(f > 1 for f in factors):
-            image = sitk.BinShrink(image, factors)
-            if mask is not None:
-                shrunk = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), factors)
-                mask = sitk.Cast(shrunk >= 0.5, sitk.sitkUInt8)
-    if level.smoothing_mm > 0:
-        image = sitk.SmoothingRecursiveGaussian(image, level.smoothing_mm)
-    return image, mask
+def warm_up() -> None:
+    """Run a tiny registration so the first real one pays no one-time start-up costs."""
+    rng = np.random.default_rng(0)
+    array = rng.normal(size=(12, 24, 24)).astype(np.float32)
+    image = sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(array), 2.0)
+    for gradient_filter in (True, False):  # both ways the levels take the moving gradient
+        method = sitk.ImageRegistrationMethod()
+        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
+        method.SetMetricSamplingStrategy(method.NONE)
+        method.MetricUseFixedImageGradientFilterOff()
+        if gradient_filter:
+            method.MetricUseMovingImageGradientFilterOn()
+        else:
+            method.MetricUseMovingImageGradientFilterOff()
+        method.SetInterpolator(sitk.sitkLinear)
+        method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.1,
+                                                        numberOfIterations=5)
+        method.SetInitialTransform(sitk.Euler3DTransform(), inPlace=True)
+        method.Execute(image, image)
 
 
-def _sample_grid(image: sitk.Image, mask: sitk.Image | None,
-                 samples: int) -> tuple[sitk.Image, sitk.Image | None]:
-    """Decimate the fixed image in-plane (keep every n-th voxel, no averaging) so that about
-    ``samples`` voxels remain in the mask. Deterministic: no seed needed."""
-    usable = (int(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) if mask is not None
-              else image.GetNumberOfPixels())
-    stride = int(np.floor(np.sqrt(max(usable, 1) / max(samples, 1))))
-    if stride <= 1:
-        return image, mask
-    # Not sitk.Shrink: it moves the origin to the centre of each bin while keeping one of the
-    # bin's voxels, a half-bin shift. Plain slicing keeps voxel (0, 0, 0) and its position.
-    return (_decimate(image, stride), _decimate(mask, stride) if mask is not None else None)
-
-
-def _decimate(image: sitk.Image, stride: int) -> sitk.Image:
-    array = sitk.GetArrayViewFromImage(image)[:, ::stride, ::stride]
-    out = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    out.SetOrigin(image.GetOrigin())
-    sx, sy, sz = image.GetSpacing()
-    out.SetSpacing((sx * stride, sy * stride, sz))
-    out.SetDirection(image.GetDirection())
-    return out
-
-
-def _moving_region(problem: RegistrationProblem, matrix: FloatArray,
-                   margin_mm: float) -> tuple[Volume, BoolArray | None]:
-    """The planning CT around where the CBCT region currently maps, plus ``margin_mm``."""
+def _mapped_box(problem: RegistrationProblem, matrix: FloatArray,
+                level: Level) -> tuple[FloatArray, FloatArray]:
+    """The LPS box (low, high corners) the CBCT region maps to under ``matrix``, plus the
+    level's margin: where this run of the level may sample the planning CT."""
     fixed = problem.fixed
     ni, nj, nk = fixed.shape_ijk
     corners = np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)],
                        dtype=np.float64)
     mapped = geometry.apply(matrix, fixed.index_to_point_mm(corners))
-    lo, hi = mapped.min(axis=0), mapped.max(axis=0)
-    box = region.index_box(problem.moving, (lo + hi) / 2.0, hi - lo + 2.0 * margin_mm)
-    if any(s.stop - s.start < 2 for s in box):
-        raise NoOverlapError("the CBCT region maps outside the planning CT")
-    volume = region.crop(problem.moving, box)
-    mask = problem.moving_mask
-    return volume, (np.ascontiguousarray(mask[box]) if mask is not None else None)
+    return mapped.min(axis=0) - level.margin_mm, mapped.max(axis=0) + level.margin_mm
+
+
+def _with_region(fixed: LevelImages, problem: RegistrationProblem,
+                 matrix: FloatArray) -> LevelImages:
+    """The CBCT samples whose point maps, under ``matrix``, into the planning region (nearest
+    planning voxel of the reference's native mask)."""
+    assert fixed.mask is not None
+    keep = sitk.GetArrayFromImage(fixed.mask).astype(bool)
+    k, j, i = np.nonzero(keep)
+    image = fixed.image
+    origin = np.asarray(image.GetOrigin())
+    spacing = np.asarray(image.GetSpacing())
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    points = origin + (np.column_stack([i, j, k]) * spacing) @ direction.T
+    reference = problem.reference.volume
+    index = np.rint(reference.point_to_index(geometry.apply(matrix, points))).astype(np.int64)
+    shape = np.asarray(reference.shape_ijk)
+    inside = np.all((index >= 0) & (index < shape), axis=1)
+    region = np.zeros(len(index), dtype=bool)
+    ii, jj, kk = index[inside].T
+    region[inside] = problem.reference.mask[kk, jj, ii]
+    keep[k, j, i] = region
+    if not keep.any():
+        raise NoOverlapError("no CBCT sample maps into the planning CT's registration region")
+    mask = sitk.GetImageFromArray(keep.astype(np.uint8))
+    mask.CopyInformation(fixed.mask)
+    return LevelImages(fixed.factors, fixed.smoothing_mm, fixed.image, mask)
+
+
+def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0) -> LevelImages:
+    """The CBCT side of one level, made once per problem: bin-shrunk toward the level's voxel
+    size, smoothed, then decimated to about ``level.samples`` voxels in the mask (the sample
+    grid of ``phase``: phases interleave, half a stride apart along each axis)."""
+    key = ("simpleitk-fixed", level, phase)
+    found = problem.memo.get(key)
+    if isinstance(found, LevelImages):
+        return found
+    native = problem.memo.get("simpleitk-native")
+    if not isinstance(native, LevelImages):
+        native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
+                             mask_to_sitk(problem.fixed_mask, problem.fixed))
+        problem.memo["simpleitk-native"] = native
+    shrunk_key = ("simpleitk-shrunk", level)
+    shrunk = problem.memo.get(shrunk_key)
+    if not isinstance(shrunk, LevelImages):
+        shrunk = level_images(native.image, native.mask,
+                              fixed_factors(problem.fixed.spacing_mm, level), level.smoothing_mm)
+        problem.memo[shrunk_key] = shrunk
+    made = _sample_grid(shrunk, level.samples, phase)
+    problem.memo[key] = made
+    return made
+
+
+def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImages:
+    """Decimate the fixed image (keep every n-th voxel along each axis, no averaging) so that
+    about ``samples`` voxels remain in the mask, spread evenly: the strides make the sample
+    spacing about equal along the three axes. Phase 1 is the grid shifted by half a stride
+    along each axis (phase 0 keeps voxel (0, 0, 0)). Deterministic: no seed needed."""
+    mask = images.mask
+    usable = (int(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) if mask is not None
+              else images.image.GetNumberOfPixels())
+    spacing = np.asarray(images.image.GetSpacing(), dtype=np.float64)
+    if usable <= samples:
+        return images
+    distance = (usable * float(np.prod(spacing)) / max(samples, 1)) ** (1.0 / 3.0)
+    strides = tuple(max(1, int(round(distance / s))) for s in spacing)
+    if all(s == 1 for s in strides):
+        return images
+    offsets = tuple((s // 2) * (phase % 2) for s in strides)
+    # Not sitk.Shrink: it moves the origin to the centre of each bin while keeping one of the
+    # bin's voxels, a half-bin shift. Plain slicing keeps each kept voxel at its position.
+    return LevelImages(images.factors, images.smoothing_mm,
+                       _decimate(images.image, strides, offsets),
+                       _decimate(mask, strides, offsets) if mask is not None else None)
+
+
+def _decimate(image: sitk.Image, strides: tuple[int, ...],
+              offsets: tuple[int, ...] = (0, 0, 0)) -> sitk.Image:
+    si, sj, sk = strides
+    oi, oj, ok = offsets
+    array = sitk.GetArrayViewFromImage(image)[ok::sk, oj::sj, oi::si]
+    out = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    out.SetOrigin(image.TransformIndexToPhysicalPoint((oi, oj, ok)))
+    out.SetSpacing(tuple(float(s) * n for s, n in zip(image.GetSpacing(), strides, strict=True)))
+    out.SetDirection(image.GetDirection())
+    return out

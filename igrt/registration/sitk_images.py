@@ -11,17 +11,17 @@ from igrt.core.volume import Volume
 
 def to_sitk(volume: Volume) -> sitk.Image:
     image = sitk.GetImageFromArray(np.asarray(volume.voxels, dtype=np.float32))
-    _set_geometry(image, volume)
+    set_geometry(image, volume)
     return image
 
 
 def mask_to_sitk(mask: BoolArray, volume: Volume) -> sitk.Image:
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    _set_geometry(image, volume)
+    set_geometry(image, volume)
     return image
 
 
-def _set_geometry(image: sitk.Image, volume: Volume) -> None:
+def set_geometry(image: sitk.Image, volume: Volume) -> None:
     image.SetOrigin(tuple(float(v) for v in volume.origin_mm))
     image.SetSpacing(tuple(float(v) for v in volume.spacing_mm))
     image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction).ravel()))

@@ -119,7 +119,7 @@ def _sample_planes(registered: Registered) -> list[_Planes]:
         height = FIELD_MARGIN * 2.0 * float(np.abs(view.up_lps) @ half_box)
         room = _grid(view, width, height)
         planning_points = room + iso
-        planning = sample(case.ct, planning_points)
+        planning = sample(registered.ct, planning_points)
         cbct = {stage: sample(case.cbct, geometry.apply(m, planning_points),
                               outside=case.cbct_padding)
                 for stage, m in to_cbct.items()}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from igrt.core.clock import iso_utc
 from igrt.core.errors import StoreError
-from igrt.core.kinds import Role
+from igrt.core.kinds import IMAGE_KINDS, Role
 from igrt.store.base import StoreBase
 from igrt.store.files import (
     InstanceContent,
@@ -24,6 +24,7 @@ from igrt.store.files import (
 )
 from igrt.store.index import (
     check_conflicts,
+    marks,
     read_series_arrivals,
     record_instance,
     stored_content_sha256,
@@ -165,6 +166,16 @@ class InstanceStore(StoreBase):
             ]
             infos = [read_series_arrivals(conn, uid) for uid in uids]
         return [info for info in infos if info is not None]
+
+    def latest_series(self, role: Role = Role.IMAGING) -> str | None:
+        """The image series from peers of ``role`` that received an instance last, if any."""
+        with self._reading("finding the latest series") as conn:
+            row = conn.execute(
+                f"SELECT series_uid FROM series WHERE role = ? AND kind IN ({marks(IMAGE_KINDS)}) "
+                "ORDER BY last_arrival_at DESC, series_uid DESC LIMIT 1",
+                (Role(role).value, *IMAGE_KINDS),
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def series_objects(self, series_uid: str) -> list[ObjectRecord]:
         """The indexed records of the instances of one series, in arrival order; [] if unknown."""

@@ -34,6 +34,28 @@ class PlanningIndex(StoreBase):
             ).fetchall()
         return [row[0] for row in rows]
 
+    def recent_planning_patients(self, limit: int = 50) -> list[str]:
+        """Patient IDs with objects from planning peers, the most recently received first."""
+        with self._reading("listing the patients of recent planning sets") as conn:
+            rows = conn.execute(
+                "SELECT patient_id FROM series WHERE role = ? GROUP BY patient_id "
+                "ORDER BY MAX(last_arrival_at) DESC, patient_id LIMIT ?",
+                (Role.PLANNING.value, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def patient_fingerprint(self, patient_id: str, *, excluding_series: str = "") -> str:
+        """Changes whenever anything a registration of this patient reads may have: an
+        instance of the patient received or re-sent (other than those of
+        ``excluding_series``), or another plan selected."""
+        with self._reading("reading the state of a patient") as conn:
+            count, last = conn.execute(
+                "SELECT COUNT(*), MAX(received_at) FROM instances WHERE patient_id = ? "
+                "AND series_uid != ?", (patient_id, excluding_series)).fetchone()
+            row = conn.execute("SELECT plan_uid FROM plan_selection WHERE patient_id = ?",
+                               (patient_id,)).fetchone()
+        return f"{count}:{last}:{row[0] if row else ''}"
+
     def structure_sets_for_frame(
         self, patient_id: str, frame_of_reference_uid: str
     ) -> list[ObjectRecord]:

@@ -1,0 +1,235 @@
+"""igrt.registration.reference and reference_cache: the planning side prepared once (crop,
+region, exact pyramid levels never finer than the CBCT level needs) and kept in a bounded LRU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from phantom_cases import planning_set
+
+from igrt.core.errors import NoOverlapError
+from igrt.core.geometry import PatientPosition
+from igrt.core.image_series import SeriesInfo
+from igrt.core.volume import Volume
+from igrt.dicom.files import scan
+from igrt.dicom.series_loader import load_series_files
+from igrt.registration.problem import DEFAULT_LEVELS, Level
+from igrt.registration.reference import (
+    MOVING_MARGIN_MM,
+    PlanningReference,
+    build_reference,
+    fixed_factors,
+    grid_key,
+    planning_factors,
+    smooth,
+)
+from igrt.registration.reference_cache import ReferenceCache
+
+BOX_MM = (160.0, 160.0, 120.0)
+EYE = np.eye(3)
+#: rows along -y, slices along -z (a feet-first prone scan's axes)
+FLIPPED = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+#: a CBCT whose column axis is the CT's slice axis (sagittal slices)
+SAGITTAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def info(uid: str = "1.2.826.0.1.3680043.10.5") -> SeriesInfo:
+    return SeriesInfo("PAT", "1.2.3", uid, "1.2.4", "CT", "1.2.840.10008.5.1.4.1.1.2", "HFS",
+                      "", 1, ())
+
+
+@pytest.mark.parametrize(
+    ("fixed_mm", "fixed_direction", "ct_mm", "expected"),
+    [
+        pytest.param((0.9, 0.9, 2.0), EYE, (0.9765625, 0.9765625, 2.5), (1, 1, 1),
+                     id="body-CT-native"),
+        pytest.param((0.9, 0.9, 2.0), EYE, (0.45, 0.45, 1.0), (2, 2, 2), id="0.45mm-CT-binned"),
+        pytest.param((0.9, 0.9, 2.0), FLIPPED, (0.45, 0.45, 1.0), (2, 2, 2), id="flipped-axes"),
+        pytest.param((0.9, 0.9, 2.0), SAGITTAL, (0.45, 0.45, 1.0), (4, 2, 1),
+                     id="permuted-axes"),  # along CT x the CBCT has 2 mm, along y and z 0.9
+        pytest.param((4.0, 4.0, 4.0), EYE, (0.9765625, 0.9765625, 2.5), (4, 4, 1),
+                     id="4mm-level"),
+        pytest.param((2.0, 2.0, 2.0), EYE, (0.9765625, 0.9765625, 2.5), (2, 2, 1),
+                     id="2mm-level"),
+        pytest.param((0.5, 0.5, 1.0), EYE, (0.9765625, 0.9765625, 2.5), (1, 1, 1),
+                     id="finer-CBCT-never-below-1"),
+    ],
+)
+def test_planning_factors_never_coarser_than_the_cbct_level(
+        fixed_mm: tuple[float, float, float], fixed_direction: np.ndarray,
+        ct_mm: tuple[float, float, float], expected: tuple[int, int, int]) -> None:
+    factors = planning_factors(fixed_mm, fixed_direction, ct_mm, EYE)
+    assert factors == expected
+    extent = np.abs(fixed_direction) @ np.asarray(fixed_mm)  # the CBCT voxel along CT axes
+    coarser = np.asarray(factors) * np.asarray(ct_mm) > extent * 1.05 + 1e-9
+    assert not np.any(coarser & (np.asarray(factors) > 1))  # only native may be coarser
+
+
+def test_fixed_factors_bring_the_cbct_toward_the_level() -> None:
+    assert fixed_factors((0.9, 0.9, 2.0), DEFAULT_LEVELS[0]) == (4, 4, 2)
+    assert fixed_factors((0.9, 0.9, 2.0), DEFAULT_LEVELS[1]) == (2, 2, 1)
+    assert fixed_factors((0.9, 0.9, 2.0), DEFAULT_LEVELS[2]) == (1, 1, 1)
+
+
+def synthetic(shape: tuple[int, int, int] = (20, 40, 30),
+              spacing: tuple[float, float, float] = (1.0, 1.0, 2.0)) -> Volume:
+    rng = np.random.default_rng(3)
+    voxels = rng.normal(0.0, 100.0, size=shape).astype(np.float32)
+    voxels[5:15, 10:30, 8:22] += 500.0
+    return Volume(voxels, (-10.0, -20.0, 30.0), spacing, EYE)
+
+
+def test_levels_are_made_once_with_exact_geometry() -> None:
+    volume = synthetic()
+    mask = np.zeros(volume.voxels.shape, dtype=bool)
+    mask[4:16, 8:32, 6:24] = True
+    reference = PlanningReference(ct=info(), volume=volume, mask=mask,
+                                  isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+    native = reference.native
+    assert reference.native is native  # no copy: the crop itself
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(native.image), volume.voxels)
+    level = reference.level((2, 2, 1), 1.5)
+    assert reference.level((2, 2, 1), 1.5) is level  # made once
+    assert level.image.GetSize() == (15, 20, 20)
+    assert level.image.GetSpacing() == (2.0, 2.0, 2.0)
+    # a binned voxel's centre is the centre of the voxels it averages
+    np.testing.assert_allclose(level.image.TransformIndexToPhysicalPoint((0, 0, 0)),
+                               (-10.0 + 0.5, -20.0 + 0.5, 30.0))
+    assert level.mask is not None
+    coarse = sitk.GetArrayViewFromImage(level.mask)
+    assert coarse[10, 10, 7] == 1 and coarse[1, 1, 1] == 0
+    before = reference.nbytes
+    reference.level((4, 4, 1), 4.0)
+    assert reference.nbytes > before
+
+
+def test_warm_makes_the_smoothed_levels_and_with_a_cbct_grid_the_native_one() -> None:
+    volume = synthetic(spacing=(0.45, 0.45, 1.0))
+    reference = PlanningReference(ct=info(), volume=volume,
+                                  mask=np.ones(volume.voxels.shape, dtype=bool),
+                                  isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+    reference.warm()
+    made = set(reference._levels)
+    assert {s for _, s in made} == {level.smoothing_mm for level in DEFAULT_LEVELS[:2]}
+    reference.warm((0.9, 0.9, 2.0), EYE)
+    native = DEFAULT_LEVELS[2]
+    assert ((2, 2, 2), native.smoothing_mm) in reference._levels  # binned to the CBCT voxel
+    assert reference.for_level(native, (0.9, 0.9, 2.0), EYE) is \
+        reference.level((2, 2, 2), native.smoothing_mm)
+
+
+def test_build_reference_crops_around_the_isocentre_and_finds_the_body(tmp_path: Path) -> None:
+    case = planning_set(tmp_path)
+    ct = load_series_files(scan(case.directory).image_series[0].paths)
+    iso = np.asarray(case.isocenter_mm)
+    reference = build_reference(ct.volume, ct.info, isocenter_mm=iso,
+                                position=PatientPosition.HFS, box_size_mm=BOX_MM)
+    lo = reference.volume.index_to_point_mm((0, 0, 0))
+    hi = reference.volume.index_to_point_mm(np.asarray(reference.volume.shape_ijk) - 1)
+    half = np.asarray(BOX_MM) / 2 + MOVING_MARGIN_MM
+    full_lo = ct.volume.index_to_point_mm((0, 0, 0))
+    full_hi = ct.volume.index_to_point_mm(np.asarray(ct.volume.shape_ijk) - 1)
+    assert np.all(np.minimum(lo, hi) <= np.maximum(iso - half, np.minimum(full_lo, full_hi)))
+    assert np.all(np.maximum(lo, hi) >= np.minimum(iso + half, np.maximum(full_lo, full_hi)))
+    assert reference.ct == ct.info
+    assert 0.05 < reference.mask.mean() < 0.95  # the body, not the air or the CT couch
+    with pytest.raises(NoOverlapError, match="holds no voxel"):
+        build_reference(ct.volume, ct.info, isocenter_mm=iso, position=PatientPosition.HFS,
+                        box_size_mm=BOX_MM, region_mask=np.zeros(ct.volume.voxels.shape, bool))
+    with pytest.raises(NoOverlapError, match="does not cover"):
+        build_reference(ct.volume, ct.info, isocenter_mm=iso + 2000.0,
+                        position=PatientPosition.HFS, box_size_mm=BOX_MM)
+
+
+def tiny_reference(uid: str, side: int) -> PlanningReference:
+    volume = Volume(np.zeros((side, side, side), np.float32), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    return PlanningReference(ct=info(uid), volume=volume,
+                             mask=np.ones(volume.voxels.shape, dtype=bool),
+                             isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+
+
+def test_cache_evicts_the_least_recently_used_beyond_its_memory() -> None:
+    one = tiny_reference("1.2.826.0.1.3680043.10.11", 40).nbytes  # 40^3 * 5 bytes
+    cache = ReferenceCache(max_bytes=int(2.5 * one))
+    for n in range(3):
+        cache.put(("k", n), tiny_reference(f"1.2.826.0.1.3680043.10.1{n}", 40))
+        if n == 1:
+            assert cache.get(("k", 0)) is not None  # k0 used: k1 is now the oldest
+    assert ("k", 0) in cache and ("k", 2) in cache and ("k", 1) not in cache
+    assert len(cache) == 2 and cache.nbytes <= cache.max_bytes
+    assert cache.get(("k", 1)) is None and cache.misses == 1 and cache.hits == 1
+    built: list[PlanningReference] = []
+
+    def build() -> PlanningReference:
+        built.append(tiny_reference("1.2.826.0.1.3680043.10.13", 40))
+        return built[-1]
+
+    found = cache.get_or_build(("k", 3), build)
+    assert built == [found] and cache.get_or_build(("k", 3), build) is found and len(built) == 1
+
+
+def test_cache_keeps_the_most_recent_reference_even_alone_over_its_memory() -> None:
+    cache = ReferenceCache(max_bytes=1000)
+    cache.put("big", tiny_reference("1.2.826.0.1.3680043.10.21", 40))
+    assert "big" in cache
+    cache.put("bigger", tiny_reference("1.2.826.0.1.3680043.10.22", 50))
+    assert "big" not in cache and "bigger" in cache
+
+
+def test_a_level_tuple_is_a_cache_key() -> None:
+    assert hash(DEFAULT_LEVELS[0]) == hash(Level(**vars(DEFAULT_LEVELS[0])))
+
+
+def test_light_smoothing_is_the_sampled_gaussian_and_keeps_the_mean() -> None:
+    impulse = np.zeros((9, 9, 9), np.float32)
+    impulse[4, 4, 4] = 1000.0
+    image = sitk.GetImageFromArray(impulse)
+    image.SetSpacing((1.0, 1.0, 2.5))
+    out = sitk.GetArrayFromImage(smooth(image, 0.6))
+    w = np.exp(-0.5 * (np.arange(-2, 3) / 0.6) ** 2)
+    w /= w.sum()
+    np.testing.assert_allclose(out[4, 4, 2:7], 1000.0 * w[2] * w, rtol=1e-5)  # along i
+    np.testing.assert_allclose(out[4, 2:7, 4], 1000.0 * w[2] * w, rtol=1e-5)  # along j
+    assert out[3, 4, 4] == 0.0  # 2.5 mm slices: 0.6 mm leaves the slice axis alone
+    assert out.sum() == pytest.approx(1000.0, rel=1e-5)
+
+
+def test_smoothing_a_thin_image_is_possible() -> None:
+    image = sitk.GetImageFromArray(np.ones((3, 12, 12), np.float32))
+    out = smooth(image, 4.0)  # the recursive filter needs four voxels along every axis
+    np.testing.assert_allclose(sitk.GetArrayFromImage(out), 1.0, rtol=1e-4)
+
+
+def test_a_planning_ct_finer_than_the_cbct_is_kept_binned_to_it() -> None:
+    ct = synthetic(shape=(40, 60, 60), spacing=(0.45, 0.45, 1.0))
+    iso = ct.index_to_point_mm((30, 30, 20))
+    mask = np.zeros(ct.voxels.shape, dtype=bool)
+    mask[10:30, 15:45, 15:45] = True
+    fine = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                           box_size_mm=BOX_MM, region_mask=mask)
+    binned = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                             box_size_mm=BOX_MM, region_mask=mask,
+                             cbct_grid=((0.9, 0.9, 2.0), EYE))
+    assert fine.volume.spacing_mm == (0.45, 0.45, 1.0)
+    assert binned.volume.spacing_mm == (0.9, 0.9, 2.0)
+    assert binned.volume.voxels.shape == (20, 30, 30)
+    assert binned.nbytes * 7 < fine.nbytes
+    # a binned voxel is the mean of the eight it replaces, at their centre
+    np.testing.assert_allclose(binned.volume.voxels[0, 0, 0], ct.voxels[:2, :2, :2].mean(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(binned.volume.origin_mm,
+                               ct.index_to_point_mm((0.5, 0.5, 0.5)), atol=1e-9)
+    assert binned.mask[10, 10, 10] and not binned.mask[2, 2, 2]
+    same = build_reference(ct, info(), isocenter_mm=iso, position=PatientPosition.HFS,
+                           box_size_mm=BOX_MM, region_mask=mask,
+                           cbct_grid=((0.45, 0.45, 1.0), EYE))
+    assert same.volume.spacing_mm == (0.45, 0.45, 1.0)  # a CBCT as fine: nothing to bin
+
+
+def test_head_first_and_feet_first_cbcts_of_one_protocol_share_the_prepared_ct() -> None:
+    assert grid_key(((0.9, 0.9, 2.0), EYE)) == grid_key(((0.9, 0.9, 2.0), FLIPPED))
+    assert grid_key(((0.9, 0.9, 2.0), EYE)) != grid_key(((0.9, 0.9, 1.0), EYE))
+    assert grid_key(None) is None
