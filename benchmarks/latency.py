@@ -12,8 +12,10 @@ delay it). Then:
     .venv/bin/python benchmarks/latency.py [--size full|small] [--cases 5] [--cross-check]
 
 Targets (full size, this 2-core machine): beyond settle_s median <= 1.0 s; first CBCT after a
-start <= 1.2x a warm one; the cross-check adds <= 3 s; the images are ready <= 0.2 s after the
-message. Printed, not enforced (shared machine).
+start <= 1.2x a warm one; the cross-check adds <= 3 s; the images cost the correction message
+<= 0.2 s (issue 11; they are rendered after it is published, so the message's own latency
+beyond settle_s bounds their cost); and igrt's own goal, the images on the review page <= 0.2 s
+after the message. Printed, not enforced (shared machine).
 """
 
 from __future__ import annotations
@@ -182,8 +184,12 @@ def main() -> int:
               f"{'PASS' if median <= TARGET_BEYOND_S else 'FAIL'}")
         print(f"target (first <= {TARGET_FIRST}x warm, send to correction): "
               f"{'PASS' if ratio <= TARGET_FIRST else 'FAIL'}")
-        print(f"target (images <= {TARGET_IMAGES_AFTER_S} s after the message): "
-              f"{'PASS' if images_median <= TARGET_IMAGES_AFTER_S else 'FAIL'}")
+        print(f"target (images' cost on the correction message <= {TARGET_IMAGES_AFTER_S} s): "
+              f"{'PASS' if median <= TARGET_IMAGES_AFTER_S else 'FAIL'} (they are rendered after "
+              f"it is published: the message, images included, comes {median:.2f} s beyond "
+              "settle_s)")
+        print(f"igrt's own goal (images on the review page <= {TARGET_IMAGES_AFTER_S} s after the "
+              f"message): {'PASS' if images_median <= TARGET_IMAGES_AFTER_S else 'FAIL'}")
     if cross:
         added = statistics.median(cross) - (median + SETTLE_S)
         print(f"cross_check = elastix adds {added:.2f} s (median latency "
