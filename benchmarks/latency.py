@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from load_run import SHIFTS  # noqa: E402
 from service_process import ServiceProcess, wait_for_correction  # noqa: E402
 
 from igrt.core.geometry import CouchCorrection  # noqa: E402
@@ -40,14 +41,8 @@ from phantoms.generator import PlanningCase, write_cbct, write_planning_set  # n
 from services.scu import send_directory  # noqa: E402
 
 SETTLE_S = 1.0
-CORRECTIONS = (
-    CouchCorrection(3.0, -5.0, 2.0, 1.0, -0.5, 1.5),
-    CouchCorrection(-8.0, 4.0, -6.0, -2.0, 1.0, -1.0),
-    CouchCorrection(0.0, -5.0, 0.0, 0.0, 0.0, 0.0),
-    CouchCorrection(12.0, 9.0, 5.0, 2.5, -2.0, 2.0),
-    CouchCorrection(-1.0, 1.0, 7.0, 0.0, 1.5, 0.5),
-    CouchCorrection(4.0, -2.0, -3.0, -1.0, 0.5, -2.0),
-)
+#: The load test's couch corrections, and a large one.
+CORRECTIONS = (*SHIFTS, CouchCorrection(12.0, 9.0, 5.0, 2.5, -2.0, 2.0))
 TARGET_BEYOND_S = 1.0
 TARGET_FIRST = 1.2
 TARGET_CROSS_CHECK_S = 3.0

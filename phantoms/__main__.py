@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from igrt.core.argv import join_negative_values
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms.cbct import FRAMES
 from phantoms.generator import (
@@ -82,23 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _join_negative_values(argv: Sequence[str]) -> list[str]:
-    """Let ``--shift -5,0,0,0,0,0`` work (argparse would read the value as an option)."""
-    out: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        if args[i] in ("--shift", "--isocenters") and i + 1 < len(args):
-            out.append(f"{args[i]}={args[i + 1]}")
-            i += 2
-        else:
-            out.append(args[i])
-            i += 1
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    args = _parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv,
+                                                     ("--shift", "--isocenters")))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if args.command == "planning":
         case = write_planning_set(

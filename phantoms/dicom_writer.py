@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     UID,
@@ -33,7 +33,8 @@ from pydicom.uid import (
 
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from igrt.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from igrt.dicom.identity import file_meta
+from igrt.dicom.values import dataset
 from igrt.dicom.values import decimal_string as ds  # the phantoms' DS writer
 
 logger = logging.getLogger(__name__)
@@ -113,14 +114,8 @@ def _dataset(
     """The modules every object shares (patient, study, series, SOP common, equipment), and the
     Frame of Reference module when ``frame_of_reference_uid`` is given. Objects with a General
     Series module (images, registrations) add Laterality and their Content Date/Time."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     d = Dataset()
-    d.file_meta = meta
+    d.file_meta = file_meta(sop_class, sop_uid)
     d.SpecificCharacterSet = "ISO_IR 100"
     d.SOPClassUID = sop_class
     d.SOPInstanceUID = sop_uid
@@ -293,52 +288,28 @@ def write_rt_plan(
 
 
 def _beam(number: int, gantry_deg: float, iso: tuple[float, float, float]) -> Dataset:
-    beam = Dataset()
-    beam.BeamNumber = number
-    beam.BeamName = f"G{int(gantry_deg):03d}"
-    beam.BeamType = "STATIC"
-    beam.RadiationType = "PHOTON"
-    beam.TreatmentMachineName = "TB1"
-    beam.PrimaryDosimeterUnit = "MU"
-    beam.SourceAxisDistance = "1000"
-    beam.TreatmentDeliveryType = "TREATMENT"
-    beam.NumberOfWedges = beam.NumberOfCompensators = beam.NumberOfBoli = 0
-    beam.NumberOfBlocks = 0
-    beam.FinalCumulativeMetersetWeight = "1"
-    beam.NumberOfControlPoints = 2
-    beam.ReferencedPatientSetupNumber = 1
-    devices = []
-    for kind in ("ASYMX", "ASYMY"):
-        dev = Dataset()
-        dev.RTBeamLimitingDeviceType = kind
-        dev.NumberOfLeafJawPairs = 1
-        devices.append(dev)
-    beam.BeamLimitingDeviceSequence = DicomSequence(devices)
-    cp0 = Dataset()
-    cp0.ControlPointIndex = 0
-    cp0.NominalBeamEnergy = "6"
-    cp0.GantryAngle = ds(gantry_deg)
-    cp0.GantryRotationDirection = "NONE"
-    cp0.BeamLimitingDeviceAngle = "0"
-    cp0.BeamLimitingDeviceRotationDirection = "NONE"
-    cp0.PatientSupportAngle = "0"
-    cp0.PatientSupportRotationDirection = "NONE"
-    cp0.TableTopEccentricAngle = "0"
-    cp0.TableTopEccentricRotationDirection = "NONE"
-    cp0.IsocenterPosition = [ds(v) for v in iso]
-    cp0.CumulativeMetersetWeight = "0"
-    jaws = []
-    for kind in ("ASYMX", "ASYMY"):
-        pos = Dataset()
-        pos.RTBeamLimitingDeviceType = kind
-        pos.LeafJawPositions = ["-50", "50"]
-        jaws.append(pos)
-    cp0.BeamLimitingDevicePositionSequence = DicomSequence(jaws)
-    cp1 = Dataset()
-    cp1.ControlPointIndex = 1
-    cp1.CumulativeMetersetWeight = "1"
-    beam.ControlPointSequence = DicomSequence([cp0, cp1])
-    return beam
+    jaws = ("ASYMX", "ASYMY")
+    cp0 = dataset(
+        ControlPointIndex=0, NominalBeamEnergy="6", GantryAngle=ds(gantry_deg),
+        GantryRotationDirection="NONE", BeamLimitingDeviceAngle="0",
+        BeamLimitingDeviceRotationDirection="NONE", PatientSupportAngle="0",
+        PatientSupportRotationDirection="NONE", TableTopEccentricAngle="0",
+        TableTopEccentricRotationDirection="NONE", IsocenterPosition=[ds(v) for v in iso],
+        CumulativeMetersetWeight="0",
+        BeamLimitingDevicePositionSequence=DicomSequence([
+            dataset(RTBeamLimitingDeviceType=kind, LeafJawPositions=["-50", "50"])
+            for kind in jaws]))
+    cp1 = dataset(ControlPointIndex=1, CumulativeMetersetWeight="1")
+    return dataset(
+        BeamNumber=number, BeamName=f"G{int(gantry_deg):03d}", BeamType="STATIC",
+        RadiationType="PHOTON", TreatmentMachineName="TB1", PrimaryDosimeterUnit="MU",
+        SourceAxisDistance="1000", TreatmentDeliveryType="TREATMENT", NumberOfWedges=0,
+        NumberOfCompensators=0, NumberOfBoli=0, NumberOfBlocks=0,
+        FinalCumulativeMetersetWeight="1", NumberOfControlPoints=2,
+        ReferencedPatientSetupNumber=1,
+        BeamLimitingDeviceSequence=DicomSequence([
+            dataset(RTBeamLimitingDeviceType=kind, NumberOfLeafJawPairs=1) for kind in jaws]),
+        ControlPointSequence=DicomSequence([cp0, cp1]))
 
 
 def write_rt_struct(

@@ -23,17 +23,8 @@ import SimpleITK as sitk
 from igrt.core import geometry
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from phantoms import cbct
+from phantoms import dicom_writer as dw
 from phantoms.anatomy import PhantomModel
-from phantoms.dicom_writer import (
-    ImageSeries,
-    Roi,
-    Subject,
-    UidSource,
-    ds,
-    write_image_series,
-    write_rt_plan,
-    write_rt_struct,
-)
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "real_ct"
 PREFIX = "igrt-real-ct"
@@ -79,18 +70,18 @@ def write_planning(directory: Path, name: str, *, patient_id: str = "REAL-001",
     directory = Path(directory)
     image = scan(name)
     iso = isocenter_mm or body_center_mm(name)
-    iso = (float(ds(iso[0])), float(ds(iso[1])), float(ds(iso[2])))
-    uids = UidSource(PREFIX, "planning", directory.resolve(), name, patient_id, iso)
-    subject = Subject(patient_id, "REAL^CT", uids.uid("study"), "Planning")
+    iso = (float(dw.ds(iso[0])), float(dw.ds(iso[1])), float(dw.ds(iso[2])))
+    uids = dw.UidSource(PREFIX, "planning", directory.resolve(), name, patient_id, iso)
+    subject = dw.Subject(patient_id, "REAL^CT", uids.uid("study"), "Planning")
     frame_uid = uids.uid("frame")
-    series = ImageSeries(
+    series = dw.ImageSeries(
         series_uid=uids.uid("ct-series"), frame_of_reference_uid=frame_uid, series_number=1,
         series_description=f"Planning CT {name}", patient_position="HFS",
         origin_mm=tuple(float(v) for v in image.GetOrigin()),  # type: ignore[arg-type]
         spacing_mm=tuple(float(v) for v in image.GetSpacing()),  # type: ignore[arg-type]
         direction=np.eye(3), image_comments=f"{PREFIX} scan={name}")
     hu = np.asarray(sitk.GetArrayViewFromImage(image), dtype=np.float32)
-    slices = write_image_series(directory, subject, series, hu, uids)
+    slices = dw.write_image_series(directory, subject, series, hu, uids)
     t = np.linspace(0.0, 2.0 * np.pi, 36, endpoint=False)
     ptv = []
     for _, position in slices:
@@ -99,13 +90,13 @@ def write_planning(directory: Path, name: str, *, patient_id: str = "REAL-001",
             r = float(np.sqrt(PTV_RADIUS_MM ** 2 - dz ** 2))
             ptv.append((position[2], np.stack([iso[0] + r * np.cos(t), iso[1] + r * np.sin(t)],
                                               axis=1)))
-    structure_set_uid = write_rt_struct(
+    structure_set_uid = dw.write_rt_struct(
         directory, subject, uids, frame_of_reference_uid=frame_uid,
         ct_series_uid=series.series_uid, slices=slices,
-        rois=[Roi(1, "PTV", "PTV", (255, 0, 0), tuple(ptv))])
-    plan_uid = write_rt_plan(directory, subject, uids, frame_of_reference_uid=frame_uid,
-                             patient_position="HFS", isocenters_mm=[iso],
-                             structure_set_uid=structure_set_uid, label="REAL")
+        rois=[dw.Roi(1, "PTV", "PTV", (255, 0, 0), tuple(ptv))])
+    plan_uid = dw.write_rt_plan(directory, subject, uids, frame_of_reference_uid=frame_uid,
+                                patient_position="HFS", isocenters_mm=[iso],
+                                structure_set_uid=structure_set_uid, label="REAL")
     return RealPlanning(directory, name, patient_id, frame_uid, plan_uid, iso)
 
 
@@ -131,14 +122,14 @@ def write_cbct(directory: Path, planning: RealPlanning, correction: CouchCorrect
                                 position=planning.patient_position, isocenter_mm=iso,
                                 degradation=replace(base, treatment_couch=False), size="full",
                                 seed=seed)
-    uids = UidSource(PREFIX, "cbct", directory.resolve(), planning.plan_uid, correction.as_dict(),
-                     name, slices, seed, base)
-    subject = Subject(planning.patient_id, "REAL^CT", uids.uid("study"), "CBCT",
-                      study_date="20260316", study_time="101500")
-    series = ImageSeries(
+    uids = dw.UidSource(PREFIX, "cbct", directory.resolve(), planning.plan_uid,
+                        correction.as_dict(), name, slices, seed, base)
+    subject = dw.Subject(planning.patient_id, "REAL^CT", uids.uid("study"), "CBCT",
+                         study_date="20260316", study_time="101500")
+    series = dw.ImageSeries(
         series_uid=uids.uid("series"), frame_of_reference_uid=uids.uid("frame"),
         series_number=1001, series_description="CBCT", patient_position="HFS",
         origin_mm=geom.origin_mm, spacing_mm=geom.spacing_mm, direction=geom.direction, kvp=100.0)
-    write_image_series(directory, subject, series, hu, uids, outside=outside,
-                       outside_hu=base.padding_hu, padding_attribute=True)
+    dw.write_image_series(directory, subject, series, hu, uids, outside=outside,
+                          outside_hu=base.padding_hu, padding_attribute=True)
     return directory

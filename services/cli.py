@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from igrt.config import Config, load_config
+from igrt.core.argv import join_negative_values
 from igrt.core.errors import ConfigError
 from igrt.dicom.identity import software_version
 from services import qa_cli
@@ -127,8 +128,8 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(qa_cli.join_negative_expected(
-        list(sys.argv[1:] if argv is None else argv)))
+    args = _parser().parse_args(join_negative_values(
+        sys.argv[1:] if argv is None else argv, ("--expected",)))
     configure(args.log_level)
     if args.command == "operators":
         return _add_operator(args)

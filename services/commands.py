@@ -143,10 +143,8 @@ class CommandServer(SocketThread):
         self._room = config.room
         self._store = store
         self._state = state
-        self._queue_length = queue_length
-        self._desk = desk
-        self._record_pending = record_pending
-        self._qa = qa
+        self._queue_length, self._record_pending = queue_length, record_pending  # for status
+        self._desk, self._qa = desk, qa  # review and QA commands; None: not offered
         self._version = version if version is not None else _package_version()
         self._poll_ms = max(1, round(poll_s * 1000))
         self._stop = threading.Event()

@@ -126,10 +126,8 @@ class _Feed:
         self._room = config.room
         self._keys = keys
         self._context = context
-        self._publish = publish
-        self._command = command
-        self._out = out
-        self._err = err
+        self._publish, self._command = publish, command  # the two endpoints
+        self._out, self._err = out, err
         self._command_timeout_s = command_timeout_s
         self._silence_s = 3.0 * config.zmq.heartbeat_s + 1.0
         self._sub: zmq.Socket[Any] | None = None

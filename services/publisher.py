@@ -86,10 +86,10 @@ class Publisher(SocketThread):
         state: Callable[[], str],
         last_seq: Callable[[], int],
         warnings: Callable[[], Sequence[str]] | None = None,
+        curve: CurveKeys | None = None,
+        close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
         endpoint: str | None = None,
         context: zmq.Context[Any] | None = None,
-        close_linger_s: float = DEFAULT_CLOSE_LINGER_S,
-        curve: CurveKeys | None = None,
     ) -> None:
         super().__init__(endpoint if endpoint is not None else config.zmq.publish,
                          context=context, close_linger_ms=max(0, round(close_linger_s * 1000)),

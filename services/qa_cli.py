@@ -50,20 +50,6 @@ def add_parsers(sub: Any, *, parents: list[argparse.ArgumentParser]) -> None:
     report.add_argument("--config", type=Path)
 
 
-def join_negative_expected(argv: list[str]) -> list[str]:
-    """Let ``--expected -5,0,0`` work (argparse would take ``-5,0,0`` for an option)."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        if argv[i] == "--expected" and i + 1 < len(argv) and argv[i + 1][:1] == "-":
-            out.append(f"--expected={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
-
-
 def main(args: argparse.Namespace, config: Config) -> int:
     if args.qa_command == "run":
         return _run(args, config)

@@ -76,9 +76,9 @@ class Notifier:
 
     def close(self) -> None:
         with self._lock:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
+            sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
 
     def __enter__(self) -> Notifier:
         return self

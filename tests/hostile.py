@@ -117,29 +117,25 @@ def uncompressed_in_compressed_syntax(name: str, directory: Path) -> Path:
 def explicit_on_implicit(name: str, directory: Path) -> Path:
     """An explicit VR data set in a file whose meta says implicit VR."""
     explicit = _save(ct(name, size=16), directory / f"{name}-explicit.dcm")
-    meta = pydicom.dcmread(explicit).file_meta
-    _, offset = split_dataset(explicit)
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    target = directory / f"{name}.dcm"
-    with target.open("wb") as f:
-        f.write(b"\x00" * 128 + b"DICM")
-        write_file_meta_info(f, meta)  # type: ignore[arg-type]
-        f.write(explicit.read_bytes()[offset:])
-    return target
+    return _with_meta_syntax(explicit, ImplicitVRLittleEndian, directory / f"{name}.dcm")
 
 
 def implicit_on_explicit(name: str, directory: Path) -> Path:
     ds = ct(name, size=16)
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     implicit = _save(ds, directory / f"{name}-implicit.dcm")
-    meta = pydicom.dcmread(implicit).file_meta
-    _, offset = split_dataset(implicit)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    target = directory / f"{name}.dcm"
+    return _with_meta_syntax(implicit, ExplicitVRLittleEndian, directory / f"{name}.dcm")
+
+
+def _with_meta_syntax(source: Path, syntax: UID, target: Path) -> Path:
+    """``source``'s data set as it is, behind a file meta that names ``syntax``."""
+    meta = pydicom.dcmread(source).file_meta
+    _, offset = split_dataset(source)
+    meta.TransferSyntaxUID = syntax
     with target.open("wb") as f:
         f.write(b"\x00" * 128 + b"DICM")
         write_file_meta_info(f, meta)  # type: ignore[arg-type]
-        f.write(implicit.read_bytes()[offset:])
+        f.write(source.read_bytes()[offset:])
     return target
 
 

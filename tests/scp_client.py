@@ -25,6 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from igrt.config import Config, parse_config
+from igrt.dicom.values import dataset
 from services.scp import SeriesEvent
 
 WAIT_S = 10.0  # upper bound of every wait; the tests normally finish their waits in milliseconds
@@ -57,14 +58,10 @@ def structure_set(name: str) -> Dataset:
     frame = ds.FrameOfReferenceUID
     del ds.FrameOfReferenceUID
     ds.StructureSetLabel = "CTV"
-    series = Dataset()
-    series.SeriesInstanceUID = factory.uid(name, "planning ct")
-    study = Dataset()
-    study.RTReferencedSeriesSequence = DicomSequence([series])
-    item = Dataset()
-    item.FrameOfReferenceUID = frame
-    item.RTReferencedStudySequence = DicomSequence([study])
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([item])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence([dataset(
+        FrameOfReferenceUID=frame, RTReferencedStudySequence=DicomSequence([dataset(
+            RTReferencedSeriesSequence=DicomSequence([dataset(
+                SeriesInstanceUID=factory.uid(name, "planning ct"))]))]))])
     return ds
 
 

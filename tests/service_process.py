@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,28 +152,30 @@ class ServiceProcess:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(self.publish)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if sub.poll(200):
-                topic, body = sub.recv_multipart()
-                check_message(topic, body)
-                if topic == b"heartbeat":
-                    return sub
+        for topic, _ in feed_until(sub, time.monotonic() + timeout_s):
+            if topic == b"heartbeat":
+                return sub
         raise TimeoutError("no heartbeat on the feed")
+
+
+def feed_until(sub: zmq.Socket[Any], deadline: float) -> Iterator[tuple[bytes, bytes]]:
+    """Each message (topic, JSON frame) until the ``time.monotonic()`` deadline, each checked
+    against the contract's schemas."""
+    while time.monotonic() < deadline:
+        if sub.poll(200):
+            topic, body = sub.recv_multipart()
+            check_message(topic, body)
+            yield topic, body
 
 
 def wait_for_correction(sub: zmq.Socket[Any], series_uid: str,
                         timeout_s: float = 120.0) -> tuple[dict[str, Any], bytes]:
     """The next correction message for ``series_uid`` (and its raw JSON frame)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sub.poll(200):
-            topic, body = sub.recv_multipart()
-            check_message(topic, body)
-            if topic == b"correction":
-                message = json.loads(body)
-                if message["cbct"]["series_uid"] == series_uid:
-                    return dict(message), body
+    for topic, body in feed_until(sub, time.monotonic() + timeout_s):
+        if topic == b"correction":
+            message = json.loads(body)
+            if message["cbct"]["series_uid"] == series_uid:
+                return dict(message), body
     raise TimeoutError(f"no correction for {series_uid} in {timeout_s} s")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import zmq
-from zmq_clients import Client, ServiceState, correction, make_config
+from zmq_clients import Client, ServiceState, correction, make_config, store_corrections
 
 from igrt.core.errors import EndpointError
 from igrt.core.kinds import InstanceKind, Role
@@ -48,12 +48,9 @@ def plan_meta(sop: str, patient_id: str = "PAT-001") -> InstanceMeta:
 
 @pytest.fixture
 def server(tmp_path: Path, store: Store, state: ServiceState) -> Iterator[CommandServer]:
-    srv = CommandServer(
-        make_config(tmp_path), store, state=state, queue_length=lambda: 3, version="9.9-test"
-    )
-    srv.start()
-    yield srv
-    srv.stop()
+    with CommandServer(make_config(tmp_path), store, state=state, queue_length=lambda: 3,
+                       version="9.9-test") as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -83,8 +80,7 @@ def test_status_reports_state_last_seq_and_the_service(
         "time": "T",
         "queue_length": 3,
     }
-    store.append_correction(correction("1.2.3.1"))
-    store.append_correction(correction("1.2.3.2"))
+    store_corrections(store, "1.2.3.1", "1.2.3.2")
     state.state = "registering"
     reply = client.ask({"cmd": "status"})
     assert (reply["state"], reply["last_seq"]) == ("registering", 2)

@@ -47,11 +47,6 @@ HOST = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("faults")
-
-
-@pytest.fixture(scope="module")
 def service(work: Path) -> Iterator[ServiceProcess]:
     outside = work / "outside-tmp"
     outside.mkdir()

@@ -13,13 +13,19 @@ import pytest
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RTPlanStorage
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RTPlanStorage,
+    RTStructureSetStorage,
+)
 
 from igrt.core.errors import PlanError
 from igrt.core.geometry import PatientPosition
 from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.structures import StructureSet
 from igrt.dicom.plan_reader import read_plan
+from igrt.dicom.values import dataset
 
 FRAME = "1.2.840.113619.2.55.3.671756986.106.1316467036.462.11505.1"
 
@@ -54,17 +60,11 @@ def export(beams: Sequence[BeamSpec], *, frame: str | None, structure_set: str |
         if approval == "APPROVED":
             ds.ReviewDate, ds.ReviewTime, ds.ReviewerName = "20260105", "150247.000000", "A^B"
     if structure_set is not None:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
-        ref.ReferencedSOPInstanceUID = structure_set
-        ds.ReferencedStructureSetSequence = DicomSequence([ref])
-    items = []
-    for number, position in setups:
-        item = Dataset()
-        item.PatientSetupNumber = number
-        item.PatientPosition = position
-        items.append(item)
-    ds.PatientSetupSequence = DicomSequence(items)
+        ds.ReferencedStructureSetSequence = DicomSequence([dataset(
+            ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID=structure_set)])
+    ds.PatientSetupSequence = DicomSequence([dataset(PatientSetupNumber=number,
+                                                     PatientPosition=position)
+                                             for number, position in setups])
     beam_items = []
     for spec in beams:
         b = Dataset()

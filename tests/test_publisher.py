@@ -24,6 +24,7 @@ from zmq_clients import (
     Subscriber,
     correction,
     make_config,
+    store_corrections,
 )
 
 from igrt.config import default_config
@@ -37,10 +38,8 @@ from services.publisher import Publisher, PublishError
 
 @pytest.fixture
 def publisher(tmp_path: Path, store: Store, state: ServiceState) -> Iterator[Publisher]:
-    pub = Publisher(make_config(tmp_path), state=state, last_seq=store.last_seq)
-    pub.start()
-    yield pub
-    pub.stop()
+    with Publisher(make_config(tmp_path), state=state, last_seq=store.last_seq) as pub:
+        yield pub
 
 
 @pytest.fixture
@@ -103,8 +102,7 @@ def test_heartbeats_come_every_interval_with_state_and_last_seq(
         "state": "idle",
         "last_seq": 0,
     }
-    store.append_correction(correction("1.2.3.1"))
-    store.append_correction(correction("1.2.3.2"))
+    store_corrections(store, "1.2.3.1", "1.2.3.2")
     state.state = "registering"
     # the change shows in the first heartbeat read after it, at the latest the second one
     later = [m for _, m in heartbeat_times(subscriber, 2)]

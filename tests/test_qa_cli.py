@@ -25,10 +25,10 @@ ROTATED_OFFSET = CouchCorrection(-2.0, 4.0, 3.0, 1.0, -1.0, 0.5)
 
 @dataclass(frozen=True)
 class Setup:
-    planning: PlanningCase
-    cbct: CbctCase
-    rotated: CbctCase
-    config: Path
+    planning: PlanningCase  # the CatPhan-like cylinder
+    cbct: CbctCase  # at TRUE_OFFSET
+    rotated: CbctCase  # at ROTATED_OFFSET
+    config: Path  # room TB7, QA tolerances 1 mm / 0.5°
     state: Path
 
 

@@ -33,11 +33,6 @@ WAIT_S = 60.0
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("review-page")
-
-
-@pytest.fixture(scope="module")
 def service(work: Path) -> Iterator[ServiceProcess]:
     operators = work / "operators.toml"
     operators.write_text(operator_line("J. Smith", PIN))

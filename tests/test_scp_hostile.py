@@ -13,24 +13,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import hostile
 import pytest
-from hostile import (
-    CORRUPT_SYNTAXES,
-    association_request,
-    closed_by_peer,
-    corrupt_pixels,
-    explicit_on_implicit,
-    flood_after_header,
-    idle_connections,
-    implicit_on_explicit,
-    pdu_header,
-    send_file,
-    send_raw,
-    truncated_pixels,
-    uncompressed_in_compressed_syntax,
-    with_long_uid,
-    with_trailing_bytes,
-)
 from scp_client import ct, echo, instance_files, make_config, store_all
 
 from igrt.store import Store
@@ -51,7 +35,7 @@ def readable_by_dcmtk(paths: list[Path]) -> list[str]:
 # --- finding 2: idle connections ------------------------------------------------------------------
 @pytest.mark.parametrize("n_idle", [11, 40])
 def test_idle_connections_do_not_delay_the_linacs_echo(scp: StorageScp, n_idle: int) -> None:
-    idle = idle_connections(scp.port, n_idle)
+    idle = hostile.idle_connections(scp.port, n_idle)
     try:
         began = time.monotonic()
         assert echo(scp.port, calling="LINAC") == 0x0000
@@ -63,9 +47,9 @@ def test_idle_connections_do_not_delay_the_linacs_echo(scp: StorageScp, n_idle: 
 
 
 def test_the_oldest_idle_connection_is_closed_when_too_many_wait(scp: StorageScp) -> None:
-    idle = idle_connections(scp.port, 17)  # one more than max_pending_connections (16)
+    idle = hostile.idle_connections(scp.port, 17)  # one more than max_pending_connections (16)
     try:
-        assert closed_by_peer(idle[0], 5.0)
+        assert hostile.closed_by_peer(idle[0], 5.0)
     finally:
         for sock in idle:
             sock.close()
@@ -77,10 +61,10 @@ def test_an_idle_connection_is_closed_after_the_request_timeout(tmp_path: Path,
     cfg = replace(cfg, dicom=replace(cfg.dicom, limits=replace(cfg.dicom.limits,
                                                                request_timeout_s=1.0)))
     with StorageScp(cfg, store, on_series_activity=lambda e: None) as server:
-        [sock] = idle_connections(server.port, 1)
+        [sock] = hostile.idle_connections(server.port, 1)
         began = time.monotonic()
         try:
-            assert closed_by_peer(sock, 5.0)
+            assert hostile.closed_by_peer(sock, 5.0)
         finally:
             sock.close()
         assert time.monotonic() - began < 3.0
@@ -96,7 +80,7 @@ def test_an_idle_connection_is_closed_after_the_request_timeout(tmp_path: Path,
 def test_a_pdu_announced_too_large_closes_the_connection_before_it_is_read(
     scp: StorageScp, pdu_type: int, length: int
 ) -> None:
-    sent, closed = flood_after_header(scp.port, pdu_header(pdu_type, length),
+    sent, closed = hostile.flood_after_header(scp.port, hostile.pdu_header(pdu_type, length),
                                       total_bytes=128 * 1024 * 1024, timeout_s=10.0)
     assert closed
     assert sent < 16 * 1024 * 1024, f"{sent} bytes were accepted before the connection closed"
@@ -104,13 +88,13 @@ def test_a_pdu_announced_too_large_closes_the_connection_before_it_is_read(
 
 
 # --- finding 4: refuse what cannot be read back ---------------------------------------------------
-@pytest.mark.parametrize("syntax", CORRUPT_SYNTAXES, ids=lambda s: s.name)
+@pytest.mark.parametrize("syntax", hostile.CORRUPT_SYNTAXES, ids=lambda s: s.name)
 def test_undecodable_compressed_pixel_data_is_refused(
     scp: StorageScp, store: Store, tmp_path: Path, syntax: str
 ) -> None:
-    for path in (corrupt_pixels(f"corrupt {syntax}", syntax, tmp_path),
-                 truncated_pixels(f"truncated {syntax}", syntax, tmp_path)):
-        [(status, comment), echoed] = send_file(scp.port, path)
+    for path in (hostile.corrupt_pixels(f"corrupt {syntax}", syntax, tmp_path),
+                 hostile.truncated_pixels(f"truncated {syntax}", syntax, tmp_path)):
+        [(status, comment), echoed] = hostile.send_file(scp.port, path)
         assert status == 0xC000, (path.name, comment)
         assert comment is not None and "cannot be decoded" in comment
         assert echoed == (0x0000, None)
@@ -121,15 +105,15 @@ def test_undecodable_compressed_pixel_data_is_refused(
 @pytest.mark.parametrize(
     ("make", "comment"),
     [
-        pytest.param(lambda d: explicit_on_implicit("evr on ivr", d),
+        pytest.param(lambda d: hostile.explicit_on_implicit("evr on ivr", d),
                      "explicit VR data on an implicit VR context", id="explicit-on-implicit"),
-        pytest.param(lambda d: implicit_on_explicit("ivr on evr", d),
+        pytest.param(lambda d: hostile.implicit_on_explicit("ivr on evr", d),
                      "data set does not match the transfer syntax", id="implicit-on-explicit"),
-        pytest.param(lambda d: with_trailing_bytes("garbage", d, bytes(range(256)) * 3),
+        pytest.param(lambda d: hostile.with_trailing_bytes("garbage", d, bytes(range(256)) * 3),
                      "", id="garbage-after-the-data-set"),
-        pytest.param(lambda d: with_trailing_bytes("odd tail", d, b"\x01\x02\x03"),
+        pytest.param(lambda d: hostile.with_trailing_bytes("odd tail", d, b"\x01\x02\x03"),
                      "", id="three-bytes-after-the-data-set"),
-        pytest.param(lambda d: uncompressed_in_compressed_syntax("native as j2k", d),
+        pytest.param(lambda d: hostile.uncompressed_in_compressed_syntax("native as j2k", d),
                      "cannot be decoded", id="native-pixels-declared-jpeg2000"),
     ],
 )
@@ -137,7 +121,7 @@ def test_data_that_dcmtk_could_not_read_back_is_refused(
     scp: StorageScp, store: Store, tmp_path: Path, make: object, comment: str
 ) -> None:
     path = make(tmp_path)  # type: ignore[operator]
-    [(status, error), echoed] = send_file(scp.port, path)
+    [(status, error), echoed] = hostile.send_file(scp.port, path)
     assert status == 0xC000, error
     assert error is not None and comment in error
     assert echoed == (0x0000, None)
@@ -164,7 +148,8 @@ def test_everything_acknowledged_reads_back_with_dcmtk(scp: StorageScp, store: S
 def test_an_over_long_sop_instance_uid_gets_a_status_not_an_abort(
     scp: StorageScp, store: Store, tmp_path: Path
 ) -> None:
-    [(status, comment), echoed] = send_file(scp.port, with_long_uid("long uid", tmp_path))
+    long_uid = hostile.with_long_uid("long uid", tmp_path)
+    [(status, comment), echoed] = hostile.send_file(scp.port, long_uid)
     assert status == 0xA900
     assert comment == "invalid SOP Instance UID: it has 204 characters, more than 64"
     assert echoed == (0x0000, None)  # the association is still there
@@ -205,10 +190,10 @@ def quick_scp(tmp_path: Path, store: Store) -> Iterator[StorageScp]:
         pytest.param(b"GET / HTTP/1.1\r\nHost: igrt\r\n\r\n", id="http"),
         pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
                      id="tls-hello-on-plain"),
-        pytest.param(pdu_header(0x09, 4) + b"\x00" * 4, id="unknown-pdu-type"),
-        pytest.param(pdu_header(0x04, 12) + b"\x00" * 12, id="p-data-before-association"),
-        pytest.param(pdu_header(0x01, 10) + b"\x00" * 10, id="malformed-associate-rq"),
-        pytest.param(association_request()[:40], id="truncated-associate-rq"),
+        pytest.param(hostile.pdu_header(0x09, 4) + b"\x00" * 4, id="unknown-pdu-type"),
+        pytest.param(hostile.pdu_header(0x04, 12) + b"\x00" * 12, id="p-data-before-association"),
+        pytest.param(hostile.pdu_header(0x01, 10) + b"\x00" * 10, id="malformed-associate-rq"),
+        pytest.param(hostile.association_request()[:40], id="truncated-associate-rq"),
         pytest.param(b"\x00" * 100, id="zeros"),
     ],
 )
@@ -217,16 +202,16 @@ def test_raw_garbage_ends_that_connection_only(quick_scp: StorageScp, data: byte
     try:
         sock.sendall(data)
         assert echo(quick_scp.port) == 0x0000  # answered while the garbage is still open
-        assert closed_by_peer(sock, 2.0 + 3.0)
+        assert hostile.closed_by_peer(sock, 2.0 + 3.0)
     finally:
         sock.close()
 
 
 def test_a_valid_request_after_garbage_elsewhere_is_accepted(quick_scp: StorageScp) -> None:
-    assert send_raw(quick_scp.port, b"\x00" * 100, timeout_s=5.0)
+    assert hostile.send_raw(quick_scp.port, b"\x00" * 100, timeout_s=5.0)
     sock = socket.create_connection(("127.0.0.1", quick_scp.port), timeout=5)
     try:
-        sock.sendall(association_request())
+        sock.sendall(hostile.association_request())
         reply = sock.recv(6)
         assert reply[:1] == b"\x02"  # A-ASSOCIATE-AC
     finally:

@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 from store_factory import correction, meta
 
-from igrt.core.errors import (
-    InvalidUidError,
-    StoreError,
-)
-from igrt.store import (
-    AssociationOutcome,
-    JobState,
-    Store,
-    encode_correction,
-)
+from igrt.core.errors import InvalidUidError, StoreError
+from igrt.store import AssociationOutcome, JobState, Store, encode_correction
 
 
 # --- jobs and results ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from igrt.core.errors import StructureError
 from igrt.core.structures import StructureSet, find_roi, roi_mask
 from igrt.core.volume import Volume
 from igrt.dicom.structure_reader import read_structure_set
+from igrt.dicom.values import dataset
 
 FRAME = "1.2.826.0.1.3680043.8.498.7"
 FFS_DIRECTION = np.array([[-1.0, 0, 0], [0, 1.0, 0], [0, 0, -1.0]])
@@ -63,14 +64,10 @@ def structure_set_ds(
     ds = Dataset()
     ds.SOPClassUID = RT_STRUCTURE_SET_SOP_CLASS
     ds.SOPInstanceUID = "1.2.3.200"
-    series = Dataset()
-    series.SeriesInstanceUID = "1.2.3.50"
-    study = Dataset()
-    study.RTReferencedSeriesSequence = DicomSequence([series])
-    ref_frame = Dataset()
-    ref_frame.FrameOfReferenceUID = frame
-    ref_frame.RTReferencedStudySequence = DicomSequence([study])
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([ref_frame])
+    ds.ReferencedFrameOfReferenceSequence = DicomSequence([dataset(
+        FrameOfReferenceUID=frame, RTReferencedStudySequence=DicomSequence([dataset(
+            RTReferencedSeriesSequence=DicomSequence([dataset(
+                SeriesInstanceUID="1.2.3.50")]))]))])
     roi_items, contour_items = [], []
     for number, (name, contours) in enumerate(rois.items(), start=1):
         r = Dataset()

@@ -109,6 +109,13 @@ def drain(worker: Worker) -> None:
     assert worker.step(0)
 
 
+def wait(worker: Worker, clock: Clock, seconds: float) -> None:
+    """Process what is queued, let ``seconds`` pass on the fake clock, process what is due."""
+    drain(worker)
+    clock.now += seconds
+    drain(worker)
+
+
 def deliver(worker: Worker, series_uid: str, association_id: str, end: str = "released") -> None:
     worker.notify(Event("instance", association_id, series_uid))
     worker.notify(Event(end, association_id, series_uid))
@@ -145,9 +152,7 @@ def test_an_aborted_association_never_registers(worker: Worker, clock: Clock,
 def test_an_association_still_open_never_registers(worker: Worker, clock: Clock,
                                                    feed: Feed) -> None:
     worker.notify(Event("instance", "a1", CBCT))
-    drain(worker)
-    clock.now += 100 * SETTLE_S
-    drain(worker)
+    wait(worker, clock, 100 * SETTLE_S)
     assert feed.corrections == [] and worker.queue_length() == 1
 
 
@@ -156,14 +161,10 @@ def test_a_later_association_takes_the_series_over(worker: Worker, clock: Clock,
     worker.notify(Event("instance", "a1", CBCT))
     worker.notify(Event("instance", "a2", CBCT))  # the rest of the series, on a second link
     worker.notify(Event("released", "a1", CBCT))  # the first link's release is not the end
-    drain(worker)
-    clock.now += 10 * SETTLE_S
-    drain(worker)
+    wait(worker, clock, 10 * SETTLE_S)
     assert feed.corrections == []
     worker.notify(Event("released", "a2", CBCT))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.series() == [CBCT]
 
 
@@ -173,9 +174,7 @@ def test_an_abort_after_a_takeover_is_the_later_links_business(worker: Worker, c
     worker.notify(Event("instance", "a2", CBCT))
     worker.notify(Event("aborted", "a1", CBCT))
     worker.notify(Event("released", "a2", CBCT))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.series() == [CBCT]
 
 
@@ -184,23 +183,17 @@ def test_a_new_instance_restarts_the_settle_time(worker: Worker, clock: Clock,
     deliver(worker, CBCT, "a1")
     clock.now += SETTLE_S / 2
     worker.notify(Event("instance", "a2", CBCT))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.corrections == []  # a2 has not ended
     worker.notify(Event("released", "a2", CBCT))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.series() == [CBCT]
 
 
 def test_planning_peers_series_are_not_cbcts(worker: Worker, clock: Clock, feed: Feed) -> None:
     worker.notify(Event("instance", "t1", OTHER, role=Role.PLANNING))
     worker.notify(Event("released", "t1", OTHER, role=Role.PLANNING))
-    drain(worker)
-    clock.now += 10 * SETTLE_S
-    drain(worker)
+    wait(worker, clock, 10 * SETTLE_S)
     assert feed.corrections == [] and worker.queue_length() == 0
 
 
@@ -209,9 +202,7 @@ def test_a_cbcts_spatial_registration_series_is_never_registered(worker: Worker,
     sro = Event("instance", "a1", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION)
     worker.notify(sro)
     worker.notify(Event("released", "a1", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION))
-    drain(worker)
-    clock.now += 10 * SETTLE_S
-    drain(worker)
+    wait(worker, clock, 10 * SETTLE_S)
     assert feed.corrections == [] and worker.queue_length() == 0
 
 
@@ -231,9 +222,7 @@ def test_a_planning_set_is_prepared_once_released_and_settled(
     drain(worker)
     assert len(worker.registrar.references) == 0  # the association is still open
     worker.notify(Event("released", "t1", metas[0].series_uid, role=Role.PLANNING))
-    drain(worker)
-    clock.now += SETTLE_S - 0.01
-    drain(worker)
+    wait(worker, clock, SETTLE_S - 0.01)
     assert len(worker.registrar.references) == 0 and worker.state() is WorkerState.RECEIVING
     clock.now += 0.01
     drain(worker)
@@ -403,9 +392,7 @@ def test_a_spatial_registration_series_is_never_registered(worker: Worker, store
     worker.notify(Event("instance", "a1", sro_series, kind=InstanceKind.SPATIAL_REGISTRATION,
                         sop_instance_uid=OTHER + ".1"))
     worker.notify(Event("released", "a1", CBCT))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.series() == [CBCT]  # one correction, for the CBCT
 
 
@@ -416,12 +403,8 @@ def test_a_spatial_registration_on_a_later_link_holds_the_cbct_back(
     store.store_instance(data=b"reg", meta=sro_meta(OTHER + ".1", OTHER, CBCT, "a2"))
     worker.notify(Event("instance", "a2", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION,
                         sop_instance_uid=OTHER + ".1"))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.corrections == []  # the link that brought the registration is still open
     worker.notify(Event("released", "a2", OTHER, kind=InstanceKind.SPATIAL_REGISTRATION))
-    drain(worker)
-    clock.now += SETTLE_S
-    drain(worker)
+    wait(worker, clock, SETTLE_S)
     assert feed.series() == [CBCT]

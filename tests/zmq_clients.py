@@ -15,6 +15,7 @@ from schema_check import TOPICS, check_message, check_reply
 from igrt.config import Config, parse_config
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.messages import Outcome, PlanRef, correction_message
+from igrt.store import Store
 
 HEARTBEAT_S = 0.2
 RECEIVE_TIMEOUT_S = 5.0
@@ -112,3 +113,9 @@ class Client:
 
     def close(self) -> None:
         self.sock.close(linger=0)
+
+
+def store_corrections(store: Store, *series_uids: str) -> None:
+    """One stored correction message per CBCT series, in order (seq 1, 2, ...)."""
+    for series_uid in series_uids:
+        store.append_correction(correction(series_uid))

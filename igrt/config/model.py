@@ -34,11 +34,6 @@ __all__ = [
 ]
 
 
-class EngineName(StrEnum):
-    SIMPLEITK = "simpleitk"
-    ELASTIX = "elastix"
-
-
 @dataclass(frozen=True)
 class Peer:
     ae_title: str
@@ -142,6 +137,13 @@ class RecordConfig:
 @dataclass(frozen=True)
 class CouchConfig:
     dof: int = 6  # 6 = all axes, 4 = translations + rotation (yaw), 3 = translations
+
+
+class EngineName(StrEnum):
+    """A registration engine (``[registration] engine`` and ``cross_check``)."""
+
+    SIMPLEITK = "simpleitk"
+    ELASTIX = "elastix"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ REASON_MAX_CHARS = 1024
 
 
 class Decision(StrEnum):
+    """What the operator decided about a correction (CONTRACT §7)."""
+
     APPROVED = "approved"
     REJECTED = "rejected"
 

@@ -61,7 +61,7 @@ class StructureSet:
 
     sop_instance_uid: str
     frame_of_reference_uid: str
-    referenced_series_uid: str | None
+    referenced_series_uid: str | None  # the CT series the contours were drawn on; None: unnamed
     rois: tuple[Roi, ...]
 
     @property

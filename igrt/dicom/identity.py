@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
-from pydicom.uid import UID, generate_uid
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 #: Fixed for igrt: uuid5(NAMESPACE_URL, "igrt:implementation") as a 2.25 UID.
 IMPLEMENTATION_CLASS_UID = UID("2.25.337239306499903426576725869711470317857")
@@ -39,3 +40,14 @@ IMPLEMENTATION_VERSION_NAME = implementation_version_name()
 def new_uid() -> UID:
     """A new UID for an object igrt creates (``2.25.<random UUID>``)."""
     return generate_uid(prefix=None)
+
+
+def file_meta(sop_class_uid: str, sop_instance_uid: str) -> FileMetaDataset:
+    """The file meta of an object igrt writes: Explicit VR Little Endian, igrt's identity."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta

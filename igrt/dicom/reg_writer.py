@@ -22,19 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, SpatialRegistrationStorage
+from pydicom.uid import SpatialRegistrationStorage
 
 from igrt.core.errors import RecordError
 from igrt.core.geometry import is_rigid
 from igrt.core.types import FloatArray
-from igrt.dicom.identity import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    MANUFACTURER,
-)
-from igrt.dicom.values import decimal_string, text
+from igrt.dicom.identity import MANUFACTURER, file_meta
+from igrt.dicom.values import dataset, decimal_string, text
 
 #: Series Number of igrt's records (one new series per record).
 SERIES_NUMBER = 9001
@@ -108,7 +104,7 @@ def spatial_registration(content: RecordContent) -> Dataset:
     when = content.approved_at.astimezone(UTC)
     date, time = when.strftime("%Y%m%d"), when.strftime("%H%M%S.%f")[:13]
     d = Dataset()
-    d.file_meta = _file_meta(content.sop_instance_uid)
+    d.file_meta = file_meta(SpatialRegistrationStorage, content.sop_instance_uid)
     d.SpecificCharacterSet = "ISO_IR 192"
     d.InstanceCreationDate, d.InstanceCreationTime = date, time
     d.SOPClassUID = SpatialRegistrationStorage
@@ -158,16 +154,6 @@ def check_operator(operator: str) -> str:
     return name
 
 
-def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SpatialRegistrationStorage
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    return meta
-
-
 def _patient_study(d: Dataset, source: Dataset) -> None:
     for keyword in COPIED_KEYWORDS:
         if keyword in source:
@@ -201,13 +187,9 @@ def _item(series: SeriesReference, matrix: FloatArray, *, with_frame: bool) -> D
 
 
 def _instances(instances: Sequence[tuple[str, str]]) -> DicomSequence:
-    refs = []
-    for sop_class, sop_instance in instances:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = sop_class
-        ref.ReferencedSOPInstanceUID = sop_instance
-        refs.append(ref)
-    return DicomSequence(refs)
+    return DicomSequence([dataset(ReferencedSOPClassUID=sop_class,
+                                  ReferencedSOPInstanceUID=sop_instance)
+                          for sop_class, sop_instance in instances])
 
 
 def _series_item(series: SeriesReference) -> Dataset:

@@ -1,4 +1,5 @@
-"""Reading element values out of pydicom datasets: the small adapters the DICOM readers share."""
+"""Reading element values out of pydicom datasets, and making small ones: the adapters the DICOM
+readers and writers share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+
+def dataset(**attributes: Any) -> Dataset:
+    """A data set (a sequence item, usually) holding the given attributes, by keyword."""
+    d = Dataset()
+    for keyword, value in attributes.items():
+        setattr(d, keyword, value)
+    return d
 
 
 def text(ds: Any, keyword: str) -> str | None:

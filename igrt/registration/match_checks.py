@@ -43,18 +43,17 @@ def coverage(problem: RegistrationProblem, cfg: RegistrationConfig, fov_fraction
     checked.figures["fov_fraction_min"] = cfg.fov_fraction_min
     checked.figures["longitudinal_coverage"] = round(longitudinal, 3)
     checked.figures["longitudinal_coverage_min"] = cfg.longitudinal_coverage_min
-    if fov_fraction < cfg.fov_fraction_min:
-        checked.reasons.append(reason(
-            ReasonCode.PARTIAL_FOV,
-            f"only {100 * fov_fraction:.0f}% of the registration box lies in the CBCT's field of "
-            f"view (below {100 * cfg.fov_fraction_min:.0f}%): the match rests on part of the "
-            "region"))
-    if longitudinal < cfg.longitudinal_coverage_min:
-        checked.reasons.append(reason(
-            ReasonCode.SHORT_CBCT,
-            f"the CBCT's slices cover {covered:.0f} mm of the box's {box_z:.0f} mm along the "
-            f"patient's long axis (below {100 * cfg.longitudinal_coverage_min:.0f}%): too short "
-            "to tell one vertebral level from the next with confidence"))
+    shortfalls = (
+        (fov_fraction < cfg.fov_fraction_min, ReasonCode.PARTIAL_FOV,
+         f"only {100 * fov_fraction:.0f}% of the registration box lies in the CBCT's field of "
+         f"view (below {100 * cfg.fov_fraction_min:.0f}%): the match rests on part of the "
+         "region"),
+        (longitudinal < cfg.longitudinal_coverage_min, ReasonCode.SHORT_CBCT,
+         f"the CBCT's slices cover {covered:.0f} mm of the box's {box_z:.0f} mm along the "
+         f"patient's long axis (below {100 * cfg.longitudinal_coverage_min:.0f}%): too short "
+         "to tell one vertebral level from the next with confidence"),
+    )
+    checked.reasons.extend(reason(code, why) for short, code, why in shortfalls if short)
 
 
 def correspondence(problem: RegistrationProblem, engine: Engine, transform: FloatArray,

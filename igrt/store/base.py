@@ -96,18 +96,12 @@ class StoreBase:
             lock_file.release()
             raise
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"the store database in {root} cannot use WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn, root)
-        except sqlite3.Error as exc:
-            conn.close()
-            lock_file.release()
-            raise _db_error(exc, f"opening the store database in {root}") from exc
+            sqlite_tx.make_durable(
+                conn, lambda c: migrate(c, root),
+                lambda mode: StoreError(f"the store database in {root} cannot use WAL mode "
+                                        f"(got {mode})"),
+                lambda exc: _db_error(exc, f"opening the store database in {root}"))
         except BaseException:
-            conn.close()
             lock_file.release()
             raise
         log.info("store opened at %s (schema version %d)", root, SCHEMA_VERSION)

@@ -53,16 +53,12 @@ def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta,
         (uid,),
     ).fetchone()
     if row is not None:
-        held = {"Patient ID": row[0], "Series Instance UID": row[1], "SOP Class UID": row[2]}
-        new = {
-            "Patient ID": meta.patient_id,
-            "Series Instance UID": meta.series_uid,
-            "SOP Class UID": meta.sop_class_uid,
-        }
-        differ = _differences(held, new)
+        differ = _differences(row, {"Patient ID": meta.patient_id,
+                                    "Series Instance UID": meta.series_uid,
+                                    "SOP Class UID": meta.sop_class_uid})
         if differ:
             raise InstanceConflictError(
-                f"SOP instance {uid} is already stored with another {' and '.join(differ)}; "
+                f"SOP instance {uid} is already stored with another {differ}; "
                 "a SOP Instance UID must identify one object, so this one is refused"
             )
     if row is not None and content_sha256 is not None and row[3] != content_sha256:
@@ -75,22 +71,20 @@ def check_conflicts(conn: sqlite3.Connection, meta: InstanceMeta,
         "SELECT patient_id, study_uid, role FROM series WHERE series_uid = ?", (meta.series_uid,)
     ).fetchone()
     if row is not None:
-        held = {"Patient ID": row[0], "Study Instance UID": row[1], "peer role": row[2]}
-        new = {
-            "Patient ID": meta.patient_id,
-            "Study Instance UID": meta.study_uid,
-            "peer role": meta.role.value,
-        }
-        differ = _differences(held, new)
+        differ = _differences(row, {"Patient ID": meta.patient_id,
+                                    "Study Instance UID": meta.study_uid,
+                                    "peer role": meta.role.value})
         if differ:
             raise InstanceConflictError(
-                f"series {meta.series_uid} already holds instances with another "
-                f"{' and '.join(differ)}; SOP instance {uid} is refused"
+                f"series {meta.series_uid} already holds instances with another {differ}; "
+                f"SOP instance {uid} is refused"
             )
 
 
-def _differences(held: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
-    return [name for name in held if held[name] != new[name]]
+def _differences(held: Sequence[object], new: Mapping[str, object]) -> str:
+    """The names (``a and b``) of the values in ``new`` that differ from the row ``held`` (its
+    first columns, in the same order); empty when none do."""
+    return " and ".join(name for name, was in zip(new, held, strict=False) if was != new[name])
 
 
 def record_instance(

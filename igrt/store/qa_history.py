@@ -96,22 +96,14 @@ class QaHistory:
                                    check_same_thread=False, timeout=30.0)
         except (OSError, sqlite3.Error) as exc:
             raise QaHistoryError(f"the QA history in {directory} cannot be opened: {exc}") from exc
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise QaHistoryError(f"the QA history in {directory} cannot use WAL ({mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            _migrate(conn, directory)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise QaHistoryError(f"the QA history in {directory} cannot be opened: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
+        sqlite_tx.make_durable(
+            conn, lambda c: _migrate(c, directory),
+            lambda mode: QaHistoryError(f"the QA history in {directory} cannot use WAL ({mode})"),
+            lambda exc: QaHistoryError(f"the QA history in {directory} cannot be opened: {exc}"))
         return cls(directory, conn, clock=clock, fsync=fsync)
 
     def close(self) -> None:
+        """Close the history's database. Idempotent."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()

@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 class PurgeReport:
     """What one purge removed, and how many old series it kept because they are needed."""
 
-    series: int
+    series: int  # series removed, with their instances' files
     instances: int
-    size_bytes: int
-    kept_needed: int
+    size_bytes: int  # of the files removed
+    kept_needed: int  # older than the cutoff, kept: a correction still to be decided needs them
 
 
 class Retention(StoreBase):
