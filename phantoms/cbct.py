@@ -21,7 +21,7 @@ from igrt.core.geometry import PatientPosition, translation
 from igrt.core.types import BoolArray
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from phantoms import anatomy, artefacts
+from phantoms import anatomy, artefacts, couch
 from phantoms.anatomy import PhantomModel
 
 FRAMES = ("planning", "origin", "center", "sro")
@@ -236,13 +236,13 @@ def simulate(
     y_room = geom.axis_coords(1)[:, None] - iso_cbct[1]
     z_room = geom.axis_coords(2) - iso_cbct[2]
     if degradation.treatment_couch:
-        down = anatomy.down_lps(position)
+        down = couch.down_lps(position)
         top = float((np.asarray(model.center_mm) - np.asarray(isocenter_mm)) @ down)
-        top += model.half_height_mm + anatomy.TREATMENT_COUCH_GAP_MM
-        alpha, couch_hu = anatomy.treatment_couch(
+        top += model.half_height_mm + couch.TREATMENT_COUCH_GAP_MM
+        alpha, couch_hu = couch.treatment_couch(
             x_room, y_room * down[1], top, edge_mm=min(geom.spacing_mm[:2])
         )
-        anatomy.composite_over_air(hu, alpha, couch_hu)
+        couch.composite_over_air(hu, alpha, couch_hu)
     radius = degradation.fov_radius_mm or geom.fov_radius_mm
     rho = np.hypot(x_room, y_room)
     streaks = None

@@ -26,7 +26,7 @@ from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.reasons import ReasonCode
 from igrt.core.types import Float32Array as F32
 from igrt.core.types import FloatArray as F64
-from phantoms import anatomy, catalog, cbct, variants
+from phantoms import anatomy, catalog, cbct, couch, variants
 from phantoms.dicom_writer import (
     ImageSeries,
     Roi,
@@ -158,13 +158,13 @@ def planning_ct(
     hu = truth.voxels.copy()
     n, spacing = catalog.planning_grid(phantom, size)
     origin = np.asarray(_planning_origin(phantom, size))
-    down = anatomy.down_lps(position)
+    down = couch.down_lps(position)
     top = float(np.asarray(truth.model.center_mm) @ down)
     top += truth.model.half_height_mm + CT_COUCH_CLEARANCE_MM
     x = origin[0] + spacing[0] * np.arange(n[0])
     y = origin[1] + spacing[1] * np.arange(n[1])
-    alpha, couch = anatomy.ct_couch(x[None, :], y[:, None] * down[1], top, edge_mm=spacing[0])
-    anatomy.composite_over_air(hu, alpha, couch)
+    alpha, couch_hu = couch.ct_couch(x[None, :], y[:, None] * down[1], top, edge_mm=spacing[0])
+    couch.composite_over_air(hu, alpha, couch_hu)
     direction = cbct.SCANNER_DIRECTION[position]
     flips = tuple(slice(None, None, -1) if direction[a, a] < 0 else slice(None) for a in (2, 1, 0))
     for a in range(3):
