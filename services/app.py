@@ -16,6 +16,7 @@ from types import FrameType
 from igrt.config import Config
 from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
+from igrt.physics_qa import KEPT_PANELS, fused_images
 from igrt.store import Store
 from igrt.store.qa_history import QaHistory
 from services.commands import CommandServer
@@ -34,6 +35,10 @@ from services.sdnotify import Notifier, watchdog_interval_s
 from services.worker import Worker
 
 log = logging.getLogger(__name__)
+
+#: How long a QA run waits for the review images of its correction (rendered once, for the page
+#: and the QA history) before it renders its own.
+QA_IMAGES_WAIT_S = 120.0
 
 
 @dataclass
@@ -73,8 +78,20 @@ class Service:
         self.renderer = renderer = ReviewRenderer(store)
         renderer.start()
         self.qa_history = QaHistory.open(cfg.storage.dir)
+        def qa_images(seq: int, registered: Registered | None) -> dict[str, bytes]:
+            """The review images of ``seq`` (rendered once, for the page); rendered here only
+            when the renderer has none."""
+            images = renderer.rendered(seq, KEPT_PANELS, QA_IMAGES_WAIT_S)
+            if images:
+                log.info("QA run of seq %d: %d fused images, the review page's", seq, len(images))
+            else:
+                log.warning("QA run of seq %d: its review images are not available; the QA "
+                            "desk renders its own", seq)
+                images = fused_images(registered)
+            return images
+
         self.qa = qa = QaDesk(cfg, store, self.qa_history, publish_qa=publisher.publish_qa_json,
-                              publish_error=publisher.publish_error)
+                              publish_error=publisher.publish_error, images=qa_images)
         qa.start()
 
         def publish(text: str) -> None:  # the QA desk sees every stored correction

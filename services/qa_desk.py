@@ -46,8 +46,12 @@ class _Job:
 class QaDesk:
     def __init__(self, config: Config, store: Store, history: QaHistory, *,
                  publish_qa: Callable[[str], None],
-                 publish_error: Callable[[str, dict[str, Any]], None]) -> None:
+                 publish_error: Callable[[str, dict[str, Any]], None],
+                 images: Callable[[int, Registered | None], dict[str, bytes]] | None = None,
+                 ) -> None:
+        """``images(seq, registered)``: the fused images of a run (default: rendered here)."""
         self._config = config
+        self._images = images or (lambda seq, registered: fused_images(registered))
         self._store = store
         self._history = history
         self._publish_qa = publish_qa
@@ -142,7 +146,7 @@ class QaDesk:
             extra={"seq": job.seq, "declared_at": declared.get("declared_at"),
                    "registration_s": (job.correction.get("registration") or {}).get(
                        "elapsed_s")})
-        images = fused_images(job.registered)
+        images = self._images(job.seq, job.registered)
         stored = self._history.append_run(message, images)
         self._publish_qa(to_json(stored))
         log.info("QA run %d of correction seq %d: %s", stored["run_id"], job.seq,

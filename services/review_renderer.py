@@ -1,7 +1,8 @@
 """Renders the review images of each computed correction on its own thread, after the
 correction was published (the images never delay the message), and stores them with the
 correction (``igrt.store.review_images``). A bounded queue: when full the oldest jobs wait,
-the newest never block the worker."""
+the newest never block the worker. What it rendered is read back by :meth:`rendered` (the QA
+desk's fused images of a QA phantom: rendered once)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Collection
 
 from igrt.core.case import Registered
+from igrt.core.errors import IgrtError
 from igrt.review.png import encode
 from igrt.review.render import render
 from igrt.store import Store
@@ -26,7 +29,7 @@ class ReviewRenderer:
         self._queue: queue.Queue[tuple[int, Registered] | None] = queue.Queue(maxsize=QUEUE_MAX)
         self._thread: threading.Thread | None = None
         self._pending: set[int] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="igrt-review", daemon=True)
@@ -57,6 +60,19 @@ class ReviewRenderer:
         with self._lock:
             return seq in self._pending
 
+    def rendered(self, seq: int, names: Collection[str], timeout_s: float) -> dict[str, bytes]:
+        """The stored PNGs of ``seq`` among ``names``, once rendering them ended (waiting at most
+        ``timeout_s``); {} when they are not there (never queued, dropped, failed, too slow)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: seq not in self._pending, timeout_s):
+                return {}
+        try:
+            return {name: path.read_bytes()
+                    for name, path in self._store.review_images(seq).items() if name in names}
+        except (OSError, IgrtError):
+            log.exception("review images of seq %d could not be read back", seq)
+            return {}
+
     def _run(self) -> None:
         while True:
             job = self._queue.get()
@@ -75,3 +91,4 @@ class ReviewRenderer:
             finally:
                 with self._lock:
                     self._pending.discard(seq)
+                    self._lock.notify_all()

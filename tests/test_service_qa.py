@@ -76,6 +76,12 @@ def test_a_declared_qa_run_through_the_service(tmp_path: Path) -> None:
             (stored,) = [r for r in history.runs() if r.message.get("seq") == correction["seq"]]
         assert json.loads(raw) == stored.message
         assert "coronal_after_blend_bone" in stored.images
+        # the fused images are the review page's: rendered once, for both
+        log = svc.log()
+        assert log.count(f"review images of seq {correction['seq']}:") == 1, log[-3000:]
+        assert f"QA run of seq {correction['seq']}: {len(stored.images)} fused images, the " \
+            "review page's" in log
+        assert "the QA desk renders its own" not in log
 
         # igrt qa run appends to the same history while the service holds the store
         config = tmp_path / "qa.toml"
