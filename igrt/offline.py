@@ -24,6 +24,7 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.matching import select_isocenter
 from igrt.core.messages import correction_message
+from igrt.dicom.files import ScanResult
 from igrt.planning.directory import DirectoryCbct, DirectoryPlanning
 from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
@@ -32,11 +33,15 @@ log = logging.getLogger(__name__)
 
 
 def register_offline(planning_dir: Path, cbct_dir: Path, config: Config, *,
-                     plan_uid: str | None = None,
-                     isocenter_index: int | None = None) -> dict[str, Any]:
-    """The correction message for one CBCT; refusals become a ``failed`` message."""
-    cbct = DirectoryCbct(cbct_dir)
-    planning = DirectoryPlanning(planning_dir, cbct=cbct, plan_uid=plan_uid)
+                     plan_uid: str | None = None, isocenter_index: int | None = None,
+                     planning_found: ScanResult | None = None,
+                     cbct_found: ScanResult | None = None) -> dict[str, Any]:
+    """The correction message for one CBCT; refusals become a ``failed`` message.
+    ``planning_found``, ``cbct_found``: the directories' scans (``scan(directory,
+    keep_datasets=True)``) when the caller made them already; else they are scanned here."""
+    cbct = DirectoryCbct(cbct_dir, found=cbct_found)
+    planning = DirectoryPlanning(planning_dir, cbct=cbct, plan_uid=plan_uid,
+                                 found=planning_found)
     references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
     grid: _GridBox = _GridBox()
     ahead = threading.Thread(target=_prepare_ahead, name="igrt-planning-ahead",
