@@ -191,23 +191,29 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 def _register(args: argparse.Namespace, config: Config) -> int:
     """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed, 2
     on a usage error (a directory missing, empty, or the two swapped). Each directory is
-    scanned once: the usage check and the registration read the same scan."""
+    scanned once: the usage checks read the registration's scans. The planning side is being
+    prepared while the CBCT directory is scanned."""
     from igrt.dicom.files import scan
-    from igrt.offline import register_offline
+    from igrt.offline import OfflineRegistration
 
-    problem = register_usage_problem(args.planning, args.cbct)
     found: dict[str, ScanResult] = {}
+    problem = register_usage_problem(args.planning, args.cbct)
     if problem is None:
-        found = {flag: scan(path, keep_datasets=True)
-                 for flag, path in (("--planning", args.planning), ("--cbct", args.cbct))}
+        found["--planning"] = scan(args.planning, keep_datasets=True)
         problem = register_contents_problem(args.planning, args.cbct, found)
     if problem is not None:
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
 
-    message = register_offline(args.planning, args.cbct, config, plan_uid=args.plan,
-                               isocenter_index=args.isocenter,
-                               planning_found=found["--planning"], cbct_found=found["--cbct"])
+    run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
+                              isocenter_index=args.isocenter, planning_found=found["--planning"])
+    found["--cbct"] = scan(args.cbct, keep_datasets=True)
+    problem = register_contents_problem(args.planning, args.cbct, found)
+    if problem is not None:
+        run.cancel()
+        print(f"igrt register: {problem}", file=sys.stderr)
+        return USAGE_EXIT
+    message = run.register(args.cbct, cbct_found=found["--cbct"])
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
@@ -260,13 +266,15 @@ def register_usage_problem(planning: Path, cbct: Path) -> str | None:
 
 def register_contents_problem(planning: Path, cbct: Path,
                               found: dict[str, ScanResult]) -> str | None:
-    """A sentence naming the argument when the scanned directories (``found`` by flag) cannot
-    be what they are given as: empty of what igrt reads, or the two swapped."""
+    """A sentence naming the argument when the directories scanned so far (``found`` by flag:
+    ``--planning``, then also ``--cbct``) cannot be what they are given as: empty of what igrt
+    reads, or the two swapped."""
     for flag, path in (("--planning", planning), ("--cbct", cbct)):
-        f = found[flag]
-        if not (f.image_series or f.rt_plans or f.structure_sets or f.registrations):
+        f = found.get(flag)
+        if f is not None and not (f.image_series or f.rt_plans or f.structure_sets
+                                  or f.registrations):
             return f"{flag} {path} holds no DICOM file igrt reads (CT, RT Plan, RT Structure Set)"
-    if not found["--planning"].rt_plans and found["--cbct"].rt_plans:
+    if "--cbct" in found and not found["--planning"].rt_plans and found["--cbct"].rt_plans:
         return (f"--planning {planning} holds no RT Plan but --cbct {cbct} does: are --planning "
                 "and --cbct swapped?")
     return None

@@ -18,9 +18,10 @@ from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
+from igrt.dicom.instance_decoder import DecodedInstance, decode_instance
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.registration_reader import read_spatial_registration
-from igrt.dicom.series_loader import Around, load_series
+from igrt.dicom.series_loader import Around, assemble, load_series
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.planning.source import PlanningCtId
 
@@ -44,7 +45,12 @@ class DirectoryCbct:
         return self._found
 
     def load(self) -> ImageSeries:
-        return load_series(_datasets(self._the_cbct()))
+        return assemble(self.decoded())
+
+    def decoded(self) -> list[DecodedInstance]:
+        """Every instance of the directory's one CBCT series, parsed and decoded (not yet
+        assembled: the caller may look at the headers first)."""
+        return [decode_instance(ds, n) for n, ds in enumerate(_datasets(self._the_cbct()))]
 
     def _the_cbct(self) -> SeriesFiles:
         found = self.found
@@ -99,6 +105,11 @@ class DirectoryPlanning:
             self._structure_sets = [read_structure_set(_read(f))
                                     for f in self.found.structure_sets]
         return self._structure_sets
+
+    def attach_cbct(self, cbct: DirectoryCbct) -> None:
+        """The CBCT directory whose Spatial Registrations are read too, when it is known only
+        after this source was made (``igrt register`` prepares the planning side first)."""
+        self._cbct = cbct
 
     def selected_plan_uid(self, patient_id: str) -> str | None:
         return self._plan_uid
