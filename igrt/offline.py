@@ -2,10 +2,10 @@
 message out (CONTRACT §4–5). Offline messages are not part of the service's feed: their ``seq``
 is 0.
 
-The planning side is prepared while the CBCT is read: the directory's plan is known before the
-CBCT is, so its planning CT is read, cropped, masked and its pyramid made on a second thread
-(most of that work runs outside Python's lock, in numpy and SimpleITK), and the pipeline finds
-it prepared. Whether that plan is the right one is decided afterwards exactly as without the
+The planning side is prepared while the CBCT is scanned and read: the directory's plan is known
+before the CBCT is, so its planning CT is read, cropped, masked and its pyramid made on a second
+thread (most of that work runs outside Python's lock, in numpy and SimpleITK), and the pipeline
+finds it prepared. Whether that plan is the right one is decided afterwards exactly as without the
 head start (a plan of another patient is refused, several plans need ``--plan``).
 """
 
@@ -24,6 +24,10 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.matching import select_isocenter
 from igrt.core.messages import correction_message
+from igrt.core.series import stack_geometry
+from igrt.dicom.files import ScanResult
+from igrt.dicom.instance_decoder import DecodedInstance
+from igrt.dicom.series_loader import assemble
 from igrt.planning.directory import DirectoryCbct, DirectoryPlanning
 from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
@@ -32,37 +36,72 @@ log = logging.getLogger(__name__)
 
 
 def register_offline(planning_dir: Path, cbct_dir: Path, config: Config, *,
-                     plan_uid: str | None = None,
-                     isocenter_index: int | None = None) -> dict[str, Any]:
-    """The correction message for one CBCT; refusals become a ``failed`` message."""
-    cbct = DirectoryCbct(cbct_dir)
-    planning = DirectoryPlanning(planning_dir, cbct=cbct, plan_uid=plan_uid)
-    references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
-    grid: _GridBox = _GridBox()
-    ahead = threading.Thread(target=_prepare_ahead, name="igrt-planning-ahead",
-                             args=(planning, config, references, plan_uid, isocenter_index, grid))
-    ahead.start()
-    loaded: _Loaded | None = None
-    try:
-        loaded = _Loaded(cbct)
-    finally:  # the planning thread waits for the grid: it gets None if reading the CBCT broke
-        grid.put(loaded.grid if loaded is not None else None)
-    ahead.join()
-    outcome = pipeline.run(loaded, planning, config, isocenter_index=isocenter_index,
-                           references=references, keep_levels=False)
-    return correction_message(outcome, room=config.room, dof=config.couch.dof, seq=0)
+                     plan_uid: str | None = None, isocenter_index: int | None = None,
+                     planning_found: ScanResult | None = None,
+                     cbct_found: ScanResult | None = None) -> dict[str, Any]:
+    """The correction message for one CBCT; refusals become a ``failed`` message.
+    ``planning_found``, ``cbct_found``: the directories' scans (``scan(directory,
+    keep_datasets=True)``) when the caller made them already; else they are scanned here."""
+    run = OfflineRegistration(planning_dir, config, plan_uid=plan_uid,
+                              isocenter_index=isocenter_index, planning_found=planning_found)
+    return run.register(cbct_dir, cbct_found=cbct_found)
+
+
+class OfflineRegistration:
+    """``igrt register`` in two steps, so that the planning side is prepared while the CBCT
+    directory is still being scanned and read: made with the planning directory (its
+    preparation starts on a second thread), then :meth:`register` with the CBCT directory, or
+    :meth:`cancel` when there is none (the command line found a usage error)."""
+
+    def __init__(self, planning_dir: Path, config: Config, *, plan_uid: str | None = None,
+                 isocenter_index: int | None = None,
+                 planning_found: ScanResult | None = None) -> None:
+        self._config = config
+        self._isocenter_index = isocenter_index
+        self._planning = DirectoryPlanning(planning_dir, plan_uid=plan_uid, found=planning_found)
+        self._references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
+        self._grid = _GridBox()
+        self._ahead = threading.Thread(
+            target=_prepare_ahead, name="igrt-planning-ahead",
+            args=(self._planning, config, self._references, plan_uid, isocenter_index,
+                  self._grid))
+        self._ahead.start()
+
+    def register(self, cbct_dir: Path, *, cbct_found: ScanResult | None = None
+                 ) -> dict[str, Any]:
+        """The correction message for the CBCT of ``cbct_dir`` (``cbct_found``: its scan)."""
+        cbct = DirectoryCbct(cbct_dir, found=cbct_found)
+        self._planning.attach_cbct(cbct)
+        loaded: _Loaded | None = None
+        try:
+            loaded = _Loaded(cbct, self._grid)
+        finally:  # the planning thread waits for the grid: it gets None if reading the CBCT broke
+            self._grid.put(loaded.grid if loaded is not None else None)
+            self._ahead.join()
+        outcome = pipeline.run(loaded, self._planning, self._config,
+                               isocenter_index=self._isocenter_index,
+                               references=self._references, keep_levels=False)
+        return correction_message(outcome, room=self._config.room, dof=self._config.couch.dof,
+                                  seq=0)
+
+    def cancel(self) -> None:
+        """No CBCT after all: the planning thread stops before preparing anything more."""
+        self._grid.put(None)
+        self._ahead.join()
 
 
 class _GridBox:
-    """The CBCT's voxel grid, handed from the main thread to the planning thread."""
+    """The CBCT's voxel grid, handed once from the main thread to the planning thread."""
 
     def __init__(self) -> None:
         self._ready = threading.Event()
         self._grid: Grid | None = None
 
     def put(self, grid: Grid | None) -> None:
-        self._grid = grid
-        self._ready.set()
+        """The grid (None: the CBCT cannot be read); only the first call counts."""
+        if not self._ready.is_set():
+            self._grid = grid
+            self._ready.set()
 
     def get(self) -> Grid | None:
         self._ready.wait()
@@ -71,13 +110,16 @@ class _GridBox:
 
 class _Loaded:
     """The CBCT, read while the planning side was being prepared (a CbctSource that hands
-    over the series, or the refusal, it met)."""
+    over the series, or the refusal, it met). Its voxel grid goes to ``grid`` as soon as the
+    headers are decoded, before the pixels are assembled."""
 
-    def __init__(self, source: DirectoryCbct) -> None:
+    def __init__(self, source: DirectoryCbct, grid: _GridBox) -> None:
         self._error: IgrtError | None = None
         self._series: ImageSeries | None = None
         try:
-            self._series = source.load()
+            instances = source.decoded()
+            grid.put(_header_grid(instances))
+            self._series = assemble(instances)
         except IgrtError as exc:
             self._error = exc
 
@@ -97,6 +139,16 @@ class _Loaded:
             raise self._error
         assert self._series is not None
         return self._series
+
+
+def _header_grid(instances: list[DecodedInstance]) -> Grid | None:
+    """The voxel grid the assembly of these instances will have (the same stack decision on
+    the same slices), or None when their headers make no volume (the assembly says why)."""
+    try:
+        stack = stack_geometry([frame.geometry for i in instances for frame in i.frames])
+    except IgrtError:
+        return None
+    return (stack.spacing_mm, np.asarray(stack.direction, dtype=np.float64))
 
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,

@@ -8,14 +8,17 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from igrt.config import Config, load_config
 from igrt.core.argv import join_negative_values
 from igrt.core.errors import ConfigError
-from igrt.dicom.identity import software_version
 from services import qa_cli
-from services.curve import ClientKeys
 from services.logs import LEVELS, configure
+
+if TYPE_CHECKING:
+    from igrt.dicom.files import ScanResult
+    from services.curve import ClientKeys
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,23 @@ def _log_options(default: object) -> argparse.ArgumentParser:
     return options
 
 
+class _Version(argparse.Action):
+    """``--version``, the installed version looked up only when asked for (reading the
+    package metadata costs every other command ~30 ms of start-up)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from igrt.dicom.identity import software_version
+
+        print(f"igrt {software_version()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="igrt", description=__doc__,
                                      parents=[_log_options("info")])
-    parser.add_argument("--version", action="version", version=f"igrt {software_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the program's version number and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     sub_options = _log_options(argparse.SUPPRESS)
 
@@ -124,6 +140,8 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
         if curve is None:
             raise ConfigError("--client-key needs --server-key (the service's server.key)")
         server_key = curve.server_secret_key
+    from services.curve import ClientKeys
+
     return ClientKeys.load(server_key=server_key, client_key=args.client_key)
 
 
@@ -173,16 +191,30 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 def _register(args: argparse.Namespace, config: Config) -> int:
     """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed, 2
-    on a usage error (a directory missing, empty, or the two swapped)."""
-    from igrt.offline import register_offline
+    on a usage error (a directory missing, empty, or the two swapped). Each directory is
+    scanned once: the usage checks read the registration's scans. The planning side is being
+    prepared while the CBCT directory is scanned."""
+    from igrt.dicom.files import scan
+    from igrt.offline import OfflineRegistration
 
+    found: dict[str, ScanResult] = {}
     problem = register_usage_problem(args.planning, args.cbct)
+    if problem is None:
+        found["--planning"] = scan(args.planning, keep_datasets=True)
+        problem = register_contents_problem(args.planning, args.cbct, found)
     if problem is not None:
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
 
-    message = register_offline(args.planning, args.cbct, config, plan_uid=args.plan,
-                               isocenter_index=args.isocenter)
+    run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
+                              isocenter_index=args.isocenter, planning_found=found["--planning"])
+    found["--cbct"] = scan(args.cbct, keep_datasets=True)
+    problem = register_contents_problem(args.planning, args.cbct, found)
+    if problem is not None:
+        run.cancel()
+        print(f"igrt register: {problem}", file=sys.stderr)
+        return USAGE_EXIT
+    message = run.register(args.cbct, cbct_found=found["--cbct"])
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
@@ -221,9 +253,7 @@ def _add_operator(args: argparse.Namespace) -> int:
     print(f"igrt operators: {args.name.strip()} added to {path}", file=sys.stderr)
     return 0
 def register_usage_problem(planning: Path, cbct: Path) -> str | None:
-    """A sentence naming the argument when the directories cannot be what they are given as."""
-    from igrt.dicom.files import scan
-
+    """A sentence naming the argument when the paths cannot be the two directories."""
     for flag, path in (("--planning", planning), ("--cbct", cbct)):
         if not path.exists():
             return f"{flag} {path}: no such directory"
@@ -232,12 +262,20 @@ def register_usage_problem(planning: Path, cbct: Path) -> str | None:
     if planning.resolve() == cbct.resolve():
         return (f"--planning and --cbct both name {planning}; give the planning set and the CBCT "
                 "in two directories")
-    found = {flag: scan(path) for flag, path in (("--planning", planning), ("--cbct", cbct))}
+    return None
+
+
+def register_contents_problem(planning: Path, cbct: Path,
+                              found: dict[str, ScanResult]) -> str | None:
+    """A sentence naming the argument when the directories scanned so far (``found`` by flag:
+    ``--planning``, then also ``--cbct``) cannot be what they are given as: empty of what igrt
+    reads, or the two swapped."""
     for flag, path in (("--planning", planning), ("--cbct", cbct)):
-        f = found[flag]
-        if not (f.image_series or f.rt_plans or f.structure_sets or f.registrations):
+        f = found.get(flag)
+        if f is not None and not (f.image_series or f.rt_plans or f.structure_sets
+                                  or f.registrations):
             return f"{flag} {path} holds no DICOM file igrt reads (CT, RT Plan, RT Structure Set)"
-    if not found["--planning"].rt_plans and found["--cbct"].rt_plans:
+    if "--cbct" in found and not found["--planning"].rt_plans and found["--cbct"].rt_plans:
         return (f"--planning {planning} holds no RT Plan but --cbct {cbct} does: are --planning "
                 "and --cbct swapped?")
     return None

@@ -253,3 +253,16 @@ def test_several_plans_refused_unless_one_is_selected(root: Path, tmp_path: Path
                               plan_uid=plan.plan_uid)
     assert chosen["plan"]["sop_instance_uid"] == plan.plan_uid
     assert chosen["status"] == "ok"
+
+
+def test_the_planning_side_is_prepared_ahead_for_the_cbcts_grid(root: Path) -> None:
+    """The planning thread prepares the planning CT for the grid the CBCT's headers give, before
+    its pixels are assembled; the pipeline finds it under the key of the assembled CBCT's grid
+    (a different grid would be a cache miss: prepared again, ``planning_prepared_before``
+    false)."""
+    plan = planning_set(root)
+    cbct = write_cbct(root / "ahead", plan, CouchCorrection(1.0, -2.0, 0.5, 0, 0, 0),
+                      frame="origin")
+    message = register_offline(plan.directory, cbct.directory, default_config())
+    assert message["status"] == "ok", message["reasons"]
+    assert message["registration"]["planning_prepared_before"] is True

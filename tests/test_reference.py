@@ -233,3 +233,44 @@ def test_head_first_and_feet_first_cbcts_of_one_protocol_share_the_prepared_ct()
     assert grid_key(((0.9, 0.9, 2.0), EYE)) == grid_key(((0.9, 0.9, 2.0), FLIPPED))
     assert grid_key(((0.9, 0.9, 2.0), EYE)) != grid_key(((0.9, 0.9, 1.0), EYE))
     assert grid_key(None) is None
+
+
+def _native_cut(reference: PlanningReference, around: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
+    made = reference.for_level(DEFAULT_LEVELS[2], (1.0, 1.0, 2.0), EYE, around=around)
+    assert made.mask is not None
+    return (sitk.GetArrayFromImage(made.image), made.image.GetOrigin(),
+            sitk.GetArrayFromImage(made.mask))
+
+
+@pytest.mark.parametrize(("second", "reused"), [
+    pytest.param((np.array([-3.5, -12.0, 38.0]), np.array([9.0, 6.0, 60.0])), True,
+                 id="inside"),
+    pytest.param((np.array([-12.0, -22.0, 30.0]), np.array([6.0, 2.0, 50.0])), True,
+                 id="at-the-ct-edge"),
+    pytest.param((np.array([-1.0, -4.0, 44.0]), np.array([18.0, 19.0, 64.0])), False,
+                 id="beyond"),
+])
+def test_a_level_made_in_parts_hands_out_the_voxels_of_the_whole_level(
+        second: tuple[np.ndarray, np.ndarray], reused: bool) -> None:
+    """A single registration (``keep_levels`` False) smooths the native level only where a run
+    samples it and cuts the next run's part from the last one when it can: every part is, voxel
+    for voxel and in its geometry, the cut of the whole level."""
+    volume = synthetic()
+    mask = np.zeros(volume.voxels.shape, dtype=bool)
+    mask[2:18, 5:35, 4:26] = True
+    first = (np.array([-4.0, -13.0, 37.0]), np.array([10.0, 7.0, 61.0]))
+    parts = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
+                              position=PatientPosition.HFS, keep_levels=False)
+    whole = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
+                              position=PatientPosition.HFS)
+    parts.warm((1.0, 1.0, 2.0), EYE)
+    assert ((1, 1, 1), DEFAULT_LEVELS[2].smoothing_mm) not in parts._levels  # never made whole
+    held = []
+    for around in (first, second):
+        got, expected = _native_cut(parts, around), _native_cut(whole, around)
+        np.testing.assert_array_equal(got[0], expected[0])
+        assert got[1] == expected[1]
+        np.testing.assert_array_equal(got[2], expected[2])
+        held.append(parts._part)
+    assert (held[1] is held[0]) == reused  # the second part cut from the first when inside

@@ -97,3 +97,25 @@ def test_body_margin_never_grows_toward_the_couch(row_axis_lps: tuple[float, flo
     grew_high = bool(mask[1, 42, 30])
     grew_low = bool(mask[1, 17, 30])
     assert (grew_high, grew_low) == ((False, True) if couch_side == "high" else (True, False))
+
+
+def test_holes_are_filled_per_slice_never_through_another_slice() -> None:
+    """Slice 0: a ring (its inside is a hole); slice 1: the same ring broken to the edge (its
+    inside reaches the edge in-plane: not a hole, although slice 0 closes it from above);
+    slice 2: two holes, one of a single voxel, and background touching only a corner of the
+    ring (face connectivity: the diagonal gap does not connect it)."""
+    mask = np.zeros((3, 9, 9), dtype=bool)
+    mask[0:2, 1:8, 1:8] = True
+    mask[0:2, 2:7, 2:7] = False
+    mask[1, 4, 1:2] = False  # the gap to the edge
+    mask[2, 0:9, 0:9] = True
+    mask[2, 2:4, 2:4] = False
+    mask[2, 6, 6] = False
+    filled = region._fill_holes_per_slice(mask)
+    assert filled[0, 1:8, 1:8].all() and not filled[0, 0].any()
+    assert np.array_equal(filled[1], mask[1])
+    assert filled[2].all()
+    mask[2, 0, 0] = False  # on the edge: background, stays background
+    mask[2, 1, 1] = False  # diagonal to it only: enclosed, a hole
+    filled = region._fill_holes_per_slice(mask)
+    assert not filled[2, 0, 0] and filled[2, 1, 1]

@@ -1,12 +1,11 @@
 """The planning source of ``igrt register``: a planning directory (planning CT, RT Plan, RT
 Structure Set) and a CBCT directory (one CBCT series, perhaps a Spatial Registration). Each
-directory is scanned once, on first use, and each file parsed once (the scan keeps the data
-sets)."""
+directory is scanned once, on first use (or handed over scanned: ``igrt register`` checks its
+arguments on the same scan), and each file parsed once (the scan keeps the data sets)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +18,39 @@ from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
+from igrt.dicom.instance_decoder import DecodedInstance, decode_instance
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.registration_reader import read_spatial_registration
-from igrt.dicom.series_loader import Around, load_series
+from igrt.dicom.series_loader import Around, assemble, load_series
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.planning.source import PlanningCtId
 
 
 class DirectoryCbct:
-    """The one CBCT series of a directory (a CbctSource)."""
+    """The one CBCT series of a directory (a CbctSource). ``found``: the directory's scan,
+    when the caller made it already (``scan(directory, keep_datasets=True)``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, found: ScanResult | None = None) -> None:
         self.directory = Path(directory)
+        self._found = found
 
     @property
     def series_uid(self) -> str | None:
         return None  # known only once the directory is read
 
-    @cached_property
+    @property
     def found(self) -> ScanResult:
-        return scan(self.directory, keep_datasets=True)
+        if self._found is None:
+            self._found = scan(self.directory, keep_datasets=True)
+        return self._found
 
     def load(self) -> ImageSeries:
-        return load_series(_datasets(self._the_cbct()))
+        return assemble(self.decoded())
+
+    def decoded(self) -> list[DecodedInstance]:
+        """Every instance of the directory's one CBCT series, parsed and decoded (not yet
+        assembled: the caller may look at the headers first)."""
+        return [decode_instance(ds, n) for n, ds in enumerate(_datasets(self._the_cbct()))]
 
     def _the_cbct(self) -> SeriesFiles:
         found = self.found
@@ -62,29 +71,45 @@ class DirectoryCbct:
 class DirectoryPlanning:
     """A planning directory as a PlanningSource. ``plan_uid`` is the plan chosen on the command
     line (``--plan``); Spatial Registrations come from the planning directory and from the CBCT's
-    own directory."""
+    own directory. ``found``: the directory's scan, when the caller made it already. Plans
+    and structure sets are read once (a directory is read for one run)."""
 
     def __init__(self, directory: Path, *, cbct: DirectoryCbct | None = None,
-                 plan_uid: str | None = None) -> None:
+                 plan_uid: str | None = None, found: ScanResult | None = None) -> None:
         self.directory = Path(directory)
         self._cbct = cbct
         self._plan_uid = plan_uid
+        self._found = found
+        self._plans: list[Plan] | None = None
+        self._structure_sets: list[StructureSet] | None = None
         self._last_ct: tuple[object, ImageSeries] | None = None
 
-    @cached_property
+    @property
     def found(self) -> ScanResult:
-        return scan(self.directory, keep_datasets=True)
+        if self._found is None:
+            self._found = scan(self.directory, keep_datasets=True)
+        return self._found
 
     def plans(self, patient_id: str) -> list[Plan]:
-        plans = [read_plan(_read(f)) for f in self.found.rt_plans]
-        if any(p.frame_of_reference_uid is None for p in plans):
-            sets = self._all_structure_sets
-            plans = [with_structure_set_frame(p, sets) for p in plans]
-        return plans
+        if self._plans is None:
+            plans = [read_plan(_read(f)) for f in self.found.rt_plans]
+            if any(p.frame_of_reference_uid is None for p in plans):
+                sets = self._all_structure_sets
+                plans = [with_structure_set_frame(p, sets) for p in plans]
+            self._plans = plans
+        return list(self._plans)
 
-    @cached_property
+    @property
     def _all_structure_sets(self) -> list[StructureSet]:
-        return [read_structure_set(_read(f)) for f in self.found.structure_sets]
+        if self._structure_sets is None:
+            self._structure_sets = [read_structure_set(_read(f))
+                                    for f in self.found.structure_sets]
+        return self._structure_sets
+
+    def attach_cbct(self, cbct: DirectoryCbct) -> None:
+        """The CBCT directory whose Spatial Registrations are read too, when it is known only
+        after this source was made (``igrt register`` prepares the planning side first)."""
+        self._cbct = cbct
 
     def selected_plan_uid(self, patient_id: str) -> str | None:
         return self._plan_uid

@@ -136,6 +136,8 @@ def smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
     return out
 
 
+#: A level made in parts is smoothed this much beyond the part asked for, for the next run.
+PART_SLACK_MM = 4.0
 #: The sampled Gaussian is cut at this many sigmas ...
 FIR_SIGMAS = 3.0
 #: ... and used up to this many voxels each side.
@@ -211,6 +213,8 @@ class PlanningReference:
                              direction=np.asarray(volume.direction, dtype=np.float64))
         self.mask: BoolArray = sitk.GetArrayViewFromImage(self._mask_image).view(np.bool_)
         self._levels: dict[tuple[Factors, float], LevelImages] = {}
+        #: the last part of a level made in parts: (smoothing, first index i, j, k, voxels)
+        self._part: tuple[float, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
         self._lock = threading.Lock()
 
     def level(self, factors: Factors, smoothing_mm: float) -> LevelImages:
@@ -239,35 +243,75 @@ class PlanningReference:
                                    self.volume.direction)
         if around is None:
             return self.level(factors, level.smoothing_mm)
-        key = (factors, float(level.smoothing_mm))
-        with self._lock:
-            made = self._levels.get(key)
-        if made is None and not self.keep_levels and factors == (1, 1, 1) and \
-                _fir_radius(self._image, level.smoothing_mm) is not None:
+        if self._in_parts(factors, level.smoothing_mm):
             return self._native_part(level.smoothing_mm, around)
         return _cut(self.level(factors, level.smoothing_mm), around)
 
+    def _in_parts(self, factors: Factors, smoothing_mm: float) -> bool:
+        """Whether this level is made only where a run samples it (``keep_levels`` False, the
+        unshrunk level lightly smoothed, not made whole before)."""
+        if self.keep_levels or factors != (1, 1, 1) or \
+                _fir_radius(self._image, smoothing_mm) is None:
+            return False
+        with self._lock:
+            return (factors, float(smoothing_mm)) not in self._levels
+
     def _native_part(self, smoothing_mm: float,
                      around: tuple[FloatArray, FloatArray]) -> LevelImages:
-        """The unshrunk level made only in ``around`` (plus the smoothing kernel's reach)."""
+        """The unshrunk level made only in ``around`` (plus the smoothing kernel's reach).
+
+        The smoothed part is kept, :data:`PART_SLACK_MM` larger each side, and the next run's
+        part cut from it when it lies inside (the native level's second phase starts within a
+        fraction of a millimetre of the first). The voxels handed out are the same either way:
+        each is at least the kernel's reach inside the part it was smoothed in, or on the CT's
+        own edge, where both repeat the edge voxel."""
         radius = _fir_radius(self._image, smoothing_mm)
         assert radius is not None
         first, extent = _index_box(self._image, around, pad=radius)
-        image = smooth(sitk.RegionOfInterest(self._image, extent, first), smoothing_mm)
+        image = self._smoothed_part(smoothing_mm, first, extent)
         mask = sitk.RegionOfInterest(self._mask_image, extent, first)
         return _cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
+
+    def _smoothed_part(self, smoothing_mm: float, first: list[int],
+                       extent: list[int]) -> sitk.Image:
+        """The image of ``extent`` voxels from index ``first``, smoothed (from the kept part
+        when it holds that box)."""
+        lo, hi = np.asarray(first), np.asarray(first) + np.asarray(extent)
+        with self._lock:
+            held = self._part
+        if held is None or held[0] != smoothing_mm or np.any(lo < held[1]) or \
+                np.any(hi > held[1] + np.asarray(held[2].shape[::-1])):
+            slack = np.ceil(PART_SLACK_MM / np.asarray(self._image.GetSpacing())).astype(int)
+            size = np.asarray(self._image.GetSize())
+            start = np.maximum(lo - slack, 0)
+            stop = np.minimum(hi + slack, size)
+            smoothed = smooth(sitk.RegionOfInterest(self._image, [int(v) for v in stop - start],
+                                                    [int(v) for v in start]), smoothing_mm)
+            held = (smoothing_mm, start, sitk.GetArrayFromImage(smoothed))
+            with self._lock:
+                self._part = held
+        (i0, j0, k0), (i1, j1, k1) = lo - held[1], hi - held[1]
+        image = sitk.GetImageFromArray(np.ascontiguousarray(held[2][k0:k1, j0:j1, i0:i1]))
+        image.SetOrigin(self._image.TransformIndexToPhysicalPoint([int(v) for v in first]))
+        image.SetSpacing(self._image.GetSpacing())
+        image.SetDirection(self._image.GetDirection())
+        return image
 
     def warm(self, fixed_spacing_mm: npt.ArrayLike | None = None,
              fixed_direction: FloatArray | None = None,
              levels: tuple[Level, ...] = DEFAULT_LEVELS) -> None:
         """Make, before any CBCT arrives, the levels a registration will ask for: the smoothed
-        ones, and the native one too when the CBCT voxel grid is known (the room's last CBCT)."""
+        ones, and the native one too when the CBCT voxel grid is known (the room's last CBCT),
+        unless it is made only where a run samples it (``keep_levels`` False)."""
         for level in levels:
             if level.voxel_mm > 0 or fixed_spacing_mm is not None:
-                self.for_level(level, self.volume.spacing_mm if fixed_spacing_mm is None
-                               else fixed_spacing_mm,
-                               self.volume.direction if fixed_direction is None
-                               else fixed_direction)
+                spacing = self.volume.spacing_mm if fixed_spacing_mm is None else fixed_spacing_mm
+                direction = self.volume.direction if fixed_direction is None else fixed_direction
+                if level.voxel_mm <= 0 and self._in_parts(
+                        planning_factors(spacing, direction, self.volume.spacing_mm,
+                                         self.volume.direction), level.smoothing_mm):
+                    continue
+                self.for_level(level, spacing, direction)
 
     @property
     def nbytes(self) -> int:

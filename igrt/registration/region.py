@@ -218,15 +218,23 @@ def _largest_component(mask: BoolArray) -> BoolArray | None:
 
 
 def _fill_holes_per_slice(mask: BoolArray) -> BoolArray:
-    """Holes filled in each slice separately (a hole is background not connected in-plane to
-    the slice's edge). One 3-D fill over the slices interleaved with full separator slices:
-    the separators stop any connection across slices, and they close the volume's ends."""
+    """Holes filled in each slice separately (a hole is background not face-connected in-plane
+    to the slice's edge). The background's connected components are labelled once over the
+    slices interleaved with empty separator slices (which stop any connection across slices);
+    a component that touches no in-plane edge is a hole. (The same result as ITK's
+    BinaryFillhole per slice, without its morphological reconstruction, which took seconds on
+    a noisy mask.)"""
     nk = mask.shape[0]
-    stacked = np.ones((2 * nk + 1, *mask.shape[1:]), dtype=np.uint8)
-    stacked[1::2] = mask
-    filled = sitk.BinaryFillhole(sitk.GetImageFromArray(stacked), fullyConnected=False,
-                                 foregroundValue=1)
-    return np.asarray(sitk.GetArrayViewFromImage(filled)[1::2] != 0)
+    stacked = np.zeros((2 * nk + 1, *mask.shape[1:]), dtype=np.uint8)
+    stacked[1::2] = ~mask
+    labels = sitk.GetArrayFromImage(
+        sitk.ConnectedComponent(sitk.GetImageFromArray(stacked), False))[1::2]
+    edges = np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
+                            labels[:, :, 0].ravel(), labels[:, :, -1].ravel()])
+    outside = np.zeros(int(labels.max()) + 1, dtype=bool)
+    outside[edges] = True
+    outside[0] = False  # label 0: the mask itself
+    return np.asarray(~outside[labels])
 
 
 def subsample(volume: Volume, step: int) -> Volume:
