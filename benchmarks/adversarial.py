@@ -9,7 +9,8 @@ known correction; then the number of **silent wrong** results (``ok`` with an er
     .venv/bin/python benchmarks/adversarial.py [--size full|small] [--shift-set]
 
 Everything runs in this process through ``igrt.offline.register_offline`` (the code of
-``igrt register``); the phantoms are written once into --work (default: a temporary directory).
+``igrt register``); the phantoms are written once into --work (default: a temporary directory,
+removed at the end).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shift_set import SHIFT_SET  # noqa: E402
+from workdir import work_directory  # noqa: E402
 
 from igrt.config import Config, default_config  # noqa: E402
 from igrt.core.geometry import CouchCorrection, PatientPosition  # noqa: E402
@@ -169,7 +170,7 @@ def main() -> int:
                         help="also run the normal shift set and report its false-review rate")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="igrt-adversarial-"))
+    work = work_directory(args.work, "igrt-adversarial-")
     config = opened(default_config(environ={}))
     print(f"# adversarial benchmark: size={args.size} cores={os.cpu_count()} review limits "
           f"{config.review.max_translation_mm:g} mm / {config.review.max_rotation_deg:g}°")

@@ -25,7 +25,6 @@ import json
 import math
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from load_run import SHIFTS  # noqa: E402
 from service_process import ServiceProcess, wait_for_correction  # noqa: E402
+from workdir import work_directory  # noqa: E402
 
 from igrt.core.geometry import CouchCorrection  # noqa: E402
 from phantoms.generator import PlanningCase, write_cbct, write_planning_set  # noqa: E402
@@ -113,7 +113,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=5)
     parser.add_argument("--cross-check", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="igrt-latency-"))
+    work = work_directory(None, "igrt-latency-")
     plan = write_planning_set(work / "planning", patient_id="LATENCY-1", size=args.size)
     print(f"# igrt serve latency: size={args.size} settle_s={SETTLE_S}")
     print(f"{'case':>8} {'send_s':>7} {'latency_s':>9} {'beyond_s':>9} {'registration_s':>14} "

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
+
+from workdir import work_directory
 
 from igrt.config import default_config
 from igrt.core.geometry import CouchCorrection
@@ -38,7 +39,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="igrt-match-scores-"))
+    work = work_directory(args.work, "igrt-match-scores-")
     config = default_config(environ={})
     config = replace(config, review=replace(config.review, max_translation_mm=100.0,
                                             max_rotation_deg=30.0))

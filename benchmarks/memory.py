@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import wait_idle  # noqa: E402
 from service_process import ServiceProcess, wait_for_correction  # noqa: E402
+from workdir import work_directory  # noqa: E402
 
 from igrt.core.geometry import CouchCorrection, PatientPosition  # noqa: E402
 from phantoms.generator import PlanningCase, write_cbct, write_planning_set  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--size", default="full", choices=["small", "full"])
     parser.add_argument("--patients", type=int, default=5)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="igrt-memory-"))
+    work = work_directory(None, "igrt-memory-")
     plans = [write_planning_set(work / f"planning-{n}", patient_id=f"MEMORY-{n}",
                                 patient_position=POSITIONS[n % len(POSITIONS)], size=args.size)
              for n in range(args.patients)]

@@ -18,11 +18,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from workdir import work_directory
 
 from igrt.core.geometry import CouchCorrection
 from phantoms.catalog import QA_PHANTOMS
@@ -62,7 +62,7 @@ def main() -> int:
                                            "built-in 160,160,120)")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="igrt-qa-bench-"))
+    work = work_directory(args.work, "igrt-qa-bench-")
     igrt = Path(sys.executable).with_name("igrt")
     configs = {}
     for convention in ("origin", "center"):

@@ -12,7 +12,8 @@ same cases on the ordinary planning CT.
     .venv/bin/python benchmarks/registration.py [--size full|small] [--engine simpleitk|elastix]
         [--cases N] [--no-elastix-cli] [--hires]
 
-The planning sets and CBCTs are written once into --work (default: a temporary directory).
+The planning sets and CBCTs are written once into --work (default: a temporary directory,
+removed at the end).
 Exit 0 when the accuracy acceptance holds; the speed targets are printed (PASS/FAIL), not
 enforced: timings on a shared machine are noisy.
 """
@@ -27,7 +28,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import elastix_cli  # noqa: E402
 from shift_set import SHIFT_SET  # noqa: E402
+from workdir import work_directory  # noqa: E402
 
 from igrt.config import parse_config  # noqa: E402
 from igrt.core import geometry  # noqa: E402
@@ -139,8 +140,7 @@ def main() -> int:
     parser.add_argument("--hires", action="store_true",
                         help="also the high-resolution planning CT on the HFS cases")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="igrt-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_directory(args.work, "igrt-bench-")
     byte_compile()
     with_elastix = not args.no_elastix_cli
     if with_elastix and not elastix_cli.available():
