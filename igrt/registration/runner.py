@@ -24,7 +24,7 @@ from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
 from igrt.core.types import FloatArray
-from igrt.registration import match_checks, region
+from igrt.registration import match_checks, region, structure
 from igrt.registration.engines import EnginePool
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
@@ -41,8 +41,13 @@ MIN_FOV_FRACTION = 0.25
 #: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
-#: The level the restart runs through, compared with the result after that same level.
-RESTART_LEVEL = 1
+#: The level the restart runs through, compared with the result after that same level: the
+#: native one, whose samples lie near the CBCT's edges (on a mostly uniform QA phantom the
+#: middle level's optimum is too shallow to restart into within tolerance).
+RESTART_LEVEL = len(DEFAULT_LEVELS) - 1
+#: For an engine that cannot report per-level results (elastix): restart through the levels
+#: from this one on, compared with the final result.
+RESTART_FROM_LEVEL = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,9 +82,11 @@ def prepare(case: Case, reference: PlanningReference,
             f" registration box around the isocentre lies in the CBCT's field of view "
             f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
+    inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
+    sample_mask = structure.near_edges(fixed, fixed_mask & inner)
     return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
                                reference=reference, initial=initial, center_mm=iso_cbct,
-                               seed=cfg.seed, fov_fraction=fraction)
+                               seed=cfg.seed, fov_fraction=fraction, sample_mask=sample_mask)
 
 
 def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
@@ -161,13 +168,13 @@ def _restart(engine: Engine, problem: RegistrationProblem,
     :data:`RESTART_LEVEL`, perturbed by 2 mm and 1° per axis, through that level again: the same
     images and the same optimiser from another start must land in the same place. An engine
     that cannot report per-level results (elastix) restarts from its final result through the
-    levels from :data:`RESTART_LEVEL` on and is compared with the final result."""
+    levels from :data:`RESTART_FROM_LEVEL` on and is compared with the final result."""
     if len(result.level_transforms) == len(DEFAULT_LEVELS):
         compared = result.level_transforms[RESTART_LEVEL]
         levels = DEFAULT_LEVELS[RESTART_LEVEL:RESTART_LEVEL + 1]
     else:
         compared = result.transform
-        levels = DEFAULT_LEVELS[RESTART_LEVEL:]
+        levels = DEFAULT_LEVELS[RESTART_FROM_LEVEL:]
     start = compared @ _perturbation(problem.center_mm)
     return engine.register(problem, start=start, levels=levels), compared
 

@@ -70,9 +70,11 @@ class SimpleItkEngine:
         for number, level in enumerate(levels):
             found: list[FloatArray] = []
             stops = []
+            edges = level.near_edges if problem.sample_mask is not None else ""
             for phase in range(level.phases):
                 # each phase starts where the previous one ended: close, so it is quick
-                run = self._run(problem, level, phase, found[-1] if found else matrix)
+                run = self._run(problem, level, phase, found[-1] if found else matrix,
+                                near=edges == "only")
                 found.append(run.matrix)
                 iterations += run.iterations
                 stops.append(run.stop)
@@ -80,6 +82,12 @@ class SimpleItkEngine:
                 log.debug("level %d phase %d: metric %.5f after %d iterations (%s)", number,
                           phase, run.metric, run.iterations, run.stop)
             matrix = found[0] if len(found) == 1 else geometry.mean_rigid(found)
+            if edges == "refine":  # from the whole box's answer, on the samples near edges
+                run = self._run(problem, level, 0, matrix, near=True)
+                matrix = run.matrix
+                iterations += run.iterations
+                stops = [run.stop]
+                metric = run.metric
             after.append(matrix)
         converged = bool(stops) and all(
             any(word in stop.lower() for word in _CONVERGED_WORDS) for stop in stops)
@@ -95,9 +103,10 @@ class SimpleItkEngine:
         )
 
     def _run(self, problem: RegistrationProblem, level: Level, phase: int,
-             matrix: FloatArray) -> _Run:
-        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``."""
-        fixed = _fixed_level(problem, level, phase)
+             matrix: FloatArray, *, near: bool = False) -> _Run:
+        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``
+        (``near``: of the samples near the CBCT's edges)."""
+        fixed = _fixed_level(problem, level, phase, near=near)
         moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
                                              problem.fixed.direction,
                                              around=_mapped_box(problem, matrix, level))
@@ -212,20 +221,26 @@ def _with_region(fixed: LevelImages, problem: RegistrationProblem,
     return LevelImages(fixed.factors, fixed.smoothing_mm, fixed.image, mask)
 
 
-def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0) -> LevelImages:
+def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
+                 near: bool = False) -> LevelImages:
     """The CBCT side of one level, made once per problem: bin-shrunk toward the level's voxel
     size, smoothed, then decimated to about ``level.samples`` voxels in the mask (the sample
-    grid of ``phase``: phases interleave, half a stride apart along each axis)."""
-    key = ("simpleitk-fixed", level, phase)
+    grid of ``phase``: phases interleave, half a stride apart along each axis). ``near``: the
+    mask is ``problem.sample_mask`` (near the CBCT's edges), so all the samples are there."""
+    near = near and problem.sample_mask is not None
+    key = ("simpleitk-fixed", level, phase, near)
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
         return found
-    native = problem.memo.get("simpleitk-native")
+    native_key = ("simpleitk-native", near)
+    native = problem.memo.get(native_key)
     if not isinstance(native, LevelImages):
+        mask = problem.sample_mask if near and problem.sample_mask is not None \
+            else problem.fixed_mask
         native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
-                             mask_to_sitk(problem.fixed_mask, problem.fixed))
-        problem.memo["simpleitk-native"] = native
-    shrunk_key = ("simpleitk-shrunk", level)
+                             mask_to_sitk(mask, problem.fixed))
+        problem.memo[native_key] = native
+    shrunk_key = ("simpleitk-shrunk", level, near)
     shrunk = problem.memo.get(shrunk_key)
     if not isinstance(shrunk, LevelImages):
         shrunk = level_images(native.image, native.mask,
