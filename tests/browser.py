@@ -10,6 +10,10 @@ from contextlib import contextmanager
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -32,3 +36,12 @@ def chromium() -> Iterator[webdriver.Chrome]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def element_after_submit(driver: WebDriver, element_id: str, *,
+                         timeout_s: float = 15.0) -> WebElement:
+    """The element ``element_id`` of the page a form submission leads to: a click returns before
+    the browser has loaded that page, so wait for it (a busy machine takes its time)."""
+    found: WebElement = WebDriverWait(driver, timeout_s).until(
+        expected_conditions.presence_of_element_located(("id", element_id)))
+    return found

@@ -88,3 +88,20 @@ def test_no_shared_voxels_is_no_score() -> None:
     c = comparer(patient, patient)
     far = match_quality.shifted(np.eye(4), 500.0)
     assert c.score(far) is None
+
+
+def test_the_profile_offset_is_the_move_that_shifted_applies() -> None:
+    """Sign pinned by hand: the planning CT's anatomy lies 30 mm further along +z (LPS, toward
+    the head) than the identity says, so the profile peaks at +30 mm and ``shifted(+30)`` is the
+    transform that finds it (the alternative the runner registers from)."""
+    patient = blobs(8)
+    moved = Volume(voxels=patient.voxels, spacing_mm=patient.spacing_mm,
+                   origin_mm=(patient.origin_mm[0], patient.origin_mm[1],
+                              patient.origin_mm[2] + 30.0))
+    c = comparer(patient, moved)
+    profile = c.profile(np.eye(4))
+    peak = float(profile.offsets_mm[int(np.nanargmax(profile.scores))])
+    assert peak == pytest.approx(30.0, abs=match_quality.GRID_MM)
+    assert c.score(match_quality.shifted(np.eye(4), 30.0)) == pytest.approx(1.0, abs=1e-3)
+    low = c.score(match_quality.shifted(np.eye(4), -30.0))
+    assert low is None or low < 0.5

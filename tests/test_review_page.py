@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from browser import chromium
+from browser import chromium, element_after_submit
 from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -112,7 +112,7 @@ def test_page_shows_the_correction_and_approval_needs_the_pin(
     browser.find_element(By.ID, "approve-operator").send_keys("J. Smith")
     browser.find_element(By.ID, "approve-pin").send_keys("0000")
     browser.find_element(By.ID, "approve").click()
-    assert "not recognised" in browser.find_element(By.ID, "error").text
+    assert "not recognised" in element_after_submit(browser, "error").text
     assert messages_within(sub, 2.0, "decision") == []
     assert service.request({"cmd": "decision", "seq": message["seq"]})["message"] is None
 
@@ -125,7 +125,7 @@ def test_page_shows_the_correction_and_approval_needs_the_pin(
     assert (published["seq"], published["decision"], published["operator"]) == (
         message["seq"], "approved", "J. Smith")
     assert published["correction"] == message["correction"]
-    assert "Approved by J. Smith" in browser.find_element(By.ID, "decided").text
+    assert "Approved by J. Smith" in element_after_submit(browser, "decided").text
     assert browser.find_elements(By.ID, "approve-form") == []
     sub.close()
 

@@ -286,6 +286,10 @@ def test_another_body_under_the_patient_id_is_a_poor_match(built: Built, variant
     m = measure(case_of(plan_case, cbct), built.reference, cfg.registration, cfg.review)
     assert "poor_match" in codes(m), (m.reasons, m.details["quality"])
     assert m.details["quality"]["match_score"] < cfg.registration.match_score_min
+    off = dataclasses.replace(cfg.registration, match_score_min=0.0)
+    unchecked = measure(case_of(plan_case, cbct), built.reference, off, cfg.review)
+    assert "poor_match" not in codes(unchecked)  # 0 turns the check off ...
+    assert unchecked.details["quality"]["match_score"] is not None  # ... not the figure
 
 
 def test_anatomy_repeating_along_the_long_axis_is_an_ambiguous_match(

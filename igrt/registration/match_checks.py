@@ -68,12 +68,14 @@ def correspondence(problem: RegistrationProblem, engine: Engine, transform: Floa
     figures = checked.figures
     figures["match_score"] = _rounded(score)
     figures["match_score_min"] = cfg.match_score_min
+    checking = cfg.match_score_min > 0  # 0: the check is off, the figure still reported
     if not np.isfinite(score):
-        checked.reasons.append(reason(
-            ReasonCode.POOR_MATCH, "the images share too little of the box to measure how well "
-            "they agree"))
+        if checking:
+            checked.reasons.append(reason(
+                ReasonCode.POOR_MATCH, "the images share too little of the box to measure how "
+                "well they agree"))
         return
-    poor = score < cfg.match_score_min
+    poor = checking and score < cfg.match_score_min
     if poor:
         checked.reasons.append(reason(
             ReasonCode.POOR_MATCH,

@@ -6,7 +6,7 @@ of bone, body contour, air cavities), compared on one grid of :data:`GRID_MM` vo
 registration box in planning coordinates, where the CBCT holds real data. Gradient magnitude is
 blind to the CBCT's uncalibrated HU (offset, gain, cupping): at a true match the two images' edges
 are in the same places and the score is high (about 0.9 and above on phantoms and simulated CBCTs
-of real CTs, 0.8 and above with heavy noise and artefacts); another body, a mirrored one or the
+of real CTs, 0.78 and above with heavy noise and artefacts); another body, a mirrored one or the
 wrong region imaged put edges where the planning CT has none and score far lower. A mutual
 information value cannot say this: it has no scale that means "the same anatomy".
 
