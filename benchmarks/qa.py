@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="igrt-qa-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     igrt = Path(sys.executable).with_name("igrt")
     configs = {}
     for convention in ("origin", "center"):

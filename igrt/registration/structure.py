@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from igrt.core.types import BoolArray
 from igrt.core.volume import Volume
-from igrt.registration.sitk_images import to_sitk
+from igrt.registration.sitk_images import array_view, to_sitk
 
 #: The grid (mm) the edges are found on: the CBCT is bin-shrunk toward it.
 GRID_MM = 2.0
@@ -52,13 +52,12 @@ def near_edges(volume: Volume, usable: BoolArray, *, grid_mm: float = GRID_MM,
         image = sitk.BinShrink(image, factors)
     if min(image.GetSize()) < 4:
         return None
-    gradient = sitk.GetArrayViewFromImage(
-        sitk.GradientMagnitudeRecursiveGaussian(image, float(sigma_mm)))
+    gradient = array_view(sitk.GradientMagnitudeRecursiveGaussian(image, float(sigma_mm)))
     strong = sitk.GetImageFromArray((gradient > threshold).astype(np.uint8))
     strong.CopyInformation(image)
     coarse = spacing * np.asarray(factors)
     radius = [max(1, int(round(dilate_mm / s))) for s in coarse]
-    grown = sitk.GetArrayViewFromImage(sitk.BinaryDilate(strong, radius, sitk.sitkBall)) != 0
+    grown = array_view(sitk.BinaryDilate(strong, radius, sitk.sitkBall)) != 0
     fk, fj, fi = factors[2], factors[1], factors[0]
     full = np.repeat(np.repeat(np.repeat(grown, fk, axis=0), fj, axis=1), fi, axis=2)
     nk, nj, ni = usable.shape
