@@ -24,7 +24,7 @@ from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
 from igrt.core.types import FloatArray
-from igrt.registration import match_checks, region, structure
+from igrt.registration import cupping, match_checks, region, structure
 from igrt.registration.engines import EnginePool
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
@@ -82,6 +82,9 @@ def prepare(case: Case, reference: PlanningReference,
             f" registration box around the isocentre lies in the CBCT's field of view "
             f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
+    fixed, cupped = cupping.flattened(fixed, fixed_mask, iso_cbct)
+    if cupped is not None:
+        log.debug("CBCT cupping taken out: %.0f HU peak to peak", cupped.amplitude_hu)
     inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
     sample_mask = structure.near_edges(fixed, fixed_mask & inner)
     return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
