@@ -39,11 +39,12 @@ class Level:
     #: 60 mm and a 3° case ended tens of mm wrong); the native level, which starts within a
     #: fraction of a millimetre of its answer, is as accurate and faster without it.
     moving_gradient_filter: bool = False
-    #: the CBCT samples are taken near its edges only (``RegistrationProblem.sample_mask``,
-    #: :mod:`igrt.registration.structure`): after the level's run over the whole box (its
-    #: capture range), one more from there on the samples near edges (``"refine"``), or only
-    #: those (``"only"``). Where a CBCT is mostly uniform (a QA phantom) the box's samples
-    #: barely weigh the few inserts and edges that hold the information.
+    #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
+    #: level's run over the whole box (its capture range), one more from there on the samples
+    #: near edges kept away from the box's faces (``"refine"``: ``problem.refine_mask``), or
+    #: only on the edges wholly inside, both sides (``"only"``: ``problem.sample_mask``). Where
+    #: a CBCT is mostly uniform (a QA phantom) the box's samples barely weigh the few inserts
+    #: and edges that hold the information.
     near_edges: str = ""
 
 
@@ -84,9 +85,10 @@ class RegistrationProblem:
     seed: int = 20261121
     fov_fraction: float = 1.0  # share of the box in the CBCT's field of view
     memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
-    #: the part of ``fixed_mask`` near the CBCT's edges, where the levels that ask for it
-    #: (``Level.near_edges``) sample; None: the whole of ``fixed_mask``
+    #: the parts of ``fixed_mask`` near the CBCT's edges where the levels that ask for them
+    #: (``Level.near_edges``) sample: ``"only"`` and ``"refine"``; None: all of ``fixed_mask``
     sample_mask: BoolArray | None = None
+    refine_mask: BoolArray | None = None
 
     @property
     def moving(self) -> Volume:

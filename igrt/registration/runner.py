@@ -86,10 +86,12 @@ def prepare(case: Case, reference: PlanningReference,
     if cupped is not None:
         log.debug("CBCT cupping taken out: %.0f HU peak to peak", cupped.amplitude_hu)
     inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
-    sample_mask = structure.near_edges(fixed, fixed_mask & inner)
+    refine_mask = structure.near_edges(fixed, fixed_mask & inner, both_sides=False)
+    sample_mask = structure.near_edges(fixed, fixed_mask)
     return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
                                reference=reference, initial=initial, center_mm=iso_cbct,
-                               seed=cfg.seed, fov_fraction=fraction, sample_mask=sample_mask)
+                               seed=cfg.seed, fov_fraction=fraction, sample_mask=sample_mask,
+                               refine_mask=refine_mask)
 
 
 def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,

@@ -70,11 +70,10 @@ class SimpleItkEngine:
         for number, level in enumerate(levels):
             found: list[FloatArray] = []
             stops = []
-            edges = level.near_edges if problem.sample_mask is not None else ""
             for phase in range(level.phases):
                 # each phase starts where the previous one ended: close, so it is quick
                 run = self._run(problem, level, phase, found[-1] if found else matrix,
-                                near=edges == "only")
+                                near="only" if level.near_edges == "only" else "")
                 found.append(run.matrix)
                 iterations += run.iterations
                 stops.append(run.stop)
@@ -82,8 +81,9 @@ class SimpleItkEngine:
                 log.debug("level %d phase %d: metric %.5f after %d iterations (%s)", number,
                           phase, run.metric, run.iterations, run.stop)
             matrix = found[0] if len(found) == 1 else geometry.mean_rigid(found)
-            if edges == "refine":  # from the whole box's answer, on the samples near edges
-                run = self._run(problem, level, 0, matrix, near=True)
+            if level.near_edges == "refine" and problem.refine_mask is not None:
+                # from the whole box's answer, on the samples near edges
+                run = self._run(problem, level, 0, matrix, near="refine")
                 matrix = run.matrix
                 iterations += run.iterations
                 stops = [run.stop]
@@ -103,9 +103,9 @@ class SimpleItkEngine:
         )
 
     def _run(self, problem: RegistrationProblem, level: Level, phase: int,
-             matrix: FloatArray, *, near: bool = False) -> _Run:
+             matrix: FloatArray, *, near: str = "") -> _Run:
         """One optimisation of one level from ``matrix``, on the sample grid of ``phase``
-        (``near``: of the samples near the CBCT's edges)."""
+        (``near``: of that mask of samples near the CBCT's edges, see ``Level.near_edges``)."""
         fixed = _fixed_level(problem, level, phase, near=near)
         moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
                                              problem.fixed.direction,
@@ -222,12 +222,15 @@ def _with_region(fixed: LevelImages, problem: RegistrationProblem,
 
 
 def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
-                 near: bool = False) -> LevelImages:
+                 near: str = "") -> LevelImages:
     """The CBCT side of one level, made once per problem: bin-shrunk toward the level's voxel
     size, smoothed, then decimated to about ``level.samples`` voxels in the mask (the sample
-    grid of ``phase``: phases interleave, half a stride apart along each axis). ``near``: the
-    mask is ``problem.sample_mask`` (near the CBCT's edges), so all the samples are there."""
-    near = near and problem.sample_mask is not None
+    grid of ``phase``: phases interleave, half a stride apart along each axis). ``near``
+    (``"only"``, ``"refine"``): the mask is that one of the problem's masks near the CBCT's
+    edges (when it has one), so all the samples are there."""
+    mask = {"only": problem.sample_mask, "refine": problem.refine_mask}.get(near)
+    if mask is None:
+        near = ""
     key = ("simpleitk-fixed", level, phase, near)
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
@@ -235,10 +238,9 @@ def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
     native_key = ("simpleitk-native", near)
     native = problem.memo.get(native_key)
     if not isinstance(native, LevelImages):
-        mask = problem.sample_mask if near and problem.sample_mask is not None \
-            else problem.fixed_mask
         native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
-                             mask_to_sitk(mask, problem.fixed))
+                             mask_to_sitk(problem.fixed_mask if mask is None else mask,
+                                          problem.fixed))
         problem.memo[native_key] = native
     shrunk_key = ("simpleitk-shrunk", level, near)
     shrunk = problem.memo.get(shrunk_key)
