@@ -25,7 +25,7 @@ from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
-from igrt.registration.problem import DEFAULT_LEVELS
+from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.reference import PlanningReference, build_reference
 from igrt.registration.runner import Measurement, measure, prepare
 from igrt.registration.sitk_images import to_sitk
@@ -344,9 +344,9 @@ def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
 
 def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_result() -> None:
     """The robustness restart starts at the result moved by 2 mm and 1° per axis, runs through
-    the middle and the native level (the middle level's whole box finds its way back from that
-    far; the native level alone stalled 0.5 mm off on the QA cube), and is compared with the
-    final result, not with one level's."""
+    the middle level's samples near edges and the native level (they find their way back from
+    that far; the native level alone stalled 0.5 mm off on the QA cube), and is compared with
+    the final result, not with one level's."""
     from igrt.registration import runner
     from igrt.registration.problem import RegistrationProblem, RegistrationResult
 
@@ -373,7 +373,9 @@ def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_resul
     again, compared = runner._restart(Recording(), problem, result)
     assert len(calls) == 1
     start, levels = calls[0]
-    assert levels == DEFAULT_LEVELS[1:]
+    assert levels == runner.RESTART_LEVELS
+    assert [(lv.voxel_mm, lv.near_edges) for lv in cast(tuple[Level, ...], levels)] == [
+        (2.0, "inset"), (0.0, "only")]
     np.testing.assert_array_equal(compared, final)
     np.testing.assert_allclose(start, final @ runner._perturbation(center))
     moved = geometry.apply(start, center) - geometry.apply(final, center)

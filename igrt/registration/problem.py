@@ -42,7 +42,8 @@ class Level:
     #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
     #: level's run over the whole box (its capture range), one more from there on the samples
     #: near edges kept away from the box's faces (``"refine"``: ``problem.refine_mask``), or
-    #: only on the edges wholly inside, both sides (``"only"``: ``problem.sample_mask``). Where
+    #: only on the edges wholly inside, both sides (``"only"``: ``problem.sample_mask``), or only
+    #: on the ``"refine"`` samples (``"inset"``: the robustness restart's middle level). Where
     #: a CBCT is mostly uniform (a QA phantom) the box's samples barely weigh the few inserts
     #: and edges that hold the information.
     near_edges: str = ""

@@ -10,6 +10,7 @@ whether the images correspond and no other level matches as well
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -42,11 +43,16 @@ MIN_FOV_FRACTION = 0.25
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: The restart runs through the levels from this one on, as the result did, and is compared
-#: with the result: the middle level's whole box finds its way back from 2 mm and 1°, which
-#: the native level alone (its step and its samples near edges made for a start within a
+#: with the result: the middle level's samples near edges find their way back from 2 mm and 1°,
+#: which the native level alone (its step and its samples near edges made for a start within a
 #: fraction of a millimetre) does not on a QA phantom; the middle level's optimum alone is too
 #: shallow to compare at (a true match on a real head-and-neck CT flagged).
 RESTART_FROM_LEVEL = 1
+#: The restart's levels: the middle level on its samples near edges only (the whole box's run
+#: before them is for the capture range, which a start 2 mm and 1° away does not need).
+RESTART_LEVELS = tuple(
+    dataclasses.replace(level, near_edges="inset") if level.near_edges == "refine" else level
+    for level in DEFAULT_LEVELS[RESTART_FROM_LEVEL:])
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,11 +175,10 @@ def _quality_figures(metric: float, perturbation: dict[str, Any] | None,
 def _restart(engine: Engine, problem: RegistrationProblem,
              result: RegistrationResult) -> tuple[RegistrationResult, FloatArray]:
     """The robustness restart and what it is compared with: from the result perturbed by 2 mm
-    and 1° per axis, through the levels from :data:`RESTART_FROM_LEVEL` on; the same images and
-    the same optimiser from another start must land where the result did."""
+    and 1° per axis, through :data:`RESTART_LEVELS`; the same images and the same optimiser from
+    another start must land where the result did."""
     start = result.transform @ _perturbation(problem.center_mm)
-    return engine.register(problem, start=start, levels=DEFAULT_LEVELS[RESTART_FROM_LEVEL:]), \
-        result.transform
+    return engine.register(problem, start=start, levels=RESTART_LEVELS), result.transform
 
 
 def to_iec(transform: FloatArray, case: Case) -> CouchCorrection:

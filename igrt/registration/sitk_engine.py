@@ -41,6 +41,10 @@ from igrt.registration.sitk_images import (
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 48
+#: A level's sample grid keeps at most this many times its ``samples``.
+SAMPLES_OVER = 1.5
+#: The mask of a level's phases, by ``Level.near_edges`` (``"refine"`` runs the whole box first).
+_PHASE_MASK = {"only": "only", "inset": "refine"}
 #: Stop conditions of RegularStepGradientDescent that mean "converged".
 _CONVERGED_WORDS = ("minimum step", "step too small", "gradient magnitude tolerance")
 
@@ -73,7 +77,7 @@ class SimpleItkEngine:
             for phase in range(level.phases):
                 # each phase starts where the previous one ended: close, so it is quick
                 run = self._run(problem, level, phase, found[-1] if found else matrix,
-                                near="only" if level.near_edges == "only" else "")
+                                near=_PHASE_MASK.get(level.near_edges, ""))
                 found.append(run.matrix)
                 iterations += run.iterations
                 stops.append(run.stop)
@@ -265,7 +269,13 @@ def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImag
     if usable <= samples:
         return images
     distance = (usable * float(np.prod(spacing)) / max(samples, 1)) ** (1.0 / 3.0)
-    strides = tuple(max(1, int(round(distance / s))) for s in spacing)
+    grid = [max(1, int(round(distance / s))) for s in spacing]
+    # rounding can leave far more than asked (a mask near edges of 2-3x ``samples`` kept whole,
+    # at 2-3x the cost): widen the finest stride until at most SAMPLES_OVER x remain
+    while usable / float(np.prod(grid)) > SAMPLES_OVER * samples:
+        axis = int(np.argmin(np.asarray(grid) * spacing))
+        grid[axis] += 1
+    strides = tuple(grid)
     if all(s == 1 for s in strides):
         return images
     offsets = tuple((s // 2) * (phase % 2) for s in strides)
