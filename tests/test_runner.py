@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pydicom
@@ -25,7 +25,7 @@ from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
-from igrt.registration.problem import DEFAULT_LEVELS
+from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.reference import PlanningReference, build_reference
 from igrt.registration.runner import Measurement, measure, prepare
 from igrt.registration.sitk_images import to_sitk
@@ -340,3 +340,43 @@ def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
     m = measure(case_of(plan_case, cbct), built.reference, cfg.registration, cfg.review)
     assert "short_cbct" in codes(m), (m.reasons, m.details["quality"])
     assert m.details["quality"]["longitudinal_coverage"] < 0.75
+
+
+def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_result() -> None:
+    """The robustness restart starts at the result moved by 2 mm and 1° per axis, runs through
+    the middle level's samples near edges and the native level (they find their way back from
+    that far; the native level alone stalled 0.5 mm off on the QA cube), and is compared with
+    the final result, not with one level's."""
+    from igrt.registration import runner
+    from igrt.registration.problem import RegistrationProblem, RegistrationResult
+
+    calls: list[tuple[np.ndarray, tuple[object, ...]]] = []
+
+    class Recording:
+        name = "recording"
+
+        def register(self, problem: object, *, start: np.ndarray | None = None,
+                     levels: tuple[object, ...] = DEFAULT_LEVELS) -> RegistrationResult:
+            assert start is not None
+            calls.append((start, levels))
+            return dataclasses.replace(result, transform=start)
+
+    center = np.array([3.0, -2.0, 5.0])
+    final = geometry.translation((1.0, 2.0, 3.0))
+    result = RegistrationResult("recording", final, -0.5, 10, "", True, 0.1,
+                                level_transforms=(np.eye(4), np.eye(4) * 2, final))
+    problem = RegistrationProblem(
+        fixed=Volume(voxels=np.zeros((2, 2, 2), np.float32), origin_mm=(0.0, 0.0, 0.0),
+                     spacing_mm=(1.0, 1.0, 1.0)),
+        fixed_mask=np.ones((2, 2, 2), bool), reference=cast(PlanningReference, None),
+        initial=np.eye(4), center_mm=center)
+    again, compared = runner._restart(Recording(), problem, result)
+    assert len(calls) == 1
+    start, levels = calls[0]
+    assert levels == runner.RESTART_LEVELS
+    assert [(lv.voxel_mm, lv.near_edges) for lv in cast(tuple[Level, ...], levels)] == [
+        (2.0, "inset"), (0.0, "only")]
+    np.testing.assert_array_equal(compared, final)
+    np.testing.assert_allclose(start, final @ runner._perturbation(center))
+    moved = geometry.apply(start, center) - geometry.apply(final, center)
+    assert np.linalg.norm(moved) == pytest.approx(np.linalg.norm(runner.PERTURBATION_MM), abs=1e-6)

@@ -39,6 +39,14 @@ class Level:
     #: 60 mm and a 3° case ended tens of mm wrong); the native level, which starts within a
     #: fraction of a millimetre of its answer, is as accurate and faster without it.
     moving_gradient_filter: bool = False
+    #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
+    #: level's run over the whole box (its capture range), one more from there on the samples
+    #: near edges kept away from the box's faces (``"refine"``: ``problem.refine_mask``), or
+    #: only on the edges wholly inside, both sides (``"only"``: ``problem.sample_mask``), or only
+    #: on the ``"refine"`` samples (``"inset"``: the robustness restart's middle level). Where
+    #: a CBCT is mostly uniform (a QA phantom) the box's samples barely weigh the few inserts
+    #: and edges that hold the information.
+    near_edges: str = ""
 
 
 #: Coarse to fine. The planning side of each level is prepared once per planning CT
@@ -51,9 +59,9 @@ DEFAULT_LEVELS: tuple[Level, ...] = (
     Level(voxel_mm=4.0, smoothing_mm=4.0, margin_mm=45.0, samples=8000, iterations=200,
           step_mm=4.0, min_step_mm=0.1, moving_gradient_filter=True),
     Level(voxel_mm=2.0, smoothing_mm=1.5, margin_mm=12.0, samples=12000, iterations=200,
-          step_mm=1.0, min_step_mm=0.01, moving_gradient_filter=True),
+          step_mm=1.0, min_step_mm=0.01, moving_gradient_filter=True, near_edges="refine"),
     Level(voxel_mm=0.0, smoothing_mm=0.6, margin_mm=6.0, samples=20000, iterations=200,
-          step_mm=0.5, min_step_mm=0.005, region_at_start=True, phases=2),
+          step_mm=0.5, min_step_mm=0.005, region_at_start=True, phases=2, near_edges="only"),
 )
 
 
@@ -78,6 +86,10 @@ class RegistrationProblem:
     seed: int = 20261121
     fov_fraction: float = 1.0  # share of the box in the CBCT's field of view
     memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    #: the parts of ``fixed_mask`` near the CBCT's edges where the levels that ask for them
+    #: (``Level.near_edges``) sample: ``"only"`` and ``"refine"``; None: all of ``fixed_mask``
+    sample_mask: BoolArray | None = None
+    refine_mask: BoolArray | None = None
 
     @property
     def moving(self) -> Volume:

@@ -29,7 +29,7 @@ from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
 from igrt.registration import region
 from igrt.registration.problem import DEFAULT_LEVELS, Level
-from igrt.registration.sitk_images import set_geometry
+from igrt.registration.sitk_images import array_view, set_geometry
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +208,10 @@ class PlanningReference:
         set_geometry(self._image, volume)
         self._mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
         set_geometry(self._mask_image, volume)
-        self.volume = Volume(voxels=sitk.GetArrayViewFromImage(self._image),
+        self.volume = Volume(voxels=array_view(self._image),
                              origin_mm=volume.origin_mm, spacing_mm=volume.spacing_mm,
                              direction=np.asarray(volume.direction, dtype=np.float64))
-        self.mask: BoolArray = sitk.GetArrayViewFromImage(self._mask_image).view(np.bool_)
+        self.mask: BoolArray = array_view(self._mask_image).view(np.bool_)
         self._levels: dict[tuple[Factors, float], LevelImages] = {}
         #: the last part of a level made in parts: (smoothing, first index i, j, k, voxels)
         self._part: tuple[float, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None

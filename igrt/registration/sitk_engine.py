@@ -41,6 +41,10 @@ from igrt.registration.sitk_images import (
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 48
+#: A level's sample grid keeps at most this many times its ``samples``.
+SAMPLES_OVER = 1.5
+#: The mask of a level's phases, by ``Level.near_edges`` (``"refine"`` runs the whole box first).
+_PHASE_MASK = {"only": "only", "inset": "refine"}
 #: Stop conditions of RegularStepGradientDescent that mean "converged".
 _CONVERGED_WORDS = ("minimum step", "step too small", "gradient magnitude tolerance")
 
@@ -72,7 +76,8 @@ class SimpleItkEngine:
             stops = []
             for phase in range(level.phases):
                 # each phase starts where the previous one ended: close, so it is quick
-                run = self._run(problem, level, phase, found[-1] if found else matrix)
+                run = self._run(problem, level, phase, found[-1] if found else matrix,
+                                near=_PHASE_MASK.get(level.near_edges, ""))
                 found.append(run.matrix)
                 iterations += run.iterations
                 stops.append(run.stop)
@@ -80,6 +85,13 @@ class SimpleItkEngine:
                 log.debug("level %d phase %d: metric %.5f after %d iterations (%s)", number,
                           phase, run.metric, run.iterations, run.stop)
             matrix = found[0] if len(found) == 1 else geometry.mean_rigid(found)
+            if level.near_edges == "refine" and problem.refine_mask is not None:
+                # from the whole box's answer, on the samples near edges
+                run = self._run(problem, level, 0, matrix, near="refine")
+                matrix = run.matrix
+                iterations += run.iterations
+                stops = [run.stop]
+                metric = run.metric
             after.append(matrix)
         converged = bool(stops) and all(
             any(word in stop.lower() for word in _CONVERGED_WORDS) for stop in stops)
@@ -95,9 +107,10 @@ class SimpleItkEngine:
         )
 
     def _run(self, problem: RegistrationProblem, level: Level, phase: int,
-             matrix: FloatArray) -> _Run:
-        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``."""
-        fixed = _fixed_level(problem, level, phase)
+             matrix: FloatArray, *, near: str = "") -> _Run:
+        """One optimisation of one level from ``matrix``, on the sample grid of ``phase``
+        (``near``: of that mask of samples near the CBCT's edges, see ``Level.near_edges``)."""
+        fixed = _fixed_level(problem, level, phase, near=near)
         moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
                                              problem.fixed.direction,
                                              around=_mapped_box(problem, matrix, level))
@@ -212,20 +225,28 @@ def _with_region(fixed: LevelImages, problem: RegistrationProblem,
     return LevelImages(fixed.factors, fixed.smoothing_mm, fixed.image, mask)
 
 
-def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0) -> LevelImages:
+def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
+                 near: str = "") -> LevelImages:
     """The CBCT side of one level, made once per problem: bin-shrunk toward the level's voxel
     size, smoothed, then decimated to about ``level.samples`` voxels in the mask (the sample
-    grid of ``phase``: phases interleave, half a stride apart along each axis)."""
-    key = ("simpleitk-fixed", level, phase)
+    grid of ``phase``: phases interleave, half a stride apart along each axis). ``near``
+    (``"only"``, ``"refine"``): the mask is that one of the problem's masks near the CBCT's
+    edges (when it has one), so all the samples are there."""
+    mask = {"only": problem.sample_mask, "refine": problem.refine_mask}.get(near)
+    if mask is None:
+        near = ""
+    key = ("simpleitk-fixed", level, phase, near)
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
         return found
-    native = problem.memo.get("simpleitk-native")
+    native_key = ("simpleitk-native", near)
+    native = problem.memo.get(native_key)
     if not isinstance(native, LevelImages):
         native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
-                             mask_to_sitk(problem.fixed_mask, problem.fixed))
-        problem.memo["simpleitk-native"] = native
-    shrunk_key = ("simpleitk-shrunk", level)
+                             mask_to_sitk(problem.fixed_mask if mask is None else mask,
+                                          problem.fixed))
+        problem.memo[native_key] = native
+    shrunk_key = ("simpleitk-shrunk", level, near)
     shrunk = problem.memo.get(shrunk_key)
     if not isinstance(shrunk, LevelImages):
         shrunk = level_images(native.image, native.mask,
@@ -248,7 +269,13 @@ def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImag
     if usable <= samples:
         return images
     distance = (usable * float(np.prod(spacing)) / max(samples, 1)) ** (1.0 / 3.0)
-    strides = tuple(max(1, int(round(distance / s))) for s in spacing)
+    grid = [max(1, int(round(distance / s))) for s in spacing]
+    # rounding can leave far more than asked (a mask near edges of 2-3x ``samples`` kept whole,
+    # at 2-3x the cost): widen the finest stride until at most SAMPLES_OVER x remain
+    while usable / float(np.prod(grid)) > SAMPLES_OVER * samples:
+        axis = int(np.argmin(np.asarray(grid) * spacing))
+        grid[axis] += 1
+    strides = tuple(grid)
     if all(s == 1 for s in strides):
         return images
     offsets = tuple((s // 2) * (phase % 2) for s in strides)

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import SimpleITK as sitk
 
 from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
+
+
+class _HeldBuffer:
+    """A SimpleITK image's pixel buffer as NumPy's array interface, holding the image: an array
+    made from it (and every view of that array) is the buffer's owner's owner, so the image
+    lives as long as any of them."""
+
+    def __init__(self, image: sitk.Image) -> None:
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
+
+
+def array_view(image: sitk.Image) -> npt.NDArray[Any]:
+    """The pixels of ``image`` as a NumPy array (z, y, x) without a copy, that keeps ``image``
+    alive. ``sitk.GetArrayViewFromImage`` alone does not: its view reads freed memory once the
+    image is collected (a segfault, or worse, wrong values), e.g. a filter's temporary output or
+    an image owned by an object the caller has let go of."""
+    return np.asarray(_HeldBuffer(image))
 
 
 def to_sitk(volume: Volume) -> sitk.Image:
