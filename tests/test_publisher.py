@@ -95,13 +95,8 @@ def test_heartbeats_come_every_interval_with_state_and_last_seq(
     for (t0, m0), (t1, m1) in zip(beats, beats[1:], strict=False):
         assert t1 - t0 <= HEARTBEAT_S + 0.5  # received in time (margin for a loaded machine)
         assert sent_at(m1) - sent_at(m0) >= HEARTBEAT_S - 0.002  # and not in a burst
-    assert beats[-1][1] | {"time": "T"} == {
-        "schema": "igrt/heartbeat/v1",
-        "time": "T",
-        "room": "TB1",
-        "state": "idle",
-        "last_seq": 0,
-    }
+    assert beats[-1][1] | {"time": "T"} == {"schema": "igrt/heartbeat/v1", "time": "T",
+                                            "room": "TB1", "state": "idle", "last_seq": 0}
     store_corrections(store, "1.2.3.1", "1.2.3.2")
     state.state = "registering"
     # the change shows in the first heartbeat read after it, at the latest the second one
