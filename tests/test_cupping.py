@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from igrt.core.volume import Volume
-from igrt.registration.cupping import MAX_CORRECTION_HU, Cupping, axis_radius_mm, flattened
+from igrt.registration.cupping import (
+    MAX_CORRECTION_HU,
+    UNIFORM_SHARE_MIN,
+    Cupping,
+    axis_radius_mm,
+    flattened,
+    uniform_share,
+)
 
 SPACING = (1.0, 1.0, 2.5)
 SHAPE = (24, 200, 200)  # k, j, i
@@ -95,3 +102,16 @@ def test_the_correction_is_bounded_and_held_beyond_the_fitted_radii() -> None:
     assert cupping.correction_hu(90.0) == MAX_CORRECTION_HU
     assert cupping.correction_hu(200.0) == cupping.correction_hu(90.0)
     assert cupping.correction_hu(0.0) == pytest.approx(cupping.correction_hu(10.0)) == 2.0
+
+
+def test_a_uniform_phantom_is_uniform_and_a_patient_mix_is_not() -> None:
+    rng = np.random.default_rng(3)
+    phantom = rng.normal(15.0, 8.0, 20000)  # solid water, planning-CT noise
+    phantom[:600] = 1500.0  # a few dense inserts
+    patient = np.concatenate([rng.normal(-95.0, 15.0, 6000),   # fat
+                              rng.normal(45.0, 12.0, 8000),    # muscle
+                              rng.normal(10.0, 8.0, 2000),     # bladder
+                              rng.normal(400.0, 150.0, 4000)])  # bone
+    assert uniform_share(phantom) >= UNIFORM_SHARE_MIN
+    assert uniform_share(patient) < UNIFORM_SHARE_MIN
+    assert uniform_share(np.zeros(10)) == 0.0  # too few to tell

@@ -25,6 +25,7 @@ from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
+from igrt.registration import region
 from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.reference import PlanningReference, build_reference
 from igrt.registration.runner import Measurement, measure, prepare
@@ -156,6 +157,16 @@ def test_prepare_masks_the_fov_and_the_body(case: Case, reference: PlanningRefer
     assert problem.fixed_mask is not None and problem.moving_mask is not None
     assert 0.3 < problem.fixed_mask.mean() < 1.0  # the box corners lie outside the cylinder
     assert 0.05 < problem.moving_mask.mean() < 0.95
+
+
+def test_a_patients_cbct_is_never_flattened(case: Case, reference: PlanningReference) -> None:
+    """The cupping correction is for QA phantoms: on the torso (its CBCT has cupping) the
+    registration sees the CBCT's voxels as they are."""
+    cfg = parse_config({}).registration
+    problem = prepare(case, reference, cfg)
+    iso_cbct = geometry.apply(geometry.invert_rigid(case.nominal), np.zeros(3))
+    box = region.index_box(case.cbct, iso_cbct, np.asarray(cfg.roi_size_mm, dtype=np.float64))
+    np.testing.assert_array_equal(problem.fixed.voxels, region.crop(case.cbct, box).voxels)
 
 
 def test_planning_region_from_a_structure(tmp_path: Path) -> None:

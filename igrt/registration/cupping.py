@@ -13,6 +13,10 @@ reconstructed), fitted with ``a + b r² + c r⁴`` weighted by the rings' counts
 mean over those voxels, is subtracted from every voxel: a function of the radius alone, it moves
 no edge. It is not applied where it would change less than :data:`MIN_AMPLITUDE_HU` (nothing to
 take out) and is clipped to :data:`MAX_CORRECTION_HU` (beyond that it would be anatomy).
+
+It is made only for a QA phantom: when the planning CT's region is near uniform
+(:func:`uniform_share`, :data:`UNIFORM_SHARE_MIN`). On a patient, flattening would pull tissue
+classes of similar HU together (bladder and muscle, say) and take information from the match.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ MIN_VOXELS = 2000
 MIN_AMPLITUDE_HU = 10.0
 #: The correction never exceeds this (HU) anywhere.
 MAX_CORRECTION_HU = 150.0
+#: The correction is for QA phantoms: it is made only when the planning CT's region is near
+#: uniform, at least UNIFORM_SHARE_MIN of its voxels within UNIFORM_WINDOW_HU of their mode
+#: (measured: the digital QA phantoms 0.92-0.97; the digital torso 0.55, four real patient CTs,
+#: head and neck, chest, abdomen, 0.10-0.48). On a patient the flattening would pull tissue
+#: classes together (bladder and muscle) and is never made.
+UNIFORM_WINDOW_HU = 20.0
+UNIFORM_SHARE_MIN = 0.80
 #: The estimate reads every n-th voxel along each axis (it is smooth; the subtraction is not
 #: subsampled).
 STRIDE = 2
@@ -87,16 +98,33 @@ def axis_radius_mm(volume: Volume, axis_point_mm: npt.ArrayLike) -> FloatArray:
     return np.broadcast_to(r[None], volume.voxels.shape)
 
 
-def estimate(values: FloatArray, radius_mm: FloatArray) -> Cupping | None:
-    """The radial profile of soft-tissue ``values`` (1-D, with their radii), or None when there
-    is too little to fit or nothing to take out."""
+def uniform_share(values: FloatArray) -> float:
+    """The share of ``values`` (HU: a planning CT's region) within UNIFORM_WINDOW_HU of their
+    mode; 0 when there are too few to tell."""
+    mode = _mode_hu(values)
+    if mode is None:
+        return 0.0
+    return float(np.mean(np.abs(values - mode) <= UNIFORM_WINDOW_HU))
+
+
+def _mode_hu(values: FloatArray) -> float | None:
+    """The most common value within MODE_RANGE_HU (bins of HIST_BIN_HU, smoothed over three);
+    None with fewer than MIN_VOXELS there."""
     lo, hi = MODE_RANGE_HU
     in_range = values[(values > lo) & (values < hi)]
     if in_range.size < MIN_VOXELS:
         return None
     counts, edges = np.histogram(in_range, bins=int((hi - lo) / HIST_BIN_HU), range=(lo, hi))
     smooth = np.convolve(counts, np.ones(3), mode="same")
-    mode = float(edges[int(np.argmax(smooth))] + HIST_BIN_HU / 2.0)
+    return float(edges[int(np.argmax(smooth))] + HIST_BIN_HU / 2.0)
+
+
+def estimate(values: FloatArray, radius_mm: FloatArray) -> Cupping | None:
+    """The radial profile of soft-tissue ``values`` (1-D, with their radii), or None when there
+    is too little to fit or nothing to take out."""
+    mode = _mode_hu(values)
+    if mode is None:
+        return None
     soft = np.abs(values - mode) <= WINDOW_HU
     if int(soft.sum()) < MIN_VOXELS:
         return None

@@ -87,9 +87,15 @@ def prepare(case: Case, reference: PlanningReference,
             f" registration box around the isocentre lies in the CBCT's field of view "
             f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
-    fixed, cupped = cupping.flattened(fixed, fixed_mask, iso_cbct)
-    if cupped is not None:
-        log.debug("CBCT cupping taken out: %.0f HU peak to peak", cupped.amplitude_hu)
+    s = cupping.STRIDE
+    share = cupping.uniform_share(
+        reference.volume.voxels[::s, ::s, ::s][reference.mask[::s, ::s, ::s]].astype(np.float64))
+    if share >= cupping.UNIFORM_SHARE_MIN:  # a QA phantom: never a patient
+        fixed, cupped = cupping.flattened(fixed, fixed_mask, iso_cbct)
+        if cupped is not None:
+            log.info("CBCT cupping taken out (a near-uniform planning region, %.0f%% within "
+                     "%.0f HU of its mode): %.0f HU peak to peak", 100 * share,
+                     cupping.UNIFORM_WINDOW_HU, cupped.amplitude_hu)
     inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
     refine_mask = structure.near_edges(fixed, fixed_mask & inner, both_sides=False)
     sample_mask = structure.near_edges(fixed, fixed_mask)
