@@ -64,7 +64,8 @@ class OfflineRegistration:
         self._ahead = threading.Thread(
             target=_prepare_ahead, name="igrt-planning-ahead",
             args=(self._planning, config, self._references, plan_uid, isocenter_index,
-                  self._grid))
+                  self._grid),
+            daemon=True)  # never holds the process: it waits for a grid that may never come
         self._ahead.start()
 
     def register(self, cbct_dir: Path, *, cbct_found: ScanResult | None = None

@@ -81,12 +81,14 @@ class Service:
         def qa_images(seq: int, registered: Registered | None) -> dict[str, bytes]:
             """The review images of ``seq`` (rendered once, for the page); rendered here only
             when the renderer has none."""
+            if registered is None:  # a failed registration has no images
+                return {}
             images = renderer.rendered(seq, KEPT_PANELS, QA_IMAGES_WAIT_S)
-            if images:
+            if set(images) == set(KEPT_PANELS):
                 log.info("QA run of seq %d: %d fused images, the review page's", seq, len(images))
             else:
-                log.warning("QA run of seq %d: its review images are not available; the QA "
-                            "desk renders its own", seq)
+                log.warning("QA run of seq %d: its review images are not all available; the "
+                            "QA desk renders its own", seq)
                 images = fused_images(registered)
             return images
 

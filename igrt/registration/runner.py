@@ -181,8 +181,10 @@ def _quality_figures(metric: float, perturbation: dict[str, Any] | None,
 def _restart(engine: Engine, problem: RegistrationProblem,
              result: RegistrationResult) -> tuple[RegistrationResult, FloatArray]:
     """The robustness restart and what it is compared with: from the result perturbed by 2 mm
-    and 1° per axis, through :data:`RESTART_LEVELS`; the same images and the same optimiser from
-    another start must land where the result did."""
+    and 1° per axis, through :data:`RESTART_LEVELS` (the middle level on its samples near edges,
+    then the native level, as the result ran them; not the middle level's whole-box run, which
+    is for the capture range); the same images and optimiser from another start must land where
+    the result did."""
     start = result.transform @ _perturbation(problem.center_mm)
     return engine.register(problem, start=start, levels=RESTART_LEVELS), result.transform
 
