@@ -5,6 +5,7 @@ crafted PDUs, idle connections; and a pynetdicom sender of a file's bytes exactl
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import subprocess
@@ -174,6 +175,25 @@ def closed_by_peer(sock: socket.socket, timeout_s: float) -> bool:
         except OSError:
             return True
     return False
+
+
+def closed_among(socks: list[socket.socket], timeout_s: float, settle_s: float) -> list[int]:
+    """The indexes of ``socks`` the peer closes: those closed within ``timeout_s``, and within
+    ``settle_s`` after the first one closed."""
+    closed: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        open_ = [s for n, s in enumerate(socks) if n not in closed]
+        readable, _, _ = select.select(open_, [], [], left)
+        for sock in readable:
+            try:
+                gone = not sock.recv(65536)
+            except OSError:
+                gone = True
+            if gone:
+                closed.append(socks.index(sock))
+                deadline = min(deadline, time.monotonic() + settle_s)
+    return sorted(closed)
 
 
 def pdu_header(pdu_type: int, length: int) -> bytes:
