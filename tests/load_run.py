@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ class LoadReport:
     not_failed: int
     statuses: dict[str, int]
     max_error_mm: float
-    max_heartbeat_gap_s: float
+    max_heartbeat_gap_s: float  # between the heartbeats' own times (the service's clock)
+    max_received_gap_s: float  # between their receptions by this (perhaps starved) process
     latencies_s: list[float]
     send_s: float
     sender_errors: list[str] = field(default_factory=list)
@@ -78,7 +80,8 @@ class LoadReport:
             f"corrections {self.corrections} of {self.patients} expected "
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.statuses.items()))}); "
             f"largest translation error {self.max_error_mm:.2f} mm",
-            f"largest heartbeat gap {self.max_heartbeat_gap_s:.2f} s (contract: at most 2 s)",
+            f"largest heartbeat gap {self.max_heartbeat_gap_s:.2f} s (contract: at most 2 s; "
+            f"between receptions here {self.max_received_gap_s:.2f} s)",
             f"latency CBCT release -> correction: median {median:.1f} s, max "
             f"{max(lat) if lat else float('nan'):.1f} s (one registration at a time)",
             f"all senders done after {self.send_s:.1f} s",
@@ -132,25 +135,34 @@ def _deliver(patient: Patient, port: int) -> None:
 
 
 class _Watcher(threading.Thread):
-    """Heartbeat gaps and corrections on the feed (a SUB socket on its own thread)."""
+    """Heartbeat gaps and corrections on the feed (a SUB socket on its own thread). A gap is
+    measured between the heartbeats' own ``time`` (when the service sent them): this process
+    runs five senders and may itself be starved of the CPU beside the hogs, and then receives
+    late what was sent in time (``max_received_gap_s``, for information)."""
 
     def __init__(self, svc: ServiceProcess, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.sub = svc.subscriber()
         self.stop_event = stop
         self.max_gap_s = 0.0
+        self.max_received_gap_s = 0.0
         self.corrections: dict[str, tuple[dict[str, Any], float]] = {}
 
     def run(self) -> None:
         last = time.monotonic()
+        last_sent: datetime | None = None
         while not self.stop_event.is_set():
             if not self.sub.poll(100):
-                self.max_gap_s = max(self.max_gap_s, time.monotonic() - last)
+                self.max_received_gap_s = max(self.max_received_gap_s, time.monotonic() - last)
                 continue
             topic, body = self.sub.recv_multipart()
             now = time.monotonic()
             if topic == b"heartbeat":
-                self.max_gap_s = max(self.max_gap_s, now - last)
+                sent = datetime.fromisoformat(json.loads(body)["time"].replace("Z", "+00:00"))
+                if last_sent is not None:
+                    self.max_gap_s = max(self.max_gap_s, (sent - last_sent).total_seconds())
+                last_sent = sent
+                self.max_received_gap_s = max(self.max_received_gap_s, now - last)
                 last = now
             elif topic == b"correction":
                 message = json.loads(body)
@@ -218,6 +230,7 @@ def run_load(work: Path, *, patients: int = 10, size: str = "small", hogs: int =
         corrections=len(latencies), not_failed=sum(v for k, v in statuses.items()
                                                    if k != "failed"),
         statuses=statuses, max_error_mm=max(errors_mm, default=float("nan")),
-        max_heartbeat_gap_s=watcher.max_gap_s, latencies_s=latencies, send_s=send_s,
+        max_heartbeat_gap_s=watcher.max_gap_s, max_received_gap_s=watcher.max_received_gap_s,
+        latencies_s=latencies, send_s=send_s,
         sender_errors=[p.error for p in cases if p.error])
 
