@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from igrt.core.volume import Volume
-from igrt.registration.structure import DILATE_MM, near_edges
+from igrt.registration.structure import DILATE_MM, near_edges, strong_edges
 
 SPACING = (1.0, 1.0, 2.0)
 SHAPE = (40, 120, 120)  # k, j, i: 80 x 120 x 120 mm
@@ -32,7 +32,7 @@ def usable_from(i0: int) -> np.ndarray:
 
 
 def test_an_edge_deep_inside_is_sampled_on_both_sides() -> None:
-    mask = near_edges(block(face_i=60 + 30), usable_from(10))  # the face 80 mm inside
+    mask = near_edges(strong_edges(block(face_i=60 + 30)), usable_from(10))  # the face 80 mm inside
     assert mask is not None
     row = mask[20, 100]  # away from the ball: the face alone
     assert row[90 - 5] and row[90 + 4]  # the air side and the block side
@@ -44,7 +44,7 @@ def test_an_edge_near_the_regions_boundary_is_left_out(inside_mm: int) -> None:
     """A face 4 mm inside the box's face (less than the band's width) would be sampled on its
     block side only, half its band cut away; one 12 mm inside has its band but still pulled
     (the QA cube 0.3-0.4 mm outward): neither takes part. The ball still does."""
-    mask = near_edges(block(face_i=10 + inside_mm), usable_from(10))
+    mask = near_edges(strong_edges(block(face_i=10 + inside_mm)), usable_from(10))
     assert mask is not None
     assert not mask[20, 100, 10:40].any()  # nothing of the face's band
     assert mask[20, 60, 60 - 9] and mask[20, 60, 60 + 9]  # the ball's band, both sides
@@ -52,7 +52,7 @@ def test_an_edge_near_the_regions_boundary_is_left_out(inside_mm: int) -> None:
 
 def test_a_face_on_the_regions_boundary_is_left_out() -> None:
     """The QA cube's face on the box's face: seen from inside only, it takes no part."""
-    mask = near_edges(block(face_i=10), usable_from(10))
+    mask = near_edges(strong_edges(block(face_i=10)), usable_from(10))
     assert mask is not None
     assert not mask[20, 100, 10:10 + int(2 * DILATE_MM)].any()
 

@@ -65,11 +65,18 @@ def level_images(image: sitk.Image, mask: sitk.Image | None, factors: Factors,
     if any(f > 1 for f in factors):
         image = sitk.BinShrink(image, list(factors))
         if mask is not None:
-            shrunk = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
-            mask = sitk.Cast(shrunk >= 0.5, sitk.sitkUInt8)
+            mask = shrunk(mask, factors)
     if smoothing_mm > 0:
         image = smooth(image, smoothing_mm)
     return LevelImages(factors, smoothing_mm, image, mask)
+
+
+def shrunk(mask: sitk.Image, factors: Factors) -> sitk.Image:
+    """A region mask bin-shrunk by ``factors``: a coarse voxel is in when half its voxels are."""
+    if all(f == 1 for f in factors):
+        return mask
+    averaged = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
+    return sitk.Cast(averaged >= 0.5, sitk.sitkUInt8)
 
 
 def _fir_radius(image: sitk.Image, sigma_mm: float) -> npt.NDArray[np.int64] | None:

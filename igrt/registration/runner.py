@@ -97,8 +97,9 @@ def prepare(case: Case, reference: PlanningReference,
                      "%.0f HU of its mode): %.0f HU peak to peak", 100 * share,
                      cupping.UNIFORM_WINDOW_HU, cupped.amplitude_hu)
     inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
-    refine_mask = structure.near_edges(fixed, fixed_mask & inner, both_sides=False)
-    sample_mask = structure.near_edges(fixed, fixed_mask)
+    edges = structure.strong_edges(fixed)
+    refine_mask = structure.near_edges(edges, fixed_mask & inner, both_sides=False)
+    sample_mask = structure.near_edges(edges, fixed_mask)
     return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
                                reference=reference, initial=initial, center_mm=iso_cbct,
                                seed=cfg.seed, fov_fraction=fraction, sample_mask=sample_mask,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ from igrt.registration.problem import (
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.registration.reference import LevelImages, fixed_factors, level_images
+from igrt.registration.reference import LevelImages, fixed_factors, level_images, shrunk
 from igrt.registration.sitk_images import (
     euler_from_matrix,
     mask_to_sitk,
@@ -239,22 +240,28 @@ def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
         return found
-    native_key = ("simpleitk-native", near)
-    native = problem.memo.get(native_key)
-    if not isinstance(native, LevelImages):
-        native = LevelImages((1, 1, 1), 0.0, to_sitk(problem.fixed),
-                             mask_to_sitk(problem.fixed_mask if mask is None else mask,
-                                          problem.fixed))
-        problem.memo[native_key] = native
-    shrunk_key = ("simpleitk-shrunk", level, near)
-    shrunk = problem.memo.get(shrunk_key)
-    if not isinstance(shrunk, LevelImages):
-        shrunk = level_images(native.image, native.mask,
-                              fixed_factors(problem.fixed.spacing_mm, level), level.smoothing_mm)
-        problem.memo[shrunk_key] = shrunk
-    made = _sample_grid(shrunk, level.samples, phase)
+    factors = fixed_factors(problem.fixed.spacing_mm, level)
+    image = _memo(problem, ("simpleitk-image", factors, level.smoothing_mm),
+                  lambda: level_images(_memo(problem, ("simpleitk-native",),
+                                             lambda: to_sitk(problem.fixed)),
+                                       None, factors, level.smoothing_mm).image)
+    shrunk_mask = _memo(problem, ("simpleitk-mask", factors, near),
+                        lambda: shrunk(mask_to_sitk(problem.fixed_mask if mask is None else mask,
+                                                    problem.fixed), factors))
+    made = _sample_grid(LevelImages(factors, level.smoothing_mm, image, shrunk_mask),
+                        level.samples, phase)
     problem.memo[key] = made
     return made
+
+
+def _memo(problem: RegistrationProblem, key: tuple[object, ...],
+          make: Callable[[], sitk.Image]) -> sitk.Image:
+    """``problem.memo[key]``, made by ``make`` the first time (one image of the CBCT side)."""
+    found = problem.memo.get(key)
+    if not isinstance(found, sitk.Image):
+        found = make()
+        problem.memo[key] = found
+    return found
 
 
 def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImages:

@@ -25,6 +25,8 @@ region qualifies, the whole region is used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -50,34 +52,52 @@ BOX_INSET_MM = 10.0
 MIN_FRACTION = 0.02
 
 
-def near_edges(volume: Volume, usable: BoolArray, *, both_sides: bool = True,
-               grid_mm: float = GRID_MM, sigma_mm: float = SIGMA_MM,
-               threshold: float = THRESHOLD_HU_PER_MM, dilate_mm: float = DILATE_MM,
-               depth_mm: float = EDGE_DEPTH_MM,
-               min_fraction: float = MIN_FRACTION) -> BoolArray | None:
-    """``usable`` restricted to the voxels within ``dilate_mm`` of a strong edge of ``volume``
-    (None when that leaves less than ``min_fraction`` of it: use all of ``usable``);
-    ``both_sides``: of the edges at least ``depth_mm`` inside ``usable`` only."""
-    n_usable = int(np.count_nonzero(usable))
-    if n_usable == 0:
-        return None
+@dataclass(frozen=True)
+class Edges:
+    """The strong edges of a CBCT on the coarse grid they were found on (:func:`strong_edges`):
+    found once, restricted to each mask's usable region by :func:`near_edges`."""
+
+    volume: Volume  # the CBCT they were found in
+    factors: tuple[int, int, int]  # its bin-shrink factors (i, j, k) to the coarse grid
+    coarse: sitk.Image  # the coarse grid's geometry
+    strong: BoolArray | None  # k, j, i on the coarse grid; None: too small to tell
+
+
+def strong_edges(volume: Volume, *, grid_mm: float = GRID_MM, sigma_mm: float = SIGMA_MM,
+                 threshold: float = THRESHOLD_HU_PER_MM) -> Edges:
+    """Where ``volume``'s Gaussian-derivative gradient magnitude (sigma ``sigma_mm``, on a grid
+    of about ``grid_mm``) exceeds ``threshold``."""
     spacing = np.asarray(volume.spacing_mm, dtype=np.float64)
-    factors = [max(1, int(round(grid_mm / s))) for s in spacing]
+    f = [max(1, int(round(grid_mm / s))) for s in spacing]
+    factors = (f[0], f[1], f[2])
     image = to_sitk(volume)
-    if any(f > 1 for f in factors):
+    if any(v > 1 for v in factors):
         image = sitk.BinShrink(image, factors)
     if min(image.GetSize()) < 4:
-        return None
+        return Edges(volume, factors, image, None)
     gradient = array_view(sitk.GradientMagnitudeRecursiveGaussian(image, float(sigma_mm)))
-    coarse = spacing * np.asarray(factors)
-    radius = [max(1, int(round(dilate_mm / s))) for s in coarse]
-    edges = gradient > threshold
+    return Edges(volume, factors, image, gradient > threshold)
+
+
+def near_edges(edges: Edges, usable: BoolArray, *, both_sides: bool = True,
+               dilate_mm: float = DILATE_MM, depth_mm: float = EDGE_DEPTH_MM,
+               min_fraction: float = MIN_FRACTION) -> BoolArray | None:
+    """``usable`` restricted to the voxels within ``dilate_mm`` of one of ``edges`` (None when
+    that leaves less than ``min_fraction`` of it: use all of ``usable``); ``both_sides``: of
+    the edges at least ``depth_mm`` inside ``usable`` only. Both distances are a ball's radius
+    on the coarse grid, in whole voxels per axis (as ITK's ball structuring element, made
+    from a distance map: exact and a tenth of the time)."""
+    n_usable = int(np.count_nonzero(usable))
+    if n_usable == 0 or edges.strong is None:
+        return None
+    factors = edges.factors
+    coarse = np.asarray(edges.volume.spacing_mm, dtype=np.float64) * np.asarray(factors)
+    strong = edges.strong
     if both_sides:
         depth = [max(1, int(round(depth_mm / s))) for s in coarse]
-        edges &= _deep_inside(usable, volume, factors, depth)
-    strong = sitk.GetImageFromArray(edges.astype(np.uint8))
-    strong.CopyInformation(image)
-    grown = array_view(sitk.BinaryDilate(strong, radius, sitk.sitkBall)) != 0
+        strong = strong & _deep_inside(usable, edges, depth)
+    radius = [max(1, int(round(dilate_mm / s))) for s in coarse]
+    grown = _within_ball(strong, radius)
     fk, fj, fi = factors[2], factors[1], factors[0]
     full = np.repeat(np.repeat(np.repeat(grown, fk, axis=0), fj, axis=1), fi, axis=2)
     nk, nj, ni = usable.shape
@@ -90,11 +110,25 @@ def near_edges(volume: Volume, usable: BoolArray, *, both_sides: bool = True,
     return np.ascontiguousarray(near)
 
 
-def _deep_inside(usable: BoolArray, volume: Volume, factors: list[int],
-                 radius: list[int]) -> BoolArray:
-    """``usable`` on the coarse grid (bins wholly inside), shrunk by ``radius`` coarse voxels."""
-    within = sitk.Cast(mask_to_sitk(usable, volume), sitk.sitkFloat32)
-    if any(f > 1 for f in factors):
-        within = sitk.BinShrink(within, factors)
-    whole = sitk.Cast(sitk.BinaryThreshold(within, 0.999, 2.0, 1, 0), sitk.sitkUInt8)
-    return array_view(sitk.BinaryErode(whole, radius, sitk.sitkBall, 0.0, 1.0, False)) != 0
+def _deep_inside(usable: BoolArray, edges: Edges, radius: list[int]) -> BoolArray:
+    """``usable`` on the coarse grid (bins wholly inside), eroded by a ball of ``radius``
+    coarse voxels (i, j, k), beyond the image counting as outside."""
+    within = sitk.Cast(mask_to_sitk(usable, edges.volume), sitk.sitkFloat32)
+    if any(f > 1 for f in edges.factors):
+        within = sitk.BinShrink(within, list(edges.factors))
+    whole = array_view(within) >= 0.999
+    outside = np.pad(~whole, 1, constant_values=True)
+    return whole & ~_within_ball(outside, radius)[1:-1, 1:-1, 1:-1]
+
+
+def _within_ball(mask: BoolArray, radius: list[int]) -> BoolArray:
+    """The voxels a ball of ``radius`` voxels (i, j, k) about a voxel of ``mask`` covers: ITK's
+    ball structuring element (an ellipsoid of half-axes radius + 1/2) as a squared Euclidean
+    distance map on a grid scaled so that the ellipsoid is the unit sphere."""
+    if not mask.any():
+        return np.zeros_like(mask)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing([1.0 / (r + 0.5) for r in radius])
+    squared = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=True,
+                                           useImageSpacing=True)
+    return np.asarray(array_view(squared) <= 1.0)
