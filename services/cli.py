@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import json
 import logging
 import sys
@@ -146,6 +148,9 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not faulthandler.is_enabled():  # a crash in native code (ITK, a decoder): a traceback
+        with contextlib.suppress(OSError, ValueError):  # stderr with no file behind it
+            faulthandler.enable()
     args = _parser().parse_args(join_negative_values(
         sys.argv[1:] if argv is None else argv, ("--expected",)))
     configure(args.log_level)

@@ -225,6 +225,44 @@ def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
     assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
 
 
+def turned(shape_kji: tuple[int, int, int], spacing: float, center: np.ndarray) -> Volume:
+    """A phantom turned about the z axis through ``center``: rings in-plane and discs along z
+    pin x, y and z and the two tilts, and nothing pins the turn about z."""
+    nk, nj, ni = shape_kji
+    k, j, i = np.mgrid[0:nk, 0:nj, 0:ni]
+    r = np.hypot((i - (ni - 1) / 2) * spacing, (j - (nj - 1) / 2) * spacing)
+    z = (k - (nk - 1) / 2) * spacing
+    voxels = np.full(shape_kji, -1000.0, dtype=np.float32)
+    voxels[r <= 70] = 20.0
+    voxels[(r >= 20) & (r <= 26)] = 400.0
+    voxels[(r >= 40) & (r <= 45)] = -600.0
+    for z0, radius in ((-40.0, 15.0), (10.0, 55.0), (30.0, 8.0)):
+        voxels[(np.abs(z - z0) <= 5) & (r <= radius)] = 900.0
+    origin = center - np.array([(ni - 1) / 2, (nj - 1) / 2, (nk - 1) / 2]) * spacing
+    return Volume(voxels, (float(origin[0]), float(origin[1]), float(origin[2])),
+                  (spacing, spacing, spacing))
+
+
+def test_a_restart_that_turns_elsewhere_is_unstable() -> None:
+    """Nothing pins the turn about the longitudinal axis (the couch's roll for HFS): the
+    restart, turned by 1° there, stays turned, and the robustness check must say so. The
+    restart's middle level runs on the samples near edges only, without the whole box's run:
+    this is the rotation it must still see."""
+    iso = np.array([0.0, 0.0, -300.0])
+    ct = turned((90, 90, 90), 2.0, iso)
+    cbct = turned((70, 90, 90), 2.0, iso)
+    ct_info = SeriesInfo("PAT", "1.2.3", "1.2.826.0.1.3680043.10.41", "1.2.4", "CT",
+                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", 90, ())
+    reference = build_reference(ct, ct_info, isocenter_mm=iso, position=PatientPosition.HFS,
+                                box_size_mm=BOX_MM)
+    case = Case(cbct=cbct, cbct_padding=None, nominal=geometry.translation(-iso),
+                isocenter_mm=iso, position=PatientPosition.HFS)
+    cfg = parse_config({})
+    m = measure(case, reference, cfg.registration, cfg.review)
+    assert m.details["perturbation"]["rotation_deg"] > 0.5, m.details["perturbation"]
+    assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
+
+
 def test_a_single_use_reference_gives_the_same_result(case: Case,
                                                       reference: PlanningReference) -> None:
     """``igrt register`` makes the native level only where a run samples it; the numbers are
@@ -385,8 +423,8 @@ def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_resul
     assert len(calls) == 1
     start, levels = calls[0]
     assert levels == runner.RESTART_LEVELS
-    assert [(lv.voxel_mm, lv.near_edges) for lv in cast(tuple[Level, ...], levels)] == [
-        (2.0, "inset"), (0.0, "only")]
+    assert [(lv.voxel_mm, lv.near_edges, lv.phases)
+            for lv in cast(tuple[Level, ...], levels)] == [(2.0, "inset", 1), (0.0, "only", 1)]
     np.testing.assert_array_equal(compared, final)
     np.testing.assert_allclose(start, final @ runner._perturbation(center))
     moved = geometry.apply(start, center) - geometry.apply(final, center)

@@ -49,9 +49,12 @@ PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: shallow to compare at (a true match on a real head-and-neck CT flagged).
 RESTART_FROM_LEVEL = 1
 #: The restart's levels: the middle level on its samples near edges only (the whole box's run
-#: before them is for the capture range, which a start 2 mm and 1° away does not need).
+#: before them is for the capture range, which a start 2 mm and 1° away does not need), then
+#: the native level on one sample grid (the result's second grid moves it by the sampling's
+#: bias, hundredths of a millimetre, against a tolerance of half a millimetre).
 RESTART_LEVELS = tuple(
-    dataclasses.replace(level, near_edges="inset") if level.near_edges == "refine" else level
+    dataclasses.replace(level, near_edges="inset") if level.near_edges == "refine" else
+    dataclasses.replace(level, phases=1) if level.phases > 1 else level
     for level in DEFAULT_LEVELS[RESTART_FROM_LEVEL:])
 
 
@@ -183,8 +186,8 @@ def _restart(engine: Engine, problem: RegistrationProblem,
              result: RegistrationResult) -> tuple[RegistrationResult, FloatArray]:
     """The robustness restart and what it is compared with: from the result perturbed by 2 mm
     and 1° per axis, through :data:`RESTART_LEVELS` (the middle level on its samples near edges,
-    then the native level, as the result ran them; not the middle level's whole-box run, which
-    is for the capture range); the same images and optimiser from another start must land where
+    then the native level on one sample grid; not the middle level's whole-box run, which is
+    for the capture range); the same images and optimiser from another start must land where
     the result did."""
     start = result.transform @ _perturbation(problem.center_mm)
     return engine.register(problem, start=start, levels=RESTART_LEVELS), result.transform

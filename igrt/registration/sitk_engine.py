@@ -121,7 +121,9 @@ class SimpleItkEngine:
         transform = euler_from_matrix(matrix, problem.center_mm)
         # a later phase starts where the previous ended: a tenth of the level's step suffices
         step_mm = level.step_mm if phase == 0 else max(level.min_step_mm * 10, level.step_mm / 10)
-        method = self._method(level, fixed, moving, step_mm)
+        method = self._method(level, fixed, moving, step_mm,
+                              gradient_filter=level.moving_gradient_filter and
+                              level.near_edges != "inset")
         method.SetInitialTransform(transform, inPlace=True)
         try:
             method.Execute(fixed.image, moving.image)
@@ -135,7 +137,7 @@ class SimpleItkEngine:
                     method.GetOptimizerStopConditionDescription(), method.GetMetricValue())
 
     def _method(self, level: Level, fixed: LevelImages, moving: LevelImages,
-                step_mm: float) -> sitk.ImageRegistrationMethod:
+                step_mm: float, *, gradient_filter: bool) -> sitk.ImageRegistrationMethod:
         method = sitk.ImageRegistrationMethod()
         if self._threads:
             method.SetNumberOfThreads(self._threads)
@@ -145,7 +147,7 @@ class SimpleItkEngine:
         # interpolated as well, which biased results by ~0.1 mm along the slice axis.
         method.SetMetricSamplingStrategy(method.NONE)
         method.MetricUseFixedImageGradientFilterOff()
-        if level.moving_gradient_filter:
+        if gradient_filter:
             method.MetricUseMovingImageGradientFilterOn()
         else:
             method.MetricUseMovingImageGradientFilterOff()

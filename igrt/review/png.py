@@ -21,5 +21,5 @@ def encode(panel: Panel) -> bytes:
         draw.text((label.x, label.y), label.text, fill=LABEL_RGB, font=font, anchor=label.anchor,
                   stroke_width=2, stroke_fill=(0, 0, 0))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False, compress_level=3)
+    image.save(out, format="PNG", optimize=False, compress_level=1)
     return out.getvalue()
