@@ -7,6 +7,7 @@ import contextlib
 import faulthandler
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not faulthandler.is_enabled():  # a crash in native code (ITK, a decoder): a traceback
         with contextlib.suppress(OSError, ValueError):  # stderr with no file behind it
             faulthandler.enable()
+    _small_pages()
     args = _parser().parse_args(join_negative_values(
         sys.argv[1:] if argv is None else argv, ("--expected",)))
     configure(args.log_level)
@@ -162,6 +164,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
         return 2
     return _run(args, config)
+
+
+def _small_pages() -> None:
+    """NumPy's large arrays in ordinary 4 KiB pages, unless ``NUMPY_MADVISE_HUGEPAGE`` says
+    otherwise. NumPy asks the kernel for huge pages (``madvise``) for every array over 4 MB; with
+    the kernel's default ``defrag = madvise`` a fresh one is then compacted for synchronously:
+    a CBCT volume (94 MB) took 0.27-0.32 s to fault in here, against 0.06 s in 4 KiB pages, and
+    the service assembled each CBCT into fresh memory (``cbct_s`` 0.26-0.35 s, then
+    0.07-0.11 s)."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    import importlib
+
+    setter = getattr(importlib.import_module("numpy._core.multiarray"),
+                     "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
