@@ -101,6 +101,6 @@ def test_a_band_and_a_depth_are_itks_ball(radius: list[int]) -> None:
                               sitk.sitkBall, 0.0, 1.0, False)
     volume = Volume(voxels=blob.astype(np.float32), origin_mm=(0.0, 0.0, 0.0),
                     spacing_mm=(1.0, 1.0, 1.0))
-    mine = _deep_inside(blob, Edges(volume, (1, 1, 1), sitk.Image(), None), radius)
+    mine = _deep_inside(blob, Edges(volume, (1, 1, 1), None), radius)
     assert np.array_equal(mine, sitk.GetArrayFromImage(eroded) != 0)
     assert mine.any() and not mine.all()

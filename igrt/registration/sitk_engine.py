@@ -4,12 +4,14 @@ level so that smoothing, sample count and step sizes are ours to set per level.
 
 The planning side of every level is prepared once per planning CT
 (:meth:`igrt.registration.reference.PlanningReference.for_level`); the CBCT side once per
-problem (kept in ``problem.memo``, shared by the result and the robustness restart). The metric
+problem (kept in ``problem.memo``, shared by the result and the robustness restart: a level's
+shrunk, smoothed CBCT image once for all its masks). The metric
 never filters the CBCT's gradient (Mattes MI with the transform on the planning side does not use
 it). The planning image's gradient is filtered (ITK's gradient image, made at every ``Execute``
 from the cut planning level) on the levels that ask for it (``Level.moving_gradient_filter``:
-the smoothed ones, whose capture range depends on it); the native level uses ITK's on-the-fly
-central differences, which there are faster and as accurate.
+the smoothed ones, whose capture range depends on it, except the restart's ``"inset"`` middle
+level); the native level uses ITK's on-the-fly central differences, which there are faster and
+as accurate.
 """
 
 from __future__ import annotations

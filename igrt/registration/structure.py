@@ -59,7 +59,6 @@ class Edges:
 
     volume: Volume  # the CBCT they were found in
     factors: tuple[int, int, int]  # its bin-shrink factors (i, j, k) to the coarse grid
-    coarse: sitk.Image  # the coarse grid's geometry
     strong: BoolArray | None  # k, j, i on the coarse grid; None: too small to tell
 
 
@@ -74,9 +73,9 @@ def strong_edges(volume: Volume, *, grid_mm: float = GRID_MM, sigma_mm: float = 
     if any(v > 1 for v in factors):
         image = sitk.BinShrink(image, factors)
     if min(image.GetSize()) < 4:
-        return Edges(volume, factors, image, None)
+        return Edges(volume, factors, None)
     gradient = array_view(sitk.GradientMagnitudeRecursiveGaussian(image, float(sigma_mm)))
-    return Edges(volume, factors, image, gradient > threshold)
+    return Edges(volume, factors, gradient > threshold)
 
 
 def near_edges(edges: Edges, usable: BoolArray, *, both_sides: bool = True,
