@@ -207,20 +207,26 @@ def extruded(shape_kji: tuple[int, int, int], spacing: float, center: np.ndarray
                   (spacing, spacing, spacing))
 
 
-def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
-    """Nothing pins the position along z: a restart 2 mm away along z stays there, and the
-    robustness check must say so (while the primary result itself looks converged)."""
-    iso = np.array([0.0, 0.0, -300.0])
-    ct = extruded((150, 90, 90), 2.0, iso)
-    cbct = extruded((90, 90, 90), 2.0, iso)
-    ct_info = SeriesInfo("PAT", "1.2.3", "1.2.826.0.1.3680043.10.40", "1.2.4", "CT",
-                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", 150, ())
+def measured_at_nominal(ct: Volume, cbct: Volume, iso: np.ndarray) -> Measurement:
+    """An HFS CBCT of ``cbct`` registered on ``ct`` from the nominal set-up (both about
+    ``iso``), with the default configuration."""
+    nk = ct.voxels.shape[0]
+    ct_info = SeriesInfo("PAT", "1.2.3", f"1.2.826.0.1.3680043.10.{nk}", "1.2.4", "CT",
+                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", nk, ())
     reference = build_reference(ct, ct_info, isocenter_mm=iso, position=PatientPosition.HFS,
                                 box_size_mm=BOX_MM)
     case = Case(cbct=cbct, cbct_padding=None, nominal=geometry.translation(-iso),
                 isocenter_mm=iso, position=PatientPosition.HFS)
     cfg = parse_config({})
-    m = measure(case, reference, cfg.registration, cfg.review)
+    return measure(case, reference, cfg.registration, cfg.review)
+
+
+def test_a_restart_that_lands_elsewhere_is_unstable() -> None:
+    """Nothing pins the position along z: a restart 2 mm away along z stays there, and the
+    robustness check must say so (while the primary result itself looks converged)."""
+    iso = np.array([0.0, 0.0, -300.0])
+    m = measured_at_nominal(extruded((150, 90, 90), 2.0, iso), extruded((90, 90, 90), 2.0, iso),
+                            iso)
     assert m.details["perturbation"]["translation_mm"] > 1.0
     assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
 
@@ -249,16 +255,7 @@ def test_a_restart_that_turns_elsewhere_is_unstable() -> None:
     restart's middle level runs on the samples near edges only, without the whole box's run:
     this is the rotation it must still see."""
     iso = np.array([0.0, 0.0, -300.0])
-    ct = turned((90, 90, 90), 2.0, iso)
-    cbct = turned((70, 90, 90), 2.0, iso)
-    ct_info = SeriesInfo("PAT", "1.2.3", "1.2.826.0.1.3680043.10.41", "1.2.4", "CT",
-                         "1.2.840.10008.5.1.4.1.1.2", "HFS", "", 90, ())
-    reference = build_reference(ct, ct_info, isocenter_mm=iso, position=PatientPosition.HFS,
-                                box_size_mm=BOX_MM)
-    case = Case(cbct=cbct, cbct_padding=None, nominal=geometry.translation(-iso),
-                isocenter_mm=iso, position=PatientPosition.HFS)
-    cfg = parse_config({})
-    m = measure(case, reference, cfg.registration, cfg.review)
+    m = measured_at_nominal(turned((90, 90, 90), 2.0, iso), turned((70, 90, 90), 2.0, iso), iso)
     assert m.details["perturbation"]["rotation_deg"] > 0.5, m.details["perturbation"]
     assert any(r.startswith("unstable:") for r in m.reasons), m.reasons
 
