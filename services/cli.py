@@ -9,9 +9,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from igrt.config import Config, load_config
 from igrt.core.argv import join_negative_values
@@ -150,7 +150,7 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if not faulthandler.is_enabled():  # a crash in native code (ITK, a decoder): a traceback
-        with contextlib.suppress(OSError, ValueError):  # stderr with no file behind it
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # no file behind stderr
             faulthandler.enable()
     _small_pages()
     args = _parser().parse_args(join_negative_values(
@@ -175,12 +175,24 @@ def _small_pages() -> None:
     0.07-0.11 s)."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return
-    import importlib
-
-    setter = getattr(importlib.import_module("numpy._core.multiarray"),
-                     "_set_madvise_hugepage", None)
+    setter = madvise_hugepage_setter()
     if setter is not None:
         setter(False)
+
+
+def madvise_hugepage_setter() -> Callable[[bool], bool] | None:
+    """NumPy's switch for its huge-page advice (it returns the previous setting): in
+    ``numpy._core.multiarray`` from NumPy 2, ``numpy.core.multiarray`` before; None if absent."""
+    import importlib
+
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            setter = getattr(importlib.import_module(module), "_set_madvise_hugepage", None)
+        except ImportError:
+            continue
+        if callable(setter):
+            return cast("Callable[[bool], bool]", setter)
+    return None
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:

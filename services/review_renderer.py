@@ -23,8 +23,8 @@ from igrt.store import Store
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 8
-#: Panels encoded at once.
-ENCODERS = max(1, min(4, os.cpu_count() or 1))
+#: Panels encoded at once: one per core this process may use, at most four.
+ENCODERS = max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 class ReviewRenderer:

@@ -103,7 +103,8 @@ def test_numpy_arrays_get_small_pages(environment: dict[str, str], huge: str) ->
     0.3 s with it), unless the operator's environment sets it."""
     code = ("import contextlib\nfrom services.cli import main\n"
             "with contextlib.suppress(SystemExit):\n    main(['register'])\n"
-            "import numpy._core.multiarray as m\nprint(m._set_madvise_hugepage(True))\n")
+            "from services.cli import madvise_hugepage_setter\n"
+            "print(madvise_hugepage_setter()(True))\n")
     env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**env, **environment}, check=False, timeout=60)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import cast
 
+import numpy as np
+import pytest
 from zmq_clients import correction
 
 from igrt.core.case import Registered
+from igrt.review.render import Panel
 from igrt.store import Store
+from services import review_renderer
 from services.review_renderer import ReviewRenderer
 
 
@@ -35,18 +40,32 @@ def test_rendered_waits_no_longer_than_its_timeout(store: Store) -> None:
     assert 0.25 <= time.monotonic() - t0 < 5.0
 
 
-def test_rendered_waits_for_the_rendering_to_end(store: Store) -> None:
-    """The QA desk asks while the seq is being rendered: the answer comes when rendering ended
-    (here it fails: what was stored before is all there is), not at the timeout."""
+def test_rendered_waits_for_the_rendering_to_end(store: Store,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The QA desk asks while the seq is being rendered: the answer comes when rendering ended,
+    not before and not at the timeout, with every panel encoded and stored under its name."""
     seq = int(store.append_correction(correction("1.2.3.7"))["seq"])
-    store.save_review_image(seq, "axial", b"png-axial")
+    release = threading.Event()
+
+    def slow_render(registered: Registered) -> list[Panel]:
+        release.wait(30)
+        return [Panel(name, np.full((8, 12, 3), shade, np.uint8), ())
+                for name, shade in (("axial", 10), ("coronal", 20), ("sagittal", 30))]
+
+    monkeypatch.setattr(review_renderer, "render", slow_render)
     renderer = ReviewRenderer(store)
-    renderer.submit(seq, cast(Registered, None))  # rendering it raises: logged, never stored
+    renderer.submit(seq, cast(Registered, object()))
     renderer.start()
     try:
+        threading.Timer(0.5, release.set).start()
         t0 = time.monotonic()
-        assert renderer.rendered(seq, {"axial"}, timeout_s=30.0) == {"axial": b"png-axial"}
-        assert time.monotonic() - t0 < 10.0
+        images = renderer.rendered(seq, {"axial", "sagittal"}, timeout_s=30.0)
+        assert 0.4 <= time.monotonic() - t0 < 10.0
+        assert sorted(images) == ["axial", "sagittal"]
+        assert all(png.startswith(b"\x89PNG") for png in images.values())
+        assert images["axial"] != images["sagittal"]
+        assert sorted(store.review_images(seq)) == ["axial", "coronal", "sagittal"]
         assert not renderer.pending(seq)
     finally:
+        release.set()
         renderer.stop()

@@ -420,8 +420,9 @@ def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_resul
     assert len(calls) == 1
     start, levels = calls[0]
     assert levels == runner.RESTART_LEVELS
-    assert [(lv.voxel_mm, lv.near_edges, lv.phases)
-            for lv in cast(tuple[Level, ...], levels)] == [(2.0, "inset", 1), (0.0, "only", 1)]
+    assert [(lv.voxel_mm, lv.near_edges, lv.phases, lv.moving_gradient_filter)
+            for lv in cast(tuple[Level, ...], levels)] == [(2.0, "inset", 1, False),
+                                                           (0.0, "only", 1, False)]
     np.testing.assert_array_equal(compared, final)
     np.testing.assert_allclose(start, final @ runner._perturbation(center))
     moved = geometry.apply(start, center) - geometry.apply(final, center)

@@ -80,23 +80,29 @@ def test_a_mask_near_edges_is_decimated_to_about_its_samples() -> None:
     assert max(made.image.GetSpacing()) / min(made.image.GetSpacing()) <= 2.0
 
 
-@pytest.mark.parametrize("radius", [[1, 1, 1], [4, 4, 4], [9, 2, 5]], ids=str)
+@pytest.mark.parametrize("radius", [[1, 1, 1], [4, 4, 4], [10, 10, 9], [9, 2, 5]], ids=str)
 def test_a_band_and_a_depth_are_itks_ball(radius: list[int]) -> None:
     """The bands (dilation) and the depth (erosion) come from a distance map, and are exactly
-    what ITK's ball structuring element of the same radius gives (the masks before it)."""
+    what ITK's ball structuring element of the same radius gives (the masks before it),
+    also for a region cut by the image's border (beyond it counts as outside)."""
     import SimpleITK as sitk
 
     from igrt.registration.structure import Edges, _deep_inside, _within_ball
 
     rng = np.random.default_rng(sum(radius))
-    seeds = rng.random((30, 41, 37)) < 0.01
+    shape = (40, 61, 57)
+    seeds = rng.random(shape) < 0.0005
     dilated = sitk.BinaryDilate(sitk.GetImageFromArray(seeds.astype(np.uint8)), radius,
                                 sitk.sitkBall)
-    assert np.array_equal(_within_ball(seeds, radius), sitk.GetArrayFromImage(dilated) != 0)
-    k, j, i = np.indices(seeds.shape)
-    radial = ((k - 15) / 15.0) ** 2 + ((j - 20) / 20.0) ** 2 + ((i - 18) / 18.0) ** 2
-    blob: np.ndarray = np.asarray(radial < 0.9)
-    blob &= rng.random(blob.shape) > 0.003  # holes the erosion must grow around
+    grown = _within_ball(seeds, radius)
+    assert np.array_equal(grown, sitk.GetArrayFromImage(dilated) != 0)
+    assert 0.01 < grown.mean() < 0.99
+    k, j, i = np.indices(shape)
+    radial = ((k - 12) / 30.0) ** 2 + ((j - 35) / 35.0) ** 2 + ((i - 28) / 37.0) ** 2
+    blob: np.ndarray = np.asarray(radial < 0.9)  # reaches four of the image's faces
+    # holes the erosion must grow around, about one in every third ball
+    blob &= rng.random(shape) > 0.3 / float(np.prod(2 * np.asarray(radius) + 1))
+    assert blob[0].any() and blob[:, -1].any() and blob[:, :, 0].any() and blob[:, :, -1].any()
     eroded = sitk.BinaryErode(sitk.GetImageFromArray(blob.astype(np.uint8)), radius,
                               sitk.sitkBall, 0.0, 1.0, False)
     volume = Volume(voxels=blob.astype(np.float32), origin_mm=(0.0, 0.0, 0.0),
@@ -104,3 +110,5 @@ def test_a_band_and_a_depth_are_itks_ball(radius: list[int]) -> None:
     mine = _deep_inside(blob, Edges(volume, (1, 1, 1), None), radius)
     assert np.array_equal(mine, sitk.GetArrayFromImage(eroded) != 0)
     assert mine.any() and not mine.all()
+    everywhere = np.ones((5, 6, 7), bool)
+    assert _within_ball(everywhere, radius).all()

@@ -37,10 +37,8 @@ class Level:
     #: the interpolated image at every sample. Needed on the coarse levels: without it the
     #: first level lost the capture range (a 28 mm offset stopped after 8 iterations at 2 mm;
     #: 60 mm and a 3° case ended tens of mm wrong); the native level, which starts within a
-    #: fraction of a millimetre of its answer, is as accurate and faster without it. Not on an
-    #: ``"inset"`` level either (the robustness restart's middle level, 2 mm and 1° from its
-    #: answer, where the filter, a tenth of a second at every start, is most of the run's cost;
-    #: the result's own ``"refine"`` run keeps it: without it a QA cylinder's roll moved 0.03°).
+    #: fraction of a millimetre of its answer, is as accurate and faster without it (so is the
+    #: robustness restart's middle level: ``igrt.registration.runner.RESTART_LEVELS``).
     moving_gradient_filter: bool = False
     #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
     #: level's run over the whole box (its capture range), one more from there on the samples

@@ -30,6 +30,7 @@ from igrt.registration.engines import EnginePool
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Engine,
+    Level,
     RegistrationProblem,
     RegistrationResult,
 )
@@ -48,14 +49,23 @@ PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: fraction of a millimetre) does not on a QA phantom; the middle level's optimum alone is too
 #: shallow to compare at (a true match on a real head-and-neck CT flagged).
 RESTART_FROM_LEVEL = 1
-#: The restart's levels: the middle level on its samples near edges only (the whole box's run
-#: before them is for the capture range, which a start 2 mm and 1° away does not need), then
-#: the native level on one sample grid (the result's second grid moves it by the sampling's
-#: bias, hundredths of a millimetre, against a tolerance of half a millimetre).
-RESTART_LEVELS = tuple(
-    dataclasses.replace(level, near_edges="inset") if level.near_edges == "refine" else
-    dataclasses.replace(level, phases=1) if level.phases > 1 else level
-    for level in DEFAULT_LEVELS[RESTART_FROM_LEVEL:])
+
+
+def _restart_level(level: Level) -> Level:
+    """One level of the restart as the result ran it, made for a start 2 mm and 1° away: the
+    middle level on its samples near edges only (the whole box's run before them is for the
+    capture range) and by central differences (ITK's gradient image, a tenth of a second at
+    every start, was most of that run's cost; the result's own near-edge run keeps it: without
+    it a QA cylinder's roll moved 0.03°); the native level on one sample grid (the result's
+    second grid moves it by the sampling's bias, hundredths of a millimetre, against a
+    tolerance of half a millimetre)."""
+    if level.near_edges == "refine":
+        level = dataclasses.replace(level, near_edges="inset", moving_gradient_filter=False)
+    return dataclasses.replace(level, phases=1)
+
+
+#: The restart's levels (:func:`_restart_level`).
+RESTART_LEVELS = tuple(_restart_level(level) for level in DEFAULT_LEVELS[RESTART_FROM_LEVEL:])
 
 
 @dataclass(frozen=True, eq=False)

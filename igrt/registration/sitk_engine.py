@@ -9,8 +9,8 @@ shrunk, smoothed CBCT image once for all its masks). The metric
 never filters the CBCT's gradient (Mattes MI with the transform on the planning side does not use
 it). The planning image's gradient is filtered (ITK's gradient image, made at every ``Execute``
 from the cut planning level) on the levels that ask for it (``Level.moving_gradient_filter``:
-the smoothed ones, whose capture range depends on it, except the restart's ``"inset"`` middle
-level); the native level uses ITK's on-the-fly central differences, which there are faster and
+the smoothed ones, whose capture range depends on it; not the restart's middle level); the
+native level uses ITK's on-the-fly central differences, which there are faster and
 as accurate.
 """
 
@@ -123,9 +123,7 @@ class SimpleItkEngine:
         transform = euler_from_matrix(matrix, problem.center_mm)
         # a later phase starts where the previous ended: a tenth of the level's step suffices
         step_mm = level.step_mm if phase == 0 else max(level.min_step_mm * 10, level.step_mm / 10)
-        method = self._method(level, fixed, moving, step_mm,
-                              gradient_filter=level.moving_gradient_filter and
-                              level.near_edges != "inset")
+        method = self._method(level, fixed, moving, step_mm)
         method.SetInitialTransform(transform, inPlace=True)
         try:
             method.Execute(fixed.image, moving.image)
@@ -139,7 +137,7 @@ class SimpleItkEngine:
                     method.GetOptimizerStopConditionDescription(), method.GetMetricValue())
 
     def _method(self, level: Level, fixed: LevelImages, moving: LevelImages,
-                step_mm: float, *, gradient_filter: bool) -> sitk.ImageRegistrationMethod:
+                step_mm: float) -> sitk.ImageRegistrationMethod:
         method = sitk.ImageRegistrationMethod()
         if self._threads:
             method.SetNumberOfThreads(self._threads)
@@ -149,7 +147,7 @@ class SimpleItkEngine:
         # interpolated as well, which biased results by ~0.1 mm along the slice axis.
         method.SetMetricSamplingStrategy(method.NONE)
         method.MetricUseFixedImageGradientFilterOff()
-        if gradient_filter:
+        if level.moving_gradient_filter:
             method.MetricUseMovingImageGradientFilterOn()
         else:
             method.MetricUseMovingImageGradientFilterOff()

@@ -52,7 +52,7 @@ BOX_INSET_MM = 10.0
 MIN_FRACTION = 0.02
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Edges:
     """The strong edges of a CBCT on the coarse grid they were found on (:func:`strong_edges`):
     found once, restricted to each mask's usable region by :func:`near_edges`."""
@@ -124,8 +124,8 @@ def _within_ball(mask: BoolArray, radius: list[int]) -> BoolArray:
     """The voxels a ball of ``radius`` voxels (i, j, k) about a voxel of ``mask`` covers: ITK's
     ball structuring element (an ellipsoid of half-axes radius + 1/2) as a squared Euclidean
     distance map on a grid scaled so that the ellipsoid is the unit sphere."""
-    if not mask.any():
-        return np.zeros_like(mask)
+    if not mask.any() or mask.all():  # nothing to grow from, nothing left to grow into
+        return mask.copy()
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     image.SetSpacing([1.0 / (r + 0.5) for r in radius])
     squared = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=True,

@@ -40,6 +40,9 @@ def sample(volume: Volume, points_mm: npt.ArrayLike, *,
     low = along_ij(0)
     out = low + (along_ij(step[2]) - low) * frac[:, 2]
     if outside is not None:
+        if outside.shape != volume.voxels.shape:
+            raise ValueError(f"the mask's shape {outside.shape} is not the volume's "
+                             f"{volume.voxels.shape}")
         near = np.rint(np.clip(ijk, 0, size - 1)).astype(np.int64)
         inside &= ~outside.ravel().take(near @ memory)
     out[~inside] = np.nan
