@@ -106,7 +106,9 @@ def listen(
         return 0
     finally:
         feed.close()
-        context.term()
+        # every socket closed without lingering, also one a Ctrl-C caught between its creation
+        # and its own clean-up (term() would wait for it forever)
+        context.destroy(linger=0)
 
 
 class _Feed:
