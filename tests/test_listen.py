@@ -238,8 +238,12 @@ def test_ctrl_c_ends_cleanly_with_status_0(service: Service) -> None:
         "zmq": {"publish": service.config.zmq.publish, "command": service.config.zmq.command},
         "storage": {"dir": str(service.config.storage.dir)},
     }
+    # Ctrl-C as a terminal delivers it: SIGINT raises KeyboardInterrupt in the child even when
+    # this test runs with SIGINT ignored (a job started in the background by a script), which
+    # the child would otherwise inherit
     code = (
-        "import sys; from igrt.config import parse_config; from services.listen import listen; "
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from igrt.config import parse_config; from services.listen import listen; "
         f"sys.exit(listen(parse_config({data!r})))"
     )
     proc = subprocess.Popen(
