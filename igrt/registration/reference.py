@@ -27,7 +27,7 @@ from igrt.core.geometry import PatientPosition
 from igrt.core.image_series import SeriesInfo
 from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
-from igrt.registration import region
+from igrt.registration import cupping, region
 from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.sitk_images import array_view, set_geometry
 
@@ -219,6 +219,11 @@ class PlanningReference:
                              origin_mm=volume.origin_mm, spacing_mm=volume.spacing_mm,
                              direction=np.asarray(volume.direction, dtype=np.float64))
         self.mask: BoolArray = array_view(self._mask_image).view(np.bool_)
+        s = cupping.STRIDE
+        #: the share of the region within ``cupping.UNIFORM_WINDOW_HU`` of its mode (a QA
+        #: phantom's is near 1), found once here rather than for every CBCT
+        self.uniform_share = cupping.uniform_share(
+            self.volume.voxels[::s, ::s, ::s][self.mask[::s, ::s, ::s]].astype(np.float64))
         self._levels: dict[tuple[Factors, float], LevelImages] = {}
         #: the last part of a level made in parts: (smoothing, first index i, j, k, voxels)
         self._part: tuple[float, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None

@@ -100,9 +100,7 @@ def prepare(case: Case, reference: PlanningReference,
             f" registration box around the isocentre lies in the CBCT's field of view "
             f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
-    s = cupping.STRIDE
-    share = cupping.uniform_share(
-        reference.volume.voxels[::s, ::s, ::s][reference.mask[::s, ::s, ::s]].astype(np.float64))
+    share = reference.uniform_share
     if share >= cupping.UNIFORM_SHARE_MIN:  # a QA phantom: never a patient
         fixed, cupped = cupping.flattened(fixed, fixed_mask, iso_cbct)
         if cupped is not None:
