@@ -26,9 +26,11 @@ from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.registration import region
-from igrt.registration.problem import DEFAULT_LEVELS, Level
+from igrt.registration.elastix_engine import ElastixEngine
+from igrt.registration.problem import DEFAULT_LEVELS, Level, RegistrationProblem
 from igrt.registration.reference import PlanningReference, build_reference
-from igrt.registration.runner import Measurement, measure, prepare
+from igrt.registration.runner import Measurement, measure, prepare, to_iec
+from igrt.registration.sitk_engine import SimpleItkEngine
 from igrt.registration.sitk_images import to_sitk
 from phantoms.generator import CbctCase, PlanningCase, write_cbct
 
@@ -102,6 +104,29 @@ def test_engine_recovers_the_known_correction(case: Case, reference: PlanningRef
         assert primary["iterations"] == sum(level.iterations for level in DEFAULT_LEVELS)
         assert "Maximum number of iterations" in primary["stop_condition"]
     assert not any(r.startswith("not_converged") for r in m.reasons)
+
+
+def test_elastix_runs_a_registration_per_level_on_the_levels_already_made(
+        case: Case, reference: PlanningReference) -> None:
+    """The cross-check after the primary: elastix takes the CBCT levels the SimpleITK engine
+    made (none is made again), one elastix run per level, each from where the last ended."""
+    cfg = parse_config({"registration": {"perturbation_check": False}})
+    problem = prepare(case, reference, cfg.registration)
+    SimpleItkEngine().register(problem)
+    made = cbct_images(problem)
+    assert len(made) == len(DEFAULT_LEVELS)
+    result = ElastixEngine().register(problem)
+    assert cbct_images(problem) == made
+    assert len(result.level_transforms) == len(DEFAULT_LEVELS)
+    np.testing.assert_array_equal(result.level_transforms[-1], result.transform)
+    assert_known(to_iec(result.transform, case))
+    coarse = to_iec(result.level_transforms[0], case)  # the coarse level alone is close
+    assert float(np.linalg.norm(coarse.translation_mm - KNOWN.translation_mm)) < 3.0
+
+
+def cbct_images(problem: RegistrationProblem) -> set[object]:
+    """The CBCT level images made on ``problem`` (their memo keys)."""
+    return {key for key in problem.memo if isinstance(key, tuple) and key[0] == "cbct-image"}
 
 
 def test_simpleitk_is_deterministic(case: Case, reference: PlanningReference) -> None:

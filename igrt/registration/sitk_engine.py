@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,19 +26,15 @@ import SimpleITK as sitk
 from igrt.core import geometry
 from igrt.core.errors import NoOverlapError
 from igrt.core.types import FloatArray
+from igrt.registration import cbct_levels
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Level,
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.registration.reference import LevelImages, fixed_factors, level_images, shrunk
-from igrt.registration.sitk_images import (
-    euler_from_matrix,
-    mask_to_sitk,
-    matrix_from_transform,
-    to_sitk,
-)
+from igrt.registration.reference import LevelImages, fixed_factors
+from igrt.registration.sitk_images import euler_from_matrix, matrix_from_transform
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +111,8 @@ class SimpleItkEngine:
         fixed = _fixed_level(problem, level, phase, near=near)
         moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
                                              problem.fixed.direction,
-                                             around=_mapped_box(problem, matrix, level))
+                                             around=cbct_levels.mapped_box(problem, matrix,
+                                                                             level.margin_mm))
         if level.region_at_start:
             fixed = _with_region(fixed, problem, matrix)
             moving = LevelImages(moving.factors, moving.smoothing_mm, moving.image, None)
@@ -189,18 +185,6 @@ def warm_up() -> None:
         method.Execute(image, image)
 
 
-def _mapped_box(problem: RegistrationProblem, matrix: FloatArray,
-                level: Level) -> tuple[FloatArray, FloatArray]:
-    """The LPS box (low, high corners) the CBCT region maps to under ``matrix``, plus the
-    level's margin: where this run of the level may sample the planning CT."""
-    fixed = problem.fixed
-    ni, nj, nk = fixed.shape_ijk
-    corners = np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)],
-                       dtype=np.float64)
-    mapped = geometry.apply(matrix, fixed.index_to_point_mm(corners))
-    return mapped.min(axis=0) - level.margin_mm, mapped.max(axis=0) + level.margin_mm
-
-
 def _with_region(fixed: LevelImages, problem: RegistrationProblem,
                  matrix: FloatArray) -> LevelImages:
     """The CBCT samples whose point maps, under ``matrix``, into the planning region (nearest
@@ -243,27 +227,12 @@ def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
     if isinstance(found, LevelImages):
         return found
     factors = fixed_factors(problem.fixed.spacing_mm, level)
-    image = _memo(problem, ("simpleitk-image", factors, level.smoothing_mm),
-                  lambda: level_images(_memo(problem, ("simpleitk-native",),
-                                             lambda: to_sitk(problem.fixed)),
-                                       None, factors, level.smoothing_mm).image)
-    shrunk_mask = _memo(problem, ("simpleitk-mask", factors, near),
-                        lambda: shrunk(mask_to_sitk(problem.fixed_mask if mask is None else mask,
-                                                    problem.fixed), factors))
+    image = cbct_levels.image(problem, factors, level.smoothing_mm)
+    shrunk_mask = cbct_levels.mask(problem, factors, near=near, region=mask)
     made = _sample_grid(LevelImages(factors, level.smoothing_mm, image, shrunk_mask),
                         level.samples, phase)
     problem.memo[key] = made
     return made
-
-
-def _memo(problem: RegistrationProblem, key: tuple[object, ...],
-          make: Callable[[], sitk.Image]) -> sitk.Image:
-    """``problem.memo[key]``, made by ``make`` the first time (one image of the CBCT side)."""
-    found = problem.memo.get(key)
-    if not isinstance(found, sitk.Image):
-        found = make()
-        problem.memo[key] = found
-    return found
 
 
 def _sample_grid(images: LevelImages, samples: int, phase: int = 0) -> LevelImages:
