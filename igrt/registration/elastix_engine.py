@@ -42,6 +42,10 @@ from igrt.registration.reference import fixed_factors
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 48
+#: ASGD iterations on an unshrunk level, the most costly (5000 samples each): 150 instead of
+#: 200 took 0.4 s off a full-size registration of ~2 s, with the same accuracy on the cases
+#: tried (measured: 0.026 and 0.032 mm against 0.023 and 0.045 mm).
+NATIVE_ITERATIONS = 150
 
 
 def _itk() -> Any:
@@ -96,44 +100,52 @@ def _run_level(itk: Any, problem: RegistrationProblem, level: Level,
     assert moving.mask is not None  # a planning level always has its region mask
     # elastix starts from identity: express the moving image in coordinates x' with
     # x = transform(x'), which is exact for a rigid map (origin and direction only).
+    found, report = _elastix(
+        itk, _parameter_map(level, problem.center_mm, problem.seed),
+        fixed=_to_itk(itk, fixed, None, sitk.sitkFloat32),
+        fixed_mask=_to_itk(itk, fixed_mask, None, sitk.sitkUInt8),
+        moving=_to_itk(itk, moving.image, transform, sitk.sitkFloat32),
+        moving_mask=_to_itk(itk, moving.mask, transform, sitk.sitkUInt8), seed=problem.seed)
+    return _matrix_of(found), report
+
+
+def _elastix(itk: Any, parameters: dict[str, tuple[str, ...]], *, fixed: Any, fixed_mask: Any,
+             moving: Any, moving_mask: Any, seed: int) -> tuple[Any, ElastixReport]:
+    """One elastix registration of ITK images: its transform and its report."""
     params = itk.ParameterObject.New()
-    params.AddParameterMap(_parameter_map(problem, level))
+    params.AddParameterMap(parameters)
     with tempfile.TemporaryDirectory(prefix="igrt-elastix-") as out:
-        method = itk.ElastixRegistrationMethod.New(
-            _to_itk(itk, fixed, None, sitk.sitkFloat32),
-            _to_itk(itk, moving.image, transform, sitk.sitkFloat32))
+        method = itk.ElastixRegistrationMethod.New(fixed, moving)
         method.SetParameterObject(params)
         method.SetOutputDirectory(out)
         method.SetLogToFile(True)
         method.SetLogToConsole(os.environ.get("IGRT_ELASTIX_LOG") == "1")
-        method.SetFixedMask(_to_itk(itk, fixed_mask, None, sitk.sitkUInt8))
-        method.SetMovingMask(_to_itk(itk, moving.mask, transform, sitk.sitkUInt8))
-        itk.MersenneTwisterRandomVariateGenerator.GetInstance().SetSeed(problem.seed)
+        method.SetFixedMask(fixed_mask)
+        method.SetMovingMask(moving_mask)
+        itk.MersenneTwisterRandomVariateGenerator.GetInstance().SetSeed(seed)
         method.UpdateLargestPossibleRegion()
         found = method.GetCombinationTransform()
         report = read_report(Path(out))
-    return _matrix_of(found), report
+    return found, report
 
 
 def warm_up() -> None:
-    """Register two tiny images once: itk-elastix loads most of itself lazily on its first
-    registration in a process (about 20 s); afterwards a registration costs its own time."""
+    """Register two tiny images once, masks and parameters as a level does: itk-elastix loads
+    most of itself lazily on its first registration in a process (about 20 s), and the ITK
+    wrappers of each pixel type on their first use; afterwards a registration costs its own
+    time."""
     itk = _itk()
     rng = np.random.default_rng(0)
-    array = rng.normal(size=(12, 24, 24)).astype(np.float32)
-    image = itk.image_from_array(array)
-    params = itk.ParameterObject.New()
-    params.AddParameterMap(params.GetDefaultParameterMap("rigid", 1))
-    params.SetParameter("MaximumNumberOfIterations", "2")
-    params.SetParameter("NumberOfSpatialSamples", "256")
-    with tempfile.TemporaryDirectory(prefix="igrt-elastix-warm-") as out:
-        method = itk.ElastixRegistrationMethod.New(image, image)
-        method.SetParameterObject(params)
-        method.SetOutputDirectory(out)
-        method.SetLogToFile(False)
-        method.SetLogToConsole(False)
-        method.UpdateLargestPossibleRegion()
-        method.GetCombinationTransform()
+    image = sitk.GetImageFromArray(rng.normal(size=(12, 24, 24)).astype(np.float32))
+    mask = sitk.GetImageFromArray(np.ones((12, 24, 24), dtype=np.uint8))
+    level = Level(voxel_mm=0.0, smoothing_mm=0.0, margin_mm=0.0, samples=1024, iterations=2,
+                  step_mm=1.0, min_step_mm=0.1)
+    moved = geometry.translation((0.5, 0.0, 0.0))
+    _elastix(itk, _parameter_map(level, np.full(3, 10.0), seed=0),
+             fixed=_to_itk(itk, image, None, sitk.sitkFloat32),
+             fixed_mask=_to_itk(itk, mask, None, sitk.sitkUInt8),
+             moving=_to_itk(itk, image, moved, sitk.sitkFloat32),
+             moving_mask=_to_itk(itk, mask, moved, sitk.sitkUInt8), seed=0)
 
 
 @dataclass(frozen=True)
@@ -165,9 +177,15 @@ def read_report(directory: Path) -> ElastixReport:
                          final_metric=metric)
 
 
-def _parameter_map(problem: RegistrationProblem, level: Level) -> dict[str, tuple[str, ...]]:
+def iterations(level: Level) -> int:
+    """ASGD's iterations at ``level`` (it runs all of them: it has no convergence test): the
+    level's cap, at most :data:`NATIVE_ITERATIONS` on an unshrunk level."""
+    return min(level.iterations, NATIVE_ITERATIONS) if level.voxel_mm <= 0 else level.iterations
+
+
+def _parameter_map(level: Level, center_mm: FloatArray,
+                   seed: int) -> dict[str, tuple[str, ...]]:
     """One resolution on images already shrunk and smoothed: the pyramid copies them."""
-    center = problem.center_mm
     return {
         "Registration": ("MultiResolutionRegistration",),
         "FixedImagePyramid": ("FixedGenericImagePyramid",),
@@ -184,17 +202,17 @@ def _parameter_map(problem: RegistrationProblem, level: Level) -> dict[str, tupl
         "AutomaticParameterEstimation": ("true",),
         "ASGDParameterEstimationMethod": ("Original",),
         "MaximumStepLength": (str(level.step_mm),),
-        "MaximumNumberOfIterations": (str(level.iterations),),
+        "MaximumNumberOfIterations": (str(iterations(level)),),
         "Transform": ("EulerTransform",),
         "AutomaticScalesEstimation": ("true",),
         "AutomaticTransformInitialization": ("false",),
-        "CenterOfRotationPoint": tuple(str(float(c)) for c in center),
+        "CenterOfRotationPoint": tuple(str(float(c)) for c in center_mm),
         # samples on CBCT voxels (random ones, new at every iteration): off the grid the CBCT
         # is interpolated too, which cost accuracy (measured: up to 0.087 mm against 0.024 mm)
         "ImageSampler": ("Random",),
         "NumberOfSpatialSamples": (str(level.samples // 4),),
         "NewSamplesEveryIteration": ("true",),
-        "RandomSeed": (str(problem.seed),),
+        "RandomSeed": (str(seed),),
         "ErodeMask": ("false",),
         "CheckNumberOfSamples": ("true",),
         "UseDirectionCosines": ("true",),
