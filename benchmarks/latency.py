@@ -169,6 +169,12 @@ def main() -> int:
     print(f"review images ready after the correction message: median {images_median:.2f} s, "
           f"max {max(shown) if shown else float('nan'):.2f} s ({len(shown)}/{len(images)} "
           "rendered)")
+    # the stricter reading of "review images included": the message and its images both there
+    # (images never rendered count as never there)
+    both = [b + (math.inf if math.isnan(i) else i) for b, i in zip(warm, images, strict=True)]
+    both_median = statistics.median(both)
+    print(f"release -> correction and its review images beyond settle_s: median "
+          f"{both_median:.2f} s, max {max(both):.2f} s")
     first_total = first["send_s"] + first["latency_s"]
     ratio = first_total / statistics.median(totals)
     print(f"first CBCT after a start: {first_total:.2f} s from send to correction, {ratio:.2f}x "
@@ -183,6 +189,8 @@ def main() -> int:
               f"{'PASS' if median <= TARGET_IMAGES_AFTER_S else 'FAIL'} (they are rendered after "
               f"it is published: the message, images included, comes {median:.2f} s beyond "
               "settle_s)")
+        print(f"target, read strictly (the images too, median beyond settle_s <= "
+              f"{TARGET_BEYOND_S} s): {'PASS' if both_median <= TARGET_BEYOND_S else 'FAIL'}")
         print(f"igrt's own goal (images on the review page <= {TARGET_IMAGES_AFTER_S} s after the "
               f"message): {'PASS' if images_median <= TARGET_IMAGES_AFTER_S else 'FAIL'}")
     if cross:

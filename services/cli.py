@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import faulthandler
 import json
 import logging
@@ -11,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from igrt.config import Config, load_config
 from igrt.core.argv import join_negative_values
@@ -149,6 +150,12 @@ def client_keys(args: argparse.Namespace, config: Config) -> ClientKeys | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``igrt`` command (``argv``: its arguments, default ``sys.argv[1:]``); returns
+    its exit status."""
+    return _command_and_status(argv)[1]
+
+
+def _command_and_status(argv: Sequence[str] | None) -> tuple[str, int]:
     if not faulthandler.is_enabled():  # a crash in native code (ITK, a decoder): a traceback
         with contextlib.suppress(OSError, ValueError, RuntimeError):  # no file behind stderr
             faulthandler.enable()
@@ -156,32 +163,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(join_negative_values(
         sys.argv[1:] if argv is None else argv, ("--expected",)))
     configure(args.log_level)
-    if args.command == "operators":
-        return _add_operator(args)
+    command = str(args.command)
+    if command == "operators":
+        return command, _add_operator(args)
     try:
         config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"igrt: configuration error: {exc.message}", file=sys.stderr)
-        return 2
-    code = _run(args, config)
-    if argv is None and args.command in QUICK_EXIT:
+        return command, 2
+    return command, _run(args, config)
+
+
+def program() -> NoReturn:
+    """The ``igrt`` program (the console script): :func:`main`, then the exit. The commands of
+    :data:`QUICK_EXIT` leave without tearing the interpreter down."""
+    command, code = _command_and_status(sys.argv[1:])
+    if command in QUICK_EXIT:
         _exit_now(code)
-    return code
+    sys.exit(code)
 
 
-#: Commands that, run as the ``igrt`` program, end without tearing the interpreter down: they
-#: have printed their result, joined their threads and closed their files; what is left is
-#: freeing the volumes and unloading ITK and NumPy one object at a time (0.15-0.2 s of a
+#: Commands that end without tearing the interpreter down: they have printed their result,
+#: joined their threads and closed their files (``igrt register``: the planning thread is
+#: joined in ``OfflineRegistration``; nothing is registered with ``atexit``), and what is left
+#: is freeing the volumes and unloading ITK and NumPy one object at a time (0.15-0.2 s of a
 #: ~3 s ``igrt register``, measured).
 QUICK_EXIT = frozenset({"register"})
 
 
-def _exit_now(code: int) -> None:
-    """Flush what is buffered (the message on stdout, the log) and leave with ``code``."""
+def _exit_now(code: int) -> NoReturn:
+    """Flush what is buffered (the message on stdout, the log, C's own stdio buffers) and
+    leave with ``code``; a message that could not be written is exit status 120 as at an
+    ordinary exit of Python."""
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        code = code or 120
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)  # what native code (elastix's log) printed
     os._exit(code)
 
 

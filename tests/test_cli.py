@@ -109,3 +109,29 @@ def test_numpy_arrays_get_small_pages(environment: dict[str, str], huge: str) ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**env, **environment}, check=False, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == huge, done.stderr
+
+
+def test_register_called_in_process_returns_its_status(tmp_path: Path) -> None:
+    """Only the ``igrt`` program leaves without the interpreter's teardown; ``main`` called by
+    another program (here: this test process) returns the status."""
+    from services.cli import main
+
+    assert main(["register", "--planning", str(tmp_path / "none"), "--cbct", str(tmp_path)]) == 2
+
+
+def test_the_register_program_prints_its_whole_message_then_leaves(plan_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """The quick exit flushes first: the ``failed`` message (a copy of the planning set given
+    as the CBCT: its CT is taken for the CBCT, so no planning CT is left) arrives whole, with
+    exit status 1."""
+    import json
+    import shutil
+
+    cbct = tmp_path / "cbct"
+    shutil.copytree(plan_dir, cbct)
+    done = igrt("register", "--planning", str(plan_dir), "--cbct", str(cbct))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.endswith("}\n")
+    message = json.loads(done.stdout)
+    assert message["status"] == "failed"
+    assert message["reasons"][0].startswith("no_planning_ct:"), message["reasons"]

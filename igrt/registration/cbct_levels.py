@@ -26,13 +26,24 @@ def image(problem: RegistrationProblem, factors: Factors, smoothing_mm: float) -
                                      None, factors, smoothing_mm).image)
 
 
-def mask(problem: RegistrationProblem, factors: Factors, *, near: str = "",
-         region: BoolArray | None = None) -> sitk.Image:
-    """``region`` (default ``problem.fixed_mask``; ``near`` names it in the memo) shrunk by
-    ``factors``: a coarse voxel is in when half its voxels are."""
-    return memo(problem, ("cbct-mask", factors, near),
+def mask_name(problem: RegistrationProblem, near: str) -> str:
+    """``near`` (``"only"``, ``"refine"``) when the problem has that mask near the CBCT's edges,
+    else ``""``: the whole ``problem.fixed_mask``."""
+    return near if _region(problem, near) is not None else ""
+
+
+def mask(problem: RegistrationProblem, factors: Factors, *, near: str = "") -> sitk.Image:
+    """The mask named by ``near`` (see :func:`mask_name`) shrunk by ``factors``: a coarse voxel
+    is in when half its voxels are."""
+    name = mask_name(problem, near)
+    region = _region(problem, name)
+    return memo(problem, ("cbct-mask", factors, name),
                 lambda: shrunk(mask_to_sitk(problem.fixed_mask if region is None else region,
                                             problem.fixed), factors))
+
+
+def _region(problem: RegistrationProblem, near: str) -> BoolArray | None:
+    return {"only": problem.sample_mask, "refine": problem.refine_mask}.get(near)
 
 
 def mapped_box(problem: RegistrationProblem, matrix: FloatArray,

@@ -1,13 +1,14 @@
 """The second engine: itk-elastix (elastix as a library), Mattes mutual information with the
 adaptive stochastic gradient descent optimiser on an Euler transform about the isocentre.
 
-One elastix registration per level, each on that level's images made as for the SimpleITK
-engine (:mod:`igrt.registration.cbct_levels`, :meth:`PlanningReference.for_level`): bin-shrunk
-toward the level's voxel size and smoothed, so elastix's own pyramid only copies them. Its
-smoothing pyramids of the whole images were a quarter of its time (about 1 s at full size);
-in the service the planning levels are made at intake and the CBCT's by the primary engine.
-What stays elastix's own (the independence a cross-check needs) is the optimiser and its
-step-size estimation, its random sampling (new samples at every iteration) and its metric.
+One elastix registration per level. The smoothed levels run on the level images both engines
+share (:mod:`igrt.registration.cbct_levels`, :meth:`PlanningReference.for_level`: bin-shrunk
+toward the level's voxel size and smoothed), which elastix's pyramid only copies: its smoothing
+pyramids of the whole images were a quarter of its time (about 1 s at full size). The native
+level, whose answer is the engine's, runs on the images as they are and elastix's own pyramid
+smooths them, so a cross-check's answer shares none of the primary's level-making code. What
+also stays elastix's own: the optimiser and its step-size estimation, its random sampling (new
+samples at every iteration) and its metric.
 
 ITK's threader is set to Pool before ``itk`` is imported: itk-elastix in Python is many times
 slower than the elastix CLI otherwise. ``itk`` is imported lazily (it is slow to load and only
@@ -29,6 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from igrt.core import geometry
+from igrt.core.errors import NoOverlapError
 from igrt.core.types import FloatArray
 from igrt.registration import cbct_levels
 from igrt.registration.problem import (
@@ -37,14 +39,15 @@ from igrt.registration.problem import (
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.registration.reference import fixed_factors
+from igrt.registration.reference import Factors, fixed_factors, planning_factors
+from igrt.registration.sitk_images import to_sitk
 
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 48
-#: ASGD iterations on an unshrunk level, the most costly (5000 samples each): 150 instead of
-#: 200 took 0.4 s off a full-size registration of ~2 s, with the same accuracy on the cases
-#: tried (measured: 0.026 and 0.032 mm against 0.023 and 0.045 mm).
+#: ASGD iterations on the native level (``voxel_mm`` 0), the most costly (5000 samples each):
+#: 150 instead of 200 took 0.4 s off a full-size registration of ~2 s, with the same accuracy
+#: on the cases tried (measured: 0.026 and 0.032 mm against 0.023 and 0.045 mm).
 NATIVE_ITERATIONS = 150
 
 
@@ -60,25 +63,24 @@ class ElastixEngine:
 
     def register(self, problem: RegistrationProblem, *, start: FloatArray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> RegistrationResult:
-        """One elastix registration per level, each on that level's images (bin-shrunk toward
-        the level's voxel size and smoothed: the CBCT side made once per problem, the planning
-        side once per planning CT, see the module docstring), from where the previous ended."""
+        """One elastix registration per level, each from where the previous ended (see
+        :func:`_run_level` for the images each is given)."""
         itk = _itk()
         t0 = time.perf_counter()
         transform = problem.initial if start is None else start
         after: list[FloatArray] = []
-        iterations = 0
+        executed = 0
         report = ElastixReport(iterations=0, stop_condition="unknown", final_metric=float("nan"))
         for level in levels:
             relative, report = _run_level(itk, problem, level, transform)
             transform = transform @ relative
             after.append(transform)
-            iterations += report.iterations
+            executed += report.iterations
         return RegistrationResult(
             engine=self.name,
             transform=transform,
             metric=report.final_metric,
-            iterations=iterations,
+            iterations=executed,
             stop_condition=report.stop_condition,
             converged=None,  # ASGD has no convergence criterion: it runs its iteration budget
             elapsed_s=time.perf_counter() - t0,
@@ -88,24 +90,40 @@ class ElastixEngine:
 
 def _run_level(itk: Any, problem: RegistrationProblem, level: Level,
                transform: FloatArray) -> tuple[FloatArray, ElastixReport]:
-    """One level from ``transform``: the relative transform elastix found (applied after
-    ``transform``, CBCT point -> planning point) and its report."""
-    factors = fixed_factors(problem.fixed.spacing_mm, level)
-    fixed = cbct_levels.image(problem, factors, level.smoothing_mm)
-    fixed_mask = cbct_levels.mask(problem, factors)
-    moving = problem.reference.for_level(level, problem.fixed.spacing_mm,
-                                         problem.fixed.direction,
-                                         around=cbct_levels.mapped_box(problem, transform,
-                                                                       level.margin_mm))
-    assert moving.mask is not None  # a planning level always has its region mask
+    """One level from ``transform``: elastix's relative transform ``r`` (the level's result is
+    ``transform @ r``, CBCT point -> planning point) and its report.
+
+    A smoothed level runs on the level images both engines share (bin-shrunk and smoothed, the
+    planning side cut to where the CBCT region maps). The native level, whose answer is the
+    engine's, runs on the images as they are (the CBCT region and the planning crop with their
+    masks), smoothed, and the planning CT binned, by elastix's own pyramid: the cross-check's
+    answer shares none of the primary's level-making code."""
+    reference = problem.reference
+    if level.voxel_mm > 0:
+        factors = fixed_factors(problem.fixed.spacing_mm, level)
+        fixed = cbct_levels.image(problem, factors, level.smoothing_mm)
+        fixed_mask = cbct_levels.mask(problem, factors)
+        moving = reference.for_level(level, problem.fixed.spacing_mm, problem.fixed.direction,
+                                     around=cbct_levels.mapped_box(problem, transform,
+                                                                   level.margin_mm))
+        moving_factors: Factors | None = None
+    else:
+        fixed = cbct_levels.memo(problem, ("cbct-native",), lambda: to_sitk(problem.fixed))
+        fixed_mask = cbct_levels.mask(problem, (1, 1, 1))
+        moving = reference.native
+        moving_factors = planning_factors(problem.fixed.spacing_mm, problem.fixed.direction,
+                                          reference.volume.spacing_mm,
+                                          reference.volume.direction)
+    if moving.mask is None:
+        raise ValueError("a planning level without its region mask")
     # elastix starts from identity: express the moving image in coordinates x' with
     # x = transform(x'), which is exact for a rigid map (origin and direction only).
     found, report = _elastix(
-        itk, _parameter_map(level, problem.center_mm, problem.seed),
-        fixed=_to_itk(itk, fixed, None, sitk.sitkFloat32),
-        fixed_mask=_to_itk(itk, fixed_mask, None, sitk.sitkUInt8),
-        moving=_to_itk(itk, moving.image, transform, sitk.sitkFloat32),
-        moving_mask=_to_itk(itk, moving.mask, transform, sitk.sitkUInt8), seed=problem.seed)
+        itk, _parameter_map(level, problem.center_mm, problem.seed,
+                            moving_factors=moving_factors),
+        fixed=_to_itk(itk, fixed, None), fixed_mask=_to_itk(itk, fixed_mask, None),
+        moving=_to_itk(itk, moving.image, transform),
+        moving_mask=_to_itk(itk, moving.mask, transform), seed=problem.seed)
     return _matrix_of(found), report
 
 
@@ -123,7 +141,15 @@ def _elastix(itk: Any, parameters: dict[str, tuple[str, ...]], *, fixed: Any, fi
         method.SetFixedMask(fixed_mask)
         method.SetMovingMask(moving_mask)
         itk.MersenneTwisterRandomVariateGenerator.GetInstance().SetSeed(seed)
-        method.UpdateLargestPossibleRegion()
+        try:
+            method.UpdateLargestPossibleRegion()
+        except RuntimeError as exc:
+            words = str(exc).lower()
+            if "outside" in words or "samples" in words:
+                raise NoOverlapError(
+                    "elastix: the CBCT region maps outside the planning CT's registration "
+                    f"region ({str(exc).strip().splitlines()[-1][:200]})") from exc
+            raise
         found = method.GetCombinationTransform()
         report = read_report(Path(out))
     return found, report
@@ -138,14 +164,15 @@ def warm_up() -> None:
     rng = np.random.default_rng(0)
     image = sitk.GetImageFromArray(rng.normal(size=(12, 24, 24)).astype(np.float32))
     mask = sitk.GetImageFromArray(np.ones((12, 24, 24), dtype=np.uint8))
-    level = Level(voxel_mm=0.0, smoothing_mm=0.0, margin_mm=0.0, samples=1024, iterations=2,
+    level = Level(voxel_mm=0.0, smoothing_mm=0.6, margin_mm=0.0, samples=1024, iterations=2,
                   step_mm=1.0, min_step_mm=0.1)
     moved = geometry.translation((0.5, 0.0, 0.0))
-    _elastix(itk, _parameter_map(level, np.full(3, 10.0), seed=0),
-             fixed=_to_itk(itk, image, None, sitk.sitkFloat32),
-             fixed_mask=_to_itk(itk, mask, None, sitk.sitkUInt8),
-             moving=_to_itk(itk, image, moved, sitk.sitkFloat32),
-             moving_mask=_to_itk(itk, mask, moved, sitk.sitkUInt8), seed=0)
+    for moving_factors in (None, (2, 2, 1)):  # both kinds of level: copied and own pyramid
+        _elastix(itk, _parameter_map(level, np.full(3, 10.0), seed=0,
+                                     moving_factors=moving_factors),
+                 fixed=_to_itk(itk, image, None), fixed_mask=_to_itk(itk, mask, None),
+                 moving=_to_itk(itk, image, moved), moving_mask=_to_itk(itk, mask, moved),
+                 seed=0)
 
 
 @dataclass(frozen=True)
@@ -160,10 +187,10 @@ class ElastixReport:
 
 def read_report(directory: Path) -> ElastixReport:
     """Parse elastix's output directory; unknown figures are 0 iterations / nan metric."""
-    iterations = 0
+    executed = 0
     for table in sorted(directory.glob("IterationInfo.*.txt")):
         rows = table.read_text(errors="replace").splitlines()[1:]  # first line: the header
-        iterations += sum(1 for row in rows if row.strip())
+        executed += sum(1 for row in rows if row.strip())
     log_path = directory / "elastix.log"
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
     stops = re.findall(r"^Stopping condition: (.*)$", text, flags=re.M)
@@ -172,27 +199,39 @@ def read_report(directory: Path) -> ElastixReport:
         metric = float(metrics[-1]) if metrics else float("nan")
     except ValueError:
         metric = float("nan")
-    return ElastixReport(iterations=iterations,
+    return ElastixReport(iterations=executed,
                          stop_condition=stops[-1].strip() if stops else "unknown",
                          final_metric=metric)
 
 
 def iterations(level: Level) -> int:
     """ASGD's iterations at ``level`` (it runs all of them: it has no convergence test): the
-    level's cap, at most :data:`NATIVE_ITERATIONS` on an unshrunk level."""
+    level's cap, at most :data:`NATIVE_ITERATIONS` on the native level (``voxel_mm`` 0)."""
     return min(level.iterations, NATIVE_ITERATIONS) if level.voxel_mm <= 0 else level.iterations
 
 
-def _parameter_map(level: Level, center_mm: FloatArray,
-                   seed: int) -> dict[str, tuple[str, ...]]:
-    """One resolution on images already shrunk and smoothed: the pyramid copies them."""
+def _parameter_map(level: Level, center_mm: FloatArray, seed: int, *,
+                   moving_factors: Factors | None = None) -> dict[str, tuple[str, ...]]:
+    """One resolution. ``moving_factors`` None: on images already shrunk and smoothed, which
+    the pyramid copies; else elastix smooths both images by the level's sigma (mm) and shrinks
+    the planning image by these factors."""
+    rescale: tuple[str, ...] = ("1", "1", "1")
+    if moving_factors is None:
+        sigma: tuple[str, ...] = ("0", "0", "0")
+        moving_rescale = rescale
+    else:
+        sigma = (str(float(level.smoothing_mm)),) * 3
+        moving_rescale = tuple(str(int(f)) for f in moving_factors)
     return {
         "Registration": ("MultiResolutionRegistration",),
         "FixedImagePyramid": ("FixedGenericImagePyramid",),
         "MovingImagePyramid": ("MovingGenericImagePyramid",),
         "NumberOfResolutions": ("1",),
-        "ImagePyramidRescaleSchedule": ("1", "1", "1"),
-        "ImagePyramidSmoothingSchedule": ("0", "0", "0"),
+        "FixedImagePyramidRescaleSchedule": rescale,
+        "MovingImagePyramidRescaleSchedule": moving_rescale,
+        "FixedImagePyramidSmoothingSchedule": sigma,
+        "MovingImagePyramidSmoothingSchedule": sigma,
+        "ImagePyramidUseShrinkImageFilter": ("true",),
         "Interpolator": ("LinearInterpolator",),
         "ResampleInterpolator": ("FinalLinearInterpolator",),
         "Resampler": ("DefaultResampler",),
@@ -225,12 +264,15 @@ def _parameter_map(level: Level, center_mm: FloatArray,
     }
 
 
-def _to_itk(itk: Any, image: sitk.Image, transform: FloatArray | None, pixel: int) -> Any:
-    """The SimpleITK image as an ITK one (a copy of its pixels); with ``transform``, in the
-    coordinates ``x'`` related to its own by ``x = transform(x')`` (same voxels)."""
-    array = np.ascontiguousarray(
-        sitk.GetArrayViewFromImage(image),
-        dtype=np.float32 if pixel == sitk.sitkFloat32 else np.uint8)
+def _to_itk(itk: Any, image: sitk.Image, transform: FloatArray | None) -> Any:
+    """The SimpleITK image (float32 pixels, or a uint8 mask) as an ITK one, a copy of its
+    pixels; with ``transform``, in the coordinates ``x'`` related to its own by
+    ``x = transform(x')`` (same voxels)."""
+    dtype = {sitk.sitkFloat32: np.float32, sitk.sitkUInt8: np.uint8}.get(image.GetPixelID())
+    if dtype is None:
+        raise ValueError(f"elastix is given float32 images and uint8 masks, not "
+                         f"{image.GetPixelIDTypeAsString()}")
+    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(image), dtype=dtype)
     out = itk.image_from_array(array)
     origin = np.asarray(image.GetOrigin(), dtype=np.float64)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)

@@ -75,8 +75,9 @@ class RegistrationProblem:
     planning side (crop, region mask, pyramid). ``initial`` maps CBCT points to planning points
     (ITK convention) and is the nominal start; ``center_mm`` (CBCT coordinates, the machine
     isocentre) is the centre of rotation of the optimised transform. ``memo`` is scratch space
-    where an engine keeps what it derives from the fixed side once per problem (its pyramid),
-    shared by the runs on the problem (the result and the robustness restart).
+    where what is derived from the fixed side is kept once per problem (the CBCT's pyramid,
+    :mod:`igrt.registration.cbct_levels`; an engine's sample grids), shared by the runs on the
+    problem (the result, the robustness restart, a cross-check: one after the other).
     """
 
     fixed: Volume
@@ -115,8 +116,8 @@ class RegistrationResult:
     #: fixed budget by design), so "not converged" is never claimed or denied for it
     converged: bool | None
     elapsed_s: float
-    #: the transform after each level, coarse to fine (empty when the engine runs its levels
-    #: in one call and cannot tell); the robustness restart compares at one level
+    #: the transform after each level, coarse to fine (both engines run a level per call;
+    #: empty from an engine that could not tell)
     level_transforms: tuple[FloatArray, ...] = ()
 
     def as_dict(self) -> dict[str, object]:

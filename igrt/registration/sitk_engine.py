@@ -219,16 +219,14 @@ def _fixed_level(problem: RegistrationProblem, level: Level, phase: int = 0, *,
     grid of ``phase``: phases interleave, half a stride apart along each axis). ``near``
     (``"only"``, ``"refine"``): the mask is that one of the problem's masks near the CBCT's
     edges (when it has one), so all the samples are there."""
-    mask = {"only": problem.sample_mask, "refine": problem.refine_mask}.get(near)
-    if mask is None:
-        near = ""
+    near = cbct_levels.mask_name(problem, near)
     key = ("simpleitk-fixed", level, phase, near)
     found = problem.memo.get(key)
     if isinstance(found, LevelImages):
         return found
     factors = fixed_factors(problem.fixed.spacing_mm, level)
     image = cbct_levels.image(problem, factors, level.smoothing_mm)
-    shrunk_mask = cbct_levels.mask(problem, factors, near=near, region=mask)
+    shrunk_mask = cbct_levels.mask(problem, factors, near=near)
     made = _sample_grid(LevelImages(factors, level.smoothing_mm, image, shrunk_mask),
                         level.samples, phase)
     problem.memo[key] = made
