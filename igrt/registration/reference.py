@@ -107,7 +107,7 @@ def _index_box(image: sitk.Image, around: tuple[FloatArray, FloatArray], *,
     return [int(v) for v in start], [int(v) for v in stop - start]
 
 
-def _cut(images: LevelImages, around: tuple[FloatArray, FloatArray]) -> LevelImages:
+def cut(images: LevelImages, around: tuple[FloatArray, FloatArray]) -> LevelImages:
     """The level cut to the box ``around`` (a copy of that region only)."""
     first, extent = _index_box(images.image, around)
     if all(f == 0 for f in first) and tuple(extent) == tuple(images.image.GetSize()):
@@ -257,7 +257,7 @@ class PlanningReference:
             return self.level(factors, level.smoothing_mm)
         if self._in_parts(factors, level.smoothing_mm):
             return self._native_part(level.smoothing_mm, around)
-        return _cut(self.level(factors, level.smoothing_mm), around)
+        return cut(self.level(factors, level.smoothing_mm), around)
 
     def _in_parts(self, factors: Factors, smoothing_mm: float) -> bool:
         """Whether this level is made only where a run samples it (``keep_levels`` False, the
@@ -282,7 +282,7 @@ class PlanningReference:
         first, extent = _index_box(self._image, around, pad=radius)
         image = self._smoothed_part(smoothing_mm, first, extent)
         mask = sitk.RegionOfInterest(self._mask_image, extent, first)
-        return _cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
+        return cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
 
     def _smoothed_part(self, smoothing_mm: float, first: list[int],
                        extent: list[int]) -> sitk.Image:
