@@ -193,12 +193,12 @@ QUICK_EXIT = frozenset({"register"})
 
 def _exit_now(code: int) -> NoReturn:
     """Flush what is buffered (the message on stdout, the log, C's own stdio buffers) and
-    leave with ``code``; a message that could not be written is exit status 120 as at an
-    ordinary exit of Python."""
+    leave with ``code``; a status 0 whose message could not be written (stdout closed or
+    broken) becomes 120, Python's own status for that."""
     logging.shutdown()
     try:
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         code = code or 120
     with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()

@@ -113,10 +113,16 @@ def test_numpy_arrays_get_small_pages(environment: dict[str, str], huge: str) ->
 
 def test_register_called_in_process_returns_its_status(tmp_path: Path) -> None:
     """Only the ``igrt`` program leaves without the interpreter's teardown; ``main`` called by
-    another program (here: this test process) returns the status."""
-    from services.cli import main
-
-    assert main(["register", "--planning", str(tmp_path / "none"), "--cbct", str(tmp_path)]) == 2
+    another program returns the status, with argv given or taken from ``sys.argv``."""
+    args = ["register", "--planning", str(tmp_path / "none"), "--cbct", str(tmp_path)]
+    code = ("import sys\nfrom services.cli import main\n"
+            f"print('given', main({args!r}), flush=True)\n"
+            f"sys.argv = ['igrt', *{args!r}]\n"
+            "print('from sys.argv', main(), flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.stdout.splitlines() == ["given 2", "from sys.argv 2"], done.stderr
+    assert done.returncode == 0
 
 
 def test_the_register_program_prints_its_whole_message_then_leaves(plan_dir: Path,
@@ -129,7 +135,10 @@ def test_the_register_program_prints_its_whole_message_then_leaves(plan_dir: Pat
 
     cbct = tmp_path / "cbct"
     shutil.copytree(plan_dir, cbct)
-    done = igrt("register", "--planning", str(plan_dir), "--cbct", str(cbct))
+    # block-buffered, as on a pipe by default: an exit that skipped the flush would lose it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([IGRT, "register", "--planning", str(plan_dir), "--cbct", str(cbct)],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
     assert done.returncode == 1, done.stderr
     assert done.stdout.endswith("}\n")
     message = json.loads(done.stdout)

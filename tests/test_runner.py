@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pydicom
@@ -25,7 +25,7 @@ from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
 from igrt.dicom.series_loader import load_series_files
 from igrt.dicom.structure_reader import read_structure_set
-from igrt.registration import region
+from igrt.registration import elastix_engine, region
 from igrt.registration.elastix_engine import ElastixEngine
 from igrt.registration.elastix_engine import iterations as elastix_iterations
 from igrt.registration.elastix_engine import warm_up as elastix_warm_up
@@ -109,22 +109,41 @@ def test_engine_recovers_the_known_correction(case: Case, reference: PlanningRef
     assert not any(r.startswith("not_converged") for r in m.reasons)
 
 
-def test_elastix_runs_a_registration_per_level_on_the_levels_already_made(
-        case: Case, reference: PlanningReference) -> None:
-    """The cross-check after the primary: elastix takes the CBCT levels the SimpleITK engine
-    made (none is made again), one elastix run per level, each from where the last ended."""
+def test_elastix_runs_a_registration_per_level_its_own_pyramid_at_native(
+        case: Case, reference: PlanningReference,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cross-check after the primary: elastix's smoothed levels take the CBCT levels the
+    SimpleITK engine made (none is made again) and elastix's pyramid copies them; its native
+    level takes the CBCT region as it is and smooths it itself. One elastix run per level, each
+    from where the last ended."""
     cfg = parse_config({"registration": {"perturbation_check": False}})
     problem = prepare(case, reference, cfg.registration)
     SimpleItkEngine().register(problem)
     made = cbct_images(problem)
     assert len(made) == len(DEFAULT_LEVELS)
+    runs: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    real = elastix_engine._elastix
+
+    def spy(itk: Any, parameters: dict[str, tuple[str, ...]], **images: Any) -> Any:
+        runs.append((parameters["FixedImagePyramidSmoothingSchedule"],
+                     tuple(images["fixed"].GetLargestPossibleRegion().GetSize())))
+        return real(itk, parameters, **images)
+
+    monkeypatch.setattr(elastix_engine, "_elastix", spy)
     result = ElastixEngine().register(problem)
     assert cbct_images(problem) == made
+    assert [sigma for sigma, _ in runs] == [("0", "0", "0")] * 2 + [("0.6",) * 3]
+    assert runs[-1][1] == problem.fixed.shape_ijk  # the CBCT region itself, unshrunk
     assert len(result.level_transforms) == len(DEFAULT_LEVELS)
     np.testing.assert_array_equal(result.level_transforms[-1], result.transform)
     assert_known(to_iec(result.transform, case))
     coarse = to_iec(result.level_transforms[0], case)  # the coarse level alone is close
     assert float(np.linalg.norm(coarse.translation_mm - KNOWN.translation_mm)) < 3.0
+
+
+def test_elastix_is_given_float32_images_and_uint8_masks_only() -> None:
+    with pytest.raises(ValueError, match="float32 images and uint8 masks"):
+        elastix_engine._to_itk(None, sitk.Image(4, 4, 4, sitk.sitkInt16), None)
 
 
 def test_the_elastix_warm_up_registers_as_a_level_does() -> None:

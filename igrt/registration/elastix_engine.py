@@ -3,10 +3,12 @@ adaptive stochastic gradient descent optimiser on an Euler transform about the i
 
 One elastix registration per level. The smoothed levels run on the level images both engines
 share (:mod:`igrt.registration.cbct_levels`, :meth:`PlanningReference.for_level`: bin-shrunk
-toward the level's voxel size and smoothed), which elastix's pyramid only copies: its smoothing
-pyramids of the whole images were a quarter of its time (about 1 s at full size). The native
-level, whose answer is the engine's, runs on the images as they are and elastix's own pyramid
-smooths them, so a cross-check's answer shares none of the primary's level-making code. What
+toward the level's voxel size and smoothed), which elastix's pyramid only copies (its smoothing
+pyramids of the whole images at every level were a quarter of its time, about 1 s at full
+size). The native level, whose answer is the engine's, runs on the images as they are (the
+planning crop cut to where the CBCT region maps) and elastix's own pyramid smooths them, so a
+cross-check's answer shares none of the primary's level-making code, apart from the binning at
+intake of a planning CT finer than the CBCT (``build_reference`` with the CBCT's grid). What
 also stays elastix's own: the optimiser and its step-size estimation, its random sampling (new
 samples at every iteration) and its metric.
 
@@ -148,7 +150,9 @@ def _elastix(itk: Any, parameters: dict[str, tuple[str, ...]], *, fixed: Any, fi
             method.UpdateLargestPossibleRegion()
         except RuntimeError as exc:
             words = str(exc).lower()
-            if "outside" in words or "samples" in words:
+            # "Too many samples map outside moving image buffer", "Could not find enough image
+            # samples within reasonable time": elastix's words for too little overlap
+            if "map outside moving image" in words or "enough image samples" in words:
                 raise NoOverlapError(
                     "elastix: the CBCT region maps outside the planning CT's registration "
                     f"region ({str(exc).strip().splitlines()[-1][:200]})") from exc
