@@ -61,27 +61,36 @@ class OfflineRegistration:
         self._planning = DirectoryPlanning(planning_dir, plan_uid=plan_uid, found=planning_found)
         self._references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
         self._grid = _GridBox()
+        self._built = threading.Event()
         self._ahead = threading.Thread(
             target=_prepare_ahead, name="igrt-planning-ahead",
             args=(self._planning, config, self._references, plan_uid, isocenter_index,
-                  self._grid),
+                  self._grid, self._built),
             daemon=True)  # never holds the process: it waits for a grid that may never come
         self._ahead.start()
 
-    def register(self, cbct_dir: Path, *, cbct_found: ScanResult | None = None
-                 ) -> dict[str, Any]:
-        """The correction message for the CBCT of ``cbct_dir`` (``cbct_found``: its scan)."""
+    def register(self, cbct_dir: Path, *, cbct_found: ScanResult | None = None,
+                 cbct_series: ImageSeries | None = None) -> dict[str, Any]:
+        """The correction message for the CBCT of ``cbct_dir`` (``cbct_found``: its scan;
+        ``cbct_series``: its one series, read already: ``igrt.planning.cbct_aside``)."""
         cbct = DirectoryCbct(cbct_dir, found=cbct_found)
         self._planning.attach_cbct(cbct)
         loaded: _Loaded | None = None
         try:
-            loaded = _Loaded(cbct, self._grid)
+            loaded = _Loaded(cbct, self._grid, series=cbct_series)
         finally:  # the planning thread waits for the grid: it gets None if reading the CBCT broke
             self._grid.put(loaded.grid if loaded is not None else None)
+            if loaded is None:
+                self._ahead.join()
+        # the registration starts once the planning side is built (its CBCT side is prepared
+        # while the planning thread still makes the pyramid levels it will ask for)
+        self._built.wait()
+        try:
+            outcome = pipeline.run(loaded, self._planning, self._config,
+                                   isocenter_index=self._isocenter_index,
+                                   references=self._references, keep_levels=False)
+        finally:
             self._ahead.join()
-        outcome = pipeline.run(loaded, self._planning, self._config,
-                               isocenter_index=self._isocenter_index,
-                               references=self._references, keep_levels=False)
         return correction_message(outcome, room=self._config.room, dof=self._config.couch.dof,
                                   seq=0)
 
@@ -111,12 +120,16 @@ class _GridBox:
 
 class _Loaded:
     """The CBCT, read while the planning side was being prepared (a CbctSource that hands
-    over the series, or the refusal, it met). Its voxel grid goes to ``grid`` as soon as the
-    headers are decoded, before the pixels are assembled."""
+    over the series, or the refusal, it met), or handed over read (``series``). Its voxel grid
+    goes to ``grid`` as soon as the headers are decoded, before the pixels are assembled."""
 
-    def __init__(self, source: DirectoryCbct, grid: _GridBox) -> None:
+    def __init__(self, source: DirectoryCbct, grid: _GridBox, *,
+                 series: ImageSeries | None = None) -> None:
         self._error: IgrtError | None = None
-        self._series: ImageSeries | None = None
+        self._series: ImageSeries | None = series
+        if series is not None:
+            grid.put(self.grid)
+            return
         try:
             instances = source.decoded()
             grid.put(_header_grid(instances))
@@ -153,10 +166,14 @@ def _header_grid(instances: list[DecodedInstance]) -> Grid | None:
 
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,
-                   plan_uid: str | None, isocenter_index: int | None, grid: _GridBox) -> None:
+                   plan_uid: str | None, isocenter_index: int | None, grid: _GridBox,
+                   built: threading.Event) -> None:
     """Prepare the directory's one plan (the chosen one) if it is unambiguous; anything
     unusual is left to the pipeline, which names it. The planning CT is read while the CBCT
-    is; it is prepared for the CBCT's grid once that is known."""
+    is; it is prepared for the CBCT's grid once that is known. ``built`` is set once the
+    planning side is built (its pyramid levels are made after, while the registration
+    prepares its CBCT side; a level asked for meanwhile waits for it), or when nothing more
+    will be."""
     try:
         plans = [p for p in planning.plans("") if plan_uid in (None, p.sop_instance_uid)]
         if len(plans) != 1:
@@ -175,6 +192,9 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
                                               isocenter_index=isocenter_index,
                                               references=references, keep_levels=False,
                                               cbct_grid=cbct_grid)
+        built.set()
         reference.warm(*cbct_grid)
     except Exception as exc:  # noqa: BLE001 - a head start only: the pipeline reports problems
         log.debug("planning side not prepared ahead: %s: %s", type(exc).__name__, exc)
+    finally:
+        built.set()

@@ -269,29 +269,37 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 def _register(args: argparse.Namespace, config: Config) -> int:
     """Print the message on stdout; exit 0 with a correction (ok or review), 1 when failed, 2
     on a usage error (a directory missing, empty, or the two swapped). Each directory is
-    scanned once: the usage checks read the registration's scans. The planning side is being
-    prepared while the CBCT directory is scanned."""
+    scanned once: the usage checks read the registration's scans. The CBCT directory is read
+    in a child process (``igrt.planning.cbct_aside``) while the planning directory is scanned
+    and its planning side prepared."""
     from igrt.dicom.files import scan
     from igrt.offline import OfflineRegistration
+    from igrt.planning.cbct_aside import CbctAside
 
     found: dict[str, ScanResult] = {}
     problem = register_usage_problem(args.planning, args.cbct)
-    if problem is None:
-        found["--planning"] = scan(args.planning, keep_datasets=True)
-        problem = register_contents_problem(args.planning, args.cbct, found)
     if problem is not None:
+        print(f"igrt register: {problem}", file=sys.stderr)
+        return USAGE_EXIT
+    aside = CbctAside(args.cbct)  # before any thread is started
+    found["--planning"] = scan(args.planning, keep_datasets=True)
+    problem = register_contents_problem(args.planning, args.cbct, found)
+    if problem is not None:
+        aside.cancel()
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
 
     run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
                               isocenter_index=args.isocenter, planning_found=found["--planning"])
-    found["--cbct"] = scan(args.cbct, keep_datasets=True)
+    read = aside.result()
+    found["--cbct"] = read.found if read is not None else scan(args.cbct, keep_datasets=True)
     problem = register_contents_problem(args.planning, args.cbct, found)
     if problem is not None:
         run.cancel()
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
-    message = run.register(args.cbct, cbct_found=found["--cbct"])
+    message = run.register(args.cbct, cbct_found=found["--cbct"],
+                           cbct_series=read.series if read is not None else None)
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0

@@ -89,7 +89,7 @@ def test_levels_are_made_once_with_exact_geometry() -> None:
     reference = PlanningReference(ct=info(), volume=volume, mask=mask,
                                   isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
     native = reference.native
-    assert reference.native is native  # no copy: the crop itself
+    assert reference.native is native  # made once, its pixels shared with the crop
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(native.image), volume.voxels)
     level = reference.level((2, 2, 1), 1.5)
     assert reference.level((2, 2, 1), 1.5) is level  # made once
@@ -104,6 +104,33 @@ def test_levels_are_made_once_with_exact_geometry() -> None:
     before = reference.nbytes
     reference.level((4, 4, 1), 4.0)
     assert reference.nbytes > before
+
+
+def test_reading_a_level_beside_another_holder_leaves_the_reference_intact() -> None:
+    """The unshrunk, unsmoothed level is the crop's pixels; SimpleITK gives an image whose
+    buffer is shared a buffer of its own when NumPy reads it (elastix's input, made while a
+    SimpleITK run holds a copy). The reference's own ``volume`` and ``mask`` must not be left
+    viewing the old buffer, which is freed with that copy."""
+    import gc
+
+    volume = synthetic()
+    mask = np.zeros(volume.voxels.shape, dtype=bool)
+    mask[4:16, 8:32, 6:24] = True
+    reference = PlanningReference(ct=info(), volume=volume, mask=mask,
+                                  isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+    voxels, region = np.array(reference.volume.voxels), np.array(reference.mask)
+    native = reference.native
+    assert native.mask is not None
+    held = [sitk.Image(native.image), sitk.Image(native.mask)]  # a run holding copies
+    sitk.GetArrayViewFromImage(native.image)  # read through NumPy meanwhile
+    sitk.GetArrayViewFromImage(native.mask)
+    del held, native
+    gc.collect()
+    scribbled = [np.full(volume.voxels.shape, 7, dtype=np.float32) for _ in range(8)]
+    scribbled += [np.ones(mask.shape, dtype=np.uint8) for _ in range(8)]
+    np.testing.assert_array_equal(reference.volume.voxels, voxels)
+    np.testing.assert_array_equal(reference.mask, region)
+    assert len(scribbled) == 16
 
 
 def test_warm_makes_the_smoothed_levels_and_with_a_cbct_grid_the_native_one() -> None:

@@ -20,6 +20,7 @@ from igrt.core.case import Case, build_case, region_mask
 from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection, PatientPosition
 from igrt.core.image_series import SeriesInfo
+from igrt.core.types import FloatArray
 from igrt.core.volume import Volume
 from igrt.dicom.files import scan
 from igrt.dicom.plan_reader import read_plan
@@ -442,42 +443,125 @@ def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
     assert m.details["quality"]["longitudinal_coverage"] < 0.75
 
 
-def test_the_restart_runs_the_way_the_result_came_and_is_compared_with_the_result() -> None:
-    """The robustness restart starts at the result moved by 2 mm and 1° per axis, runs through
-    the middle level's samples near edges and the native level (they find their way back from
-    that far; the native level alone stalled 0.5 mm off on the QA cube), and is compared with
-    the final result, not with one level's."""
+class _Recording:
+    """An engine that records each call (start, levels, thread) and answers: the middle
+    level's answer for the levels before the native one, the final answer for the native level
+    from there, and its start for anything else (the restart, a cross-check)."""
+
+    def __init__(self, name: str, concurrent: bool, middle: np.ndarray, final: np.ndarray,
+                 calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]]) -> None:
+        self.name = name
+        self.concurrent_runs = concurrent
+        self._middle, self._final, self._calls = middle, final, calls
+
+    def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
+                 levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
+        import threading
+        import time
+
+        from igrt.registration.problem import RegistrationResult
+
+        self._calls.append((self.name, start, levels, threading.current_thread().name))
+        time.sleep(0.05)  # long enough for a run on another thread to start meanwhile
+        after: tuple[FloatArray, ...]
+        if levels == DEFAULT_LEVELS[:-1]:
+            answer, after = self._middle, (np.eye(4), self._middle)
+        elif levels == DEFAULT_LEVELS[-1:] and start is not None and \
+                np.array_equal(start, self._middle):
+            answer, after = self._final, (self._final,)
+        else:
+            answer = problem.initial if start is None else start
+            after = (answer,)
+        return RegistrationResult(self.name, answer, -0.5, 10 * len(levels), "minimum step",
+                                  True, 0.1, level_transforms=after)
+
+
+@pytest.mark.parametrize("concurrent", [True, False], ids=["side-by-side", "one-after-another"])
+def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
+        concurrent: bool) -> None:
+    """The robustness restart starts at the middle level's answer (where the result's native
+    level starts) moved by 2 mm and 1° per axis, runs through the middle level's samples near
+    edges and the native level (they find their way back from that far; the native level alone
+    stalled 0.5 mm off on the QA cube), on a second thread beside the result's native level for
+    an engine that allows it, with the same start either way; the result is the one run through
+    all the levels; a cross-check engine runs from the nominal start beside them."""
+    import threading
+
     from igrt.registration import runner
-    from igrt.registration.problem import RegistrationProblem, RegistrationResult
+    from igrt.registration.engines import EnginePool
 
-    calls: list[tuple[np.ndarray, tuple[object, ...]]] = []
-
-    class Recording:
-        name = "recording"
-
-        def register(self, problem: object, *, start: np.ndarray | None = None,
-                     levels: tuple[object, ...] = DEFAULT_LEVELS) -> RegistrationResult:
-            assert start is not None
-            calls.append((start, levels))
-            return dataclasses.replace(result, transform=start)
-
+    calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]] = []
     center = np.array([3.0, -2.0, 5.0])
-    final = geometry.translation((1.0, 2.0, 3.0))
-    result = RegistrationResult("recording", final, -0.5, 10, "", True, 0.1,
-                                level_transforms=(np.eye(4), np.eye(4) * 2, final))
+    middle = geometry.translation((1.0, 2.0, 3.0))
+    final = geometry.translation((1.1, 2.0, 3.0))
     problem = RegistrationProblem(
         fixed=Volume(voxels=np.zeros((2, 2, 2), np.float32), origin_mm=(0.0, 0.0, 0.0),
                      spacing_mm=(1.0, 1.0, 1.0)),
         fixed_mask=np.ones((2, 2, 2), bool), reference=cast(PlanningReference, None),
         initial=np.eye(4), center_mm=center)
-    again, compared = runner._restart(Recording(), problem, result)
-    assert len(calls) == 1
-    start, levels = calls[0]
-    assert levels == runner.RESTART_LEVELS
-    assert [(lv.voxel_mm, lv.near_edges, lv.phases, lv.moving_gradient_filter)
-            for lv in cast(tuple[Level, ...], levels)] == [(2.0, "inset", 1, False),
-                                                           (0.0, "only", 1, False)]
-    np.testing.assert_array_equal(compared, final)
-    np.testing.assert_allclose(start, final @ runner._perturbation(center))
-    moved = geometry.apply(start, center) - geometry.apply(final, center)
+    pool = cast(EnginePool, dataclasses.make_dataclass("Pool", ["primary", "cross_check"])(
+        _Recording("primary", concurrent, middle, final, calls),
+        _Recording("other", False, middle, final, calls)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as side:
+        runs = runner._register(pool, problem, side, restart=True)
+        assert runs.restart is not None and runs.cross_check is not None
+        again, crossed = runs.restart.result(), runs.cross_check.result()
+
+    main = threading.current_thread().name
+    by = {(name, lv): (start, thread) for name, start, lv, thread in calls}
+    assert len(calls) == 4
+    start, thread = by[("primary", DEFAULT_LEVELS[:-1])]
+    assert start is None and thread == main
+    start, thread = by[("primary", DEFAULT_LEVELS[-1:])]
+    np.testing.assert_array_equal(start, middle)
+    assert thread == main
+    start, thread = by[("primary", runner.RESTART_LEVELS)]
+    assert start is not None
+    np.testing.assert_allclose(start, middle @ runner._perturbation(center))
+    assert (thread != main) is concurrent
+    moved = geometry.apply(start, center) - geometry.apply(middle, center)
     assert np.linalg.norm(moved) == pytest.approx(np.linalg.norm(runner.PERTURBATION_MM), abs=1e-6)
+    assert [(lv.voxel_mm, lv.near_edges, lv.phases, lv.moving_gradient_filter)
+            for lv in runner.RESTART_LEVELS] == [(2.0, "inset", 1, False),
+                                                 (0.0, "only", 1, False)]
+    start, thread = by[("other", DEFAULT_LEVELS)]
+    assert start is None and thread != main  # another engine: beside the primary
+    np.testing.assert_array_equal(runs.result.transform, final)
+    assert runs.result.iterations == 10 * len(DEFAULT_LEVELS)
+    assert len(runs.result.level_transforms) == len(DEFAULT_LEVELS)
+    np.testing.assert_array_equal(runs.result.level_transforms[-1], final)
+    np.testing.assert_allclose(again.transform, middle @ runner._perturbation(center))
+    assert crossed.engine == "other"
+
+
+def test_the_masks_near_edges_are_made_beside_and_only_the_levels_using_them_wait(
+        built: Built) -> None:
+    """``prepare`` hands the masks near edges over as a call (they are made on a thread while
+    the first levels run): the whole box's mask never asks for them, ``"only"`` and
+    ``"refine"`` get exactly the masks made from the CBCT's edges."""
+    from igrt.registration import cbct_levels, runner, structure
+
+    cfg = parse_config({"registration": {"roi_size_mm": list(BOX_MM)}})
+    problem = runner.prepare(built.case, built.reference, cfg.registration)
+    edges = structure.strong_edges(problem.fixed)
+    inner = region.inside_box(problem.fixed, problem.center_mm,
+                              np.asarray(BOX_MM) - 2 * structure.BOX_INSET_MM)
+    expected = (structure.near_edges(edges, problem.fixed_mask),
+                structure.near_edges(edges, problem.fixed_mask & inner, both_sides=False))
+    assert problem.edge_masks is not None
+    for made, wanted in zip(problem.edge_masks(), expected, strict=True):
+        assert made is not None and wanted is not None
+        np.testing.assert_array_equal(made, wanted)
+    assert problem.sample_mask is not None and problem.refine_mask is not None
+
+    def not_yet() -> tuple[None, None]:
+        raise AssertionError("the masks near edges were waited for")
+
+    waiting = dataclasses.replace(problem, edge_masks=not_yet, memo={})
+    cbct_levels.mask(waiting, (2, 2, 1))  # the whole box's mask: made without them
+    assert cbct_levels.mask_name(waiting, "") == ""
+    for near in ("only", "refine"):
+        with pytest.raises(AssertionError, match="waited for"):
+            cbct_levels.mask(waiting, (1, 1, 1), near=near)

@@ -43,7 +43,12 @@ def mask(problem: RegistrationProblem, factors: Factors, *, near: str = "") -> s
 
 
 def _region(problem: RegistrationProblem, near: str) -> BoolArray | None:
-    return {"only": problem.sample_mask, "refine": problem.refine_mask}.get(near)
+    # only the mask asked for: the masks near edges may still be being made
+    if near == "only":
+        return problem.sample_mask
+    if near == "refine":
+        return problem.refine_mask
+    return None
 
 
 def mapped_box(problem: RegistrationProblem, matrix: FloatArray,

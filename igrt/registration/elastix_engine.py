@@ -63,6 +63,9 @@ def _itk() -> Any:
 
 class ElastixEngine:
     name = "elastix"
+    #: ITK's random generator behind elastix's sampler is one per process: two runs at once
+    #: would draw each other's samples
+    concurrent_runs = False
 
     def register(self, problem: RegistrationProblem, *, start: FloatArray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> RegistrationResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -89,9 +90,20 @@ class RegistrationProblem:
     fov_fraction: float = 1.0  # share of the box in the CBCT's field of view
     memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
     #: the parts of ``fixed_mask`` near the CBCT's edges where the levels that ask for them
-    #: (``Level.near_edges``) sample: ``"only"`` and ``"refine"``; None: all of ``fixed_mask``
-    sample_mask: BoolArray | None = None
-    refine_mask: BoolArray | None = None
+    #: (``Level.near_edges``) sample, ``"only"`` and ``"refine"`` (``sample_mask``,
+    #: ``refine_mask``; None: all of ``fixed_mask``), as a call that returns them once made:
+    #: they are made beside the first levels, which do not use them
+    #: (:func:`igrt.registration.runner.prepare`)
+    edge_masks: Callable[[], tuple[BoolArray | None, BoolArray | None]] | None = field(
+        default=None, compare=False, repr=False)
+
+    @property
+    def sample_mask(self) -> BoolArray | None:
+        return self.edge_masks()[0] if self.edge_masks is not None else None
+
+    @property
+    def refine_mask(self) -> BoolArray | None:
+        return self.edge_masks()[1] if self.edge_masks is not None else None
 
     @property
     def moving(self) -> Volume:
@@ -133,6 +145,10 @@ class RegistrationResult:
 
 class Engine(Protocol):
     name: str
+    #: two registrations of this engine may run at once, on two threads (the robustness restart
+    #: beside the result's native level); False where the engine has process-wide state, as
+    #: elastix's random sampler
+    concurrent_runs: bool
 
     def register(
         self,

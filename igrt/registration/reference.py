@@ -235,7 +235,15 @@ class PlanningReference:
         with self._lock:
             found = self._levels.get(key)
             if found is None:
-                found = level_images(self._image, self._mask_image, factors, smoothing_mm)
+                # made from copies (sharing the pixels until written): a level left unshrunk
+                # and unsmoothed is handed out as such a copy, never as the reference's own
+                # image, whose buffer ``volume`` and ``mask`` view. SimpleITK gives an image
+                # whose buffer is shared a buffer of its own when its pixels are read through
+                # NumPy (``GetArrayViewFromImage``); done to the reference's own image while a
+                # run held a copy of it (elastix's input beside a SimpleITK run), the views
+                # read the old buffer once that copy was let go: freed memory.
+                found = level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
+                                     factors, smoothing_mm)
                 self._levels[key] = found
             return found
 

@@ -11,10 +11,14 @@ whether the images correspond and no other level matches as well
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,12 +28,12 @@ from igrt.core.case import Case
 from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
-from igrt.core.types import FloatArray
+from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
 from igrt.registration import cupping, match_checks, region, structure
 from igrt.registration.engines import EnginePool
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
-    Engine,
     Level,
     RegistrationProblem,
     RegistrationResult,
@@ -37,6 +41,8 @@ from igrt.registration.problem import (
 from igrt.registration.reference import PlanningReference
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
@@ -107,14 +113,40 @@ def prepare(case: Case, reference: PlanningReference,
             log.info("CBCT cupping taken out (a near-uniform planning region, %.0f%% within "
                      "%.0f HU of its mode): %.0f HU peak to peak", 100 * share,
                      cupping.UNIFORM_WINDOW_HU, cupped.amplitude_hu)
-    inner = region.inside_box(fixed, iso_cbct, box_size - 2 * structure.BOX_INSET_MM)
-    edges = structure.strong_edges(fixed)
-    refine_mask = structure.near_edges(edges, fixed_mask & inner, both_sides=False)
-    sample_mask = structure.near_edges(edges, fixed_mask)
-    return RegistrationProblem(fixed=fixed, fixed_mask=np.ascontiguousarray(fixed_mask),
+    fixed_mask = np.ascontiguousarray(fixed_mask)
+    return RegistrationProblem(fixed=fixed, fixed_mask=fixed_mask,
                                reference=reference, initial=initial, center_mm=iso_cbct,
-                               seed=cfg.seed, fov_fraction=fraction, sample_mask=sample_mask,
-                               refine_mask=refine_mask)
+                               seed=cfg.seed, fov_fraction=fraction,
+                               edge_masks=_beside(functools.partial(
+                                   _edge_masks, fixed, fixed_mask, iso_cbct, box_size)))
+
+
+def _edge_masks(fixed: Volume, fixed_mask: BoolArray, center_mm: FloatArray,
+                box_size_mm: FloatArray) -> tuple[BoolArray | None, BoolArray | None]:
+    """The problem's masks near the CBCT's edges: ``sample_mask`` (edges wholly inside the
+    usable region, both sides) and ``refine_mask`` (the edge bands kept away from the box's
+    faces)."""
+    inner = region.inside_box(fixed, center_mm, box_size_mm - 2 * structure.BOX_INSET_MM)
+    edges = structure.strong_edges(fixed)
+    return (structure.near_edges(edges, fixed_mask),
+            structure.near_edges(edges, fixed_mask & inner, both_sides=False))
+
+
+def _beside(make: Callable[[], _T]) -> Callable[[], _T]:
+    """``make`` run on a thread of its own from now; the call returned waits for its result
+    (and raises its error). The CBCT's masks near edges (a tenth to a fifth of a second of
+    ITK filters and distance maps, outside Python's lock) are made while the first levels run:
+    they do not use them."""
+    done: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(make())
+        except BaseException as exc:  # noqa: BLE001 - raised where the masks are used
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="igrt-edge-masks", daemon=True).start()
+    return done.result
 
 
 def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
@@ -126,7 +158,17 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
     prepared_s = time.perf_counter() - t0
     pool = engines or EnginePool(reg)
     engine = pool.primary
-    result = engine.register(problem)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="igrt-registration") as side:
+        runs = _register(pool, problem, side, restart=reg.perturbation_check)
+        result = runs.result
+        # the match checks while the restart and the cross-check finish
+        t_checks = time.perf_counter()
+        checked = match_checks.Checked()
+        match_checks.coverage(problem, reg, problem.fov_fraction, checked)
+        match_checks.correspondence(problem, engine, result.transform, reg, checked)
+        checks_s = time.perf_counter() - t_checks
+        again = runs.restart.result() if runs.restart is not None else None
+        other = runs.cross_check.result() if runs.cross_check is not None else None
     measured = to_iec(result.transform, case)
     reasons: list[str] = []
     details: dict[str, Any] = {"primary": result.as_dict()}
@@ -136,9 +178,8 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
                               f"({result.stop_condition})"))
     reasons += quality.bound_reasons(measured)
     half = np.asarray(reg.roi_size_mm) / 2.0
-    if reg.perturbation_check:
-        again, compared = _restart(engine, problem, result)
-        diff = quality.difference(again.transform, compared,
+    if again is not None:
+        diff = quality.difference(again.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["perturbation"] = {**diff.as_dict(), "elapsed_s": round(again.elapsed_s, 3)}
         flagged = quality.agreement_reason(
@@ -147,8 +188,7 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
             tolerance_deg=reg.perturbation_tolerance_deg)
         if flagged:
             reasons.append(flagged)
-    if pool.cross_check is not None:
-        other = pool.cross_check.register(problem)
+    if other is not None:
         diff = quality.difference(other.transform, result.transform,
                                   center_mm=problem.center_mm, half_size_mm=half)
         details["cross_check"] = {**other.as_dict(), **diff.as_dict(),
@@ -159,13 +199,9 @@ def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
             tolerance_deg=reg.cross_check_tolerance_deg)
         if flagged:
             reasons.append(flagged)
-    t_checks = time.perf_counter()
-    checked = match_checks.Checked()
-    match_checks.coverage(problem, reg, problem.fov_fraction, checked)
-    match_checks.correspondence(problem, engine, result.transform, reg, checked)
     reasons += checked.reasons
     details["quality"] = _quality_figures(result.metric, details.get("perturbation"), reg,
-                                          checked, time.perf_counter() - t_checks)
+                                          checked, checks_s)
     reasons += quality.limit_reasons(measured, max_translation_mm=review.max_translation_mm,
                                      max_rotation_deg=review.max_rotation_deg)
     details["prepare_s"] = round(prepared_s, 3)
@@ -190,15 +226,68 @@ def _quality_figures(metric: float, perturbation: dict[str, Any] | None,
     return {**figures, **checked.figures, "elapsed_s": round(elapsed_s, 3)}
 
 
-def _restart(engine: Engine, problem: RegistrationProblem,
-             result: RegistrationResult) -> tuple[RegistrationResult, FloatArray]:
-    """The robustness restart and what it is compared with: from the result perturbed by 2 mm
-    and 1° per axis, through :data:`RESTART_LEVELS` (the middle level on its samples near edges,
-    then the native level on one sample grid; not the middle level's whole-box run, which is
-    for the capture range); the same images and optimiser from another start must land where
-    the result did."""
-    start = result.transform @ _perturbation(problem.center_mm)
-    return engine.register(problem, start=start, levels=RESTART_LEVELS), result.transform
+@dataclass(frozen=True)
+class _Runs:
+    result: RegistrationResult
+    restart: Future[RegistrationResult] | None  # the robustness restart, when checked
+    cross_check: Future[RegistrationResult] | None  # the cross-check engine's, when configured
+
+
+def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolExecutor, *,
+              restart: bool) -> _Runs:
+    """The result, once it is there, and the robustness restart and the cross-check, run side
+    by side on ``side`` where they can be (each is its own optimisation on the same images;
+    none is given another's answer but the restart, its start): the cross-check from the
+    nominal start beside everything else, the restart (:func:`_restart_start`) beside the
+    result's native level. Two runs of an engine that does not allow it
+    (``Engine.concurrent_runs``) run one after the other, with the same starts and so the same
+    answers."""
+    engine = pool.primary
+    other = pool.cross_check
+    crossed: Future[RegistrationResult] | None = None
+    if other is not None and (other.name != engine.name or engine.concurrent_runs):
+        crossed = side.submit(other.register, problem)
+    head = engine.register(problem, levels=DEFAULT_LEVELS[:_NATIVE])
+    restarted: Future[RegistrationResult] | None = None
+    if restart and engine.concurrent_runs:
+        restarted = side.submit(engine.register, problem, start=_restart_start(problem, head),
+                                levels=RESTART_LEVELS)
+    tail = engine.register(problem, start=head.transform, levels=DEFAULT_LEVELS[_NATIVE:])
+    if restart and restarted is None:
+        restarted = _done(engine.register(problem, start=_restart_start(problem, head),
+                                          levels=RESTART_LEVELS))
+    if other is not None and crossed is None:
+        crossed = _done(other.register(problem))
+    return _Runs(_joined(head, tail), restarted, crossed)
+
+
+def _done(result: RegistrationResult) -> Future[RegistrationResult]:
+    made: Future[RegistrationResult] = Future()
+    made.set_result(result)
+    return made
+
+
+#: Where the result's native level starts: the levels before it, and the restart's start.
+_NATIVE = len(DEFAULT_LEVELS) - 1
+
+
+def _restart_start(problem: RegistrationProblem, head: RegistrationResult) -> FloatArray:
+    """The robustness restart's start: the middle level's answer (where the result's native
+    level starts) moved by 2 mm and 1° per axis. From there it runs through
+    :data:`RESTART_LEVELS` (the middle level on its samples near edges, then the native level
+    on one sample grid; not the middle level's whole-box run, which is for the capture range)
+    and is compared with the result: the same images and optimiser from another start must
+    land where the result did."""
+    return head.transform @ _perturbation(problem.center_mm)
+
+
+def _joined(head: RegistrationResult, tail: RegistrationResult) -> RegistrationResult:
+    """One run through all the levels, from its two parts (``tail`` started where ``head``
+    ended): the answer, metric and stop of the last level, the iterations and time of both."""
+    return dataclasses.replace(
+        tail, iterations=head.iterations + tail.iterations,
+        elapsed_s=head.elapsed_s + tail.elapsed_s,
+        level_transforms=head.level_transforms + tail.level_transforms)
 
 
 def to_iec(transform: FloatArray, case: Case) -> CouchCorrection:

@@ -57,6 +57,9 @@ class _Run:
 
 class SimpleItkEngine:
     name = "simpleitk"
+    #: each run makes its own ITK objects; what runs share (``problem.memo``, the planning
+    #: reference's levels) is made whole before it is kept, and the same either way
+    concurrent_runs = True
 
     def __init__(self, *, threads: int | None = None) -> None:
         self._threads = threads

@@ -1,0 +1,173 @@
+"""The CBCT directory of ``igrt register`` read in a forked child process, while the parent
+reads the planning directory and prepares the planning side.
+
+Reading DICOM is Python code under one lock: on one process the CBCT's 90 files and the planning
+side took turns (the planning side's preparation waited on the CBCT's parsing, 0.3-0.4 s of a
+~3 s run). The child scans the directory, decodes and assembles the series exactly as the parent
+would (:meth:`DirectoryCbct.load`), writes the volume and its padding mask into an anonymous
+memory file and hands its descriptor over a socket; the parent maps it (no copy through a pipe)
+and unpickles the rest: the series' identity and the directory's scan, the image files' data sets
+left out (the series is assembled; Spatial Registrations and the other small files keep theirs).
+
+Only a series read whole comes back this way. Anything else (a refusal, an unreadable file, a
+child that died, a platform without ``fork``) and :meth:`CbctAside.result` returns None: the
+parent reads the directory itself, so every refusal is the one it would have met alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import mmap
+import os
+import pickle
+import socket
+import struct
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from igrt.core.image_series import ImageSeries
+from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles
+from igrt.planning.directory import DirectoryCbct
+
+log = logging.getLogger(__name__)
+
+#: The child's one message: the sizes of the arrays and of the pickle in the memory file.
+_HEADER = struct.Struct("<QQQ")
+
+
+@dataclasses.dataclass(frozen=True)
+class AsideRead:
+    """What the child read: the directory's scan and its one CBCT series, assembled."""
+
+    found: ScanResult
+    series: ImageSeries
+
+
+class CbctAside:
+    """The child reading ``directory``, started at once (call before any thread is started:
+    a forked child holds only the thread that forked)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.pid: int | None = None
+        self._socket: socket.socket | None = None
+        if not hasattr(os, "fork") or not hasattr(os, "memfd_create") or \
+                threading.active_count() > 1:
+            return
+        ours, theirs = socket.socketpair()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            ours.close()
+            _child(self.directory, theirs)
+        theirs.close()
+        self.pid = pid
+        self._socket = ours
+
+    def result(self) -> AsideRead | None:
+        """The series and the scan, once the child is done; None: read the directory here."""
+        if self._socket is None:
+            return None
+        try:
+            with self._socket:
+                message, fds, _, _ = socket.recv_fds(self._socket, _HEADER.size, 1)
+            if len(message) != _HEADER.size or len(fds) != 1:
+                return None  # the child refused the series, or died
+            read = _mapped(fds[0], *_HEADER.unpack(message))
+            log.debug("CBCT series %s read aside by process %d", read.series.info.series_uid,
+                      self.pid)
+            return read
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+            log.warning("the CBCT read aside could not be taken over (%s: %s); reading it here",
+                        type(exc).__name__, exc)
+            return None
+        finally:
+            self._reap()
+
+    def cancel(self) -> None:
+        """Not needed after all: the child is stopped."""
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, 9)
+        if self._socket is not None:
+            self._socket.close()
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+        self._socket = None
+
+
+def _child(directory: Path, channel: socket.socket) -> None:
+    """Read, hand over, leave (``os._exit``: none of the parent's exit handlers or buffers)."""
+    code = 1
+    try:
+        source = DirectoryCbct(directory)
+        series = source.load()
+        fd, header = _written(series, _without_image_datasets(source.found))
+        socket.send_fds(channel, [header], [fd])
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - the parent reads the directory itself
+        log.debug("CBCT not read aside: %s: %s", type(exc).__name__, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            channel.close()
+        os._exit(code)
+
+
+def _written(series: ImageSeries, found: ScanResult) -> tuple[int, bytes]:
+    """A memory file holding the voxels, the padding mask and the pickled rest, and the
+    header naming their sizes."""
+    voxels = np.ascontiguousarray(series.volume.voxels)
+    padding = series.padding_mask
+    mask = np.ascontiguousarray(padding) if padding is not None else None
+    rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
+        series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
+        voxels.dtype.str, voxels.shape, mask is not None, found),
+        protocol=pickle.HIGHEST_PROTOCOL)
+    mask_bytes = mask.nbytes if mask is not None else 0
+    fd = os.memfd_create("igrt-cbct")
+    os.ftruncate(fd, voxels.nbytes + mask_bytes + len(rest))
+    with mmap.mmap(fd, voxels.nbytes + mask_bytes + len(rest)) as memory:
+        memory[:voxels.nbytes] = voxels.data.cast("B")
+        if mask is not None:
+            memory[voxels.nbytes:voxels.nbytes + mask_bytes] = mask.view(np.uint8).data.cast("B")
+        memory[voxels.nbytes + mask_bytes:] = rest
+    return fd, _HEADER.pack(voxels.nbytes, mask_bytes, len(rest))
+
+
+def _mapped(fd: int, voxel_bytes: int, mask_bytes: int, rest_bytes: int) -> AsideRead:
+    """The child's memory file as arrays (mapped, not copied) and the unpickled rest."""
+    try:
+        memory = mmap.mmap(fd, voxel_bytes + mask_bytes + rest_bytes, flags=mmap.MAP_SHARED,
+                           prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    start = voxel_bytes + mask_bytes
+    series, dtype, shape, has_mask, found = pickle.loads(memory[start:start + rest_bytes])
+    voxels = np.frombuffer(memory, dtype=np.dtype(dtype), count=int(np.prod(shape))
+                           ).reshape(shape)
+    mask = (np.frombuffer(memory, dtype=np.bool_, count=mask_bytes, offset=voxel_bytes
+                          ).reshape(shape) if has_mask else None)
+    series = dataclasses.replace(series, volume=dataclasses.replace(series.volume, voxels=voxels),
+                                 padding_mask=mask)
+    return AsideRead(found=found, series=series)
+
+
+def _without_image_datasets(found: ScanResult) -> ScanResult:
+    """The scan with the image files' data sets dropped (their pixels are in the series)."""
+    def bare(files: tuple[DicomFile, ...]) -> tuple[DicomFile, ...]:
+        return tuple(dataclasses.replace(f, dataset=None) for f in files)
+
+    return dataclasses.replace(found, image_series=tuple(
+        SeriesFiles(s.series_uid, bare(s.files)) for s in found.image_series))
