@@ -1,8 +1,8 @@
 """The CBCT side of a pyramid level, made once per problem and kept in ``problem.memo``: the
 CBCT region as a SimpleITK image, bin-shrunk toward a level's voxel size and smoothed, and its
-mask shrunk the same way. Shared by both engines and by the result and the robustness restart
-on one problem (a cross-check after the primary finds the levels made); and the planning box a
-level's run may sample."""
+mask shrunk the same way. Shared by both engines and by the runs on one thread of one problem
+(a run on another thread, the robustness restart or a cross-check, has a memo of its own:
+``igrt.registration.runner``); and the planning box a level's run may sample."""
 
 from __future__ import annotations
 

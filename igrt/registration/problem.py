@@ -77,8 +77,9 @@ class RegistrationProblem:
     (ITK convention) and is the nominal start; ``center_mm`` (CBCT coordinates, the machine
     isocentre) is the centre of rotation of the optimised transform. ``memo`` is scratch space
     where what is derived from the fixed side is kept once per problem (the CBCT's pyramid,
-    :mod:`igrt.registration.cbct_levels`; an engine's sample grids), shared by the runs on the
-    problem (the result, the robustness restart, a cross-check: one after the other).
+    :mod:`igrt.registration.cbct_levels`; an engine's sample grids), shared by the runs made
+    one after the other on the problem (a run on another thread has a copy of the problem with
+    a memo of its own).
     """
 
     fixed: Volume

@@ -246,12 +246,12 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
     other = pool.cross_check
     crossed: Future[RegistrationResult] | None = None
     if other is not None and (other.name != engine.name or engine.concurrent_runs):
-        crossed = side.submit(other.register, problem)
+        crossed = side.submit(other.register, _own_memo(problem))
     head = engine.register(problem, levels=DEFAULT_LEVELS[:_NATIVE])
     restarted: Future[RegistrationResult] | None = None
     if restart and engine.concurrent_runs:
-        restarted = side.submit(engine.register, problem, start=_restart_start(problem, head),
-                                levels=RESTART_LEVELS)
+        restarted = side.submit(engine.register, _own_memo(problem),
+                                start=_restart_start(problem, head), levels=RESTART_LEVELS)
     tail = engine.register(problem, start=head.transform, levels=DEFAULT_LEVELS[_NATIVE:])
     if restart and restarted is None:
         restarted = _done(engine.register(problem, start=_restart_start(problem, head),
@@ -259,6 +259,14 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
     if other is not None and crossed is None:
         crossed = _done(other.register(problem))
     return _Runs(_joined(head, tail), restarted, crossed)
+
+
+def _own_memo(problem: RegistrationProblem) -> RegistrationProblem:
+    """The problem with a memo of its own, for a run on another thread: it makes its own CBCT
+    levels (tens of milliseconds) rather than read the SimpleITK images another run is using.
+    SimpleITK gives an image whose buffer is shared (with a filter running on it) a buffer of
+    its own when NumPy reads it, which could leave a third reader's view on freed memory."""
+    return dataclasses.replace(problem, memo={})
 
 
 def _done(result: RegistrationResult) -> Future[RegistrationResult]:

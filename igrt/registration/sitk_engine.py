@@ -4,8 +4,8 @@ level so that smoothing, sample count and step sizes are ours to set per level.
 
 The planning side of every level is prepared once per planning CT
 (:meth:`igrt.registration.reference.PlanningReference.for_level`); the CBCT side once per
-problem (kept in ``problem.memo``, shared by the result and the robustness restart: a level's
-shrunk, smoothed CBCT image once for all its masks). The metric
+problem (kept in ``problem.memo``: a level's shrunk, smoothed CBCT image once for all its
+masks). The metric
 never filters the CBCT's gradient (Mattes MI with the transform on the planning side does not use
 it). The planning image's gradient is filtered (ITK's gradient image, made at every ``Execute``
 from the cut planning level) on the levels that ask for it (``Level.moving_gradient_filter``:
