@@ -282,15 +282,20 @@ def _register(args: argparse.Namespace, config: Config) -> int:
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
     aside = CbctAside(args.cbct)  # before any thread is started
-    found["--planning"] = scan(args.planning, keep_datasets=True)
-    problem = register_contents_problem(args.planning, args.cbct, found)
+    try:
+        found["--planning"] = scan(args.planning, keep_datasets=True)
+        problem = register_contents_problem(args.planning, args.cbct, found)
+        if problem is None:
+            run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
+                                      isocenter_index=args.isocenter,
+                                      planning_found=found["--planning"])
+    except BaseException:
+        aside.cancel()  # the child is not left behind
+        raise
     if problem is not None:
         aside.cancel()
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
-
-    run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
-                              isocenter_index=args.isocenter, planning_found=found["--planning"])
     read = aside.result()
     found["--cbct"] = read.found if read is not None else scan(args.cbct, keep_datasets=True)
     problem = register_contents_problem(args.planning, args.cbct, found)

@@ -453,6 +453,7 @@ class _Recording:
         self.name = name
         self.concurrent_runs = concurrent
         self._middle, self._final, self._calls = middle, final, calls
+        self.memos: list[dict[object, object]] = []
 
     def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
@@ -462,6 +463,7 @@ class _Recording:
         from igrt.registration.problem import RegistrationResult
 
         self._calls.append((self.name, start, levels, threading.current_thread().name))
+        self.memos.append(problem.memo)
         time.sleep(0.05)  # long enough for a run on another thread to start meanwhile
         after: tuple[FloatArray, ...]
         if levels == DEFAULT_LEVELS[:-1]:
@@ -499,9 +501,10 @@ def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
                      spacing_mm=(1.0, 1.0, 1.0)),
         fixed_mask=np.ones((2, 2, 2), bool), reference=cast(PlanningReference, None),
         initial=np.eye(4), center_mm=center)
+    primary = _Recording("primary", concurrent, middle, final, calls)
+    crossing = _Recording("other", False, middle, final, calls)
     pool = cast(EnginePool, dataclasses.make_dataclass("Pool", ["primary", "cross_check"])(
-        _Recording("primary", concurrent, middle, final, calls),
-        _Recording("other", False, middle, final, calls)))
+        primary, crossing))
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as side:
@@ -534,6 +537,56 @@ def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
     np.testing.assert_array_equal(runs.result.level_transforms[-1], final)
     np.testing.assert_allclose(again.transform, middle @ runner._perturbation(center))
     assert crossed.engine == "other"
+    # the result's runs share the problem's memo; a run on another thread has its own
+    memo_of = dict(zip([lv for name, _, lv, _ in calls if name == "primary"], primary.memos,
+                       strict=True))
+    assert memo_of[DEFAULT_LEVELS[:-1]] is problem.memo
+    assert memo_of[DEFAULT_LEVELS[-1:]] is problem.memo
+    assert (memo_of[runner.RESTART_LEVELS] is problem.memo) is not concurrent
+    assert crossing.memos[0] is not problem.memo
+
+
+def test_measure_compares_the_restart_with_the_final_result_and_raises_its_errors(
+        built: Built) -> None:
+    """What the robustness check measures is the restart against the final result (not the
+    middle level's answer it started from), and a restart that fails on its thread fails the
+    registration."""
+    from igrt.registration import runner
+    from igrt.registration.engines import EnginePool
+
+    final_moved = geometry.translation((1.0, 0.0, 0.0))
+    restart_moved = geometry.translation((0.3, 0.0, 0.0))
+
+    class Planned:
+        name = "planned"
+        concurrent_runs = True
+
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
+                     levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
+            from igrt.registration.problem import RegistrationResult
+
+            if levels == runner.RESTART_LEVELS:
+                if self.fail:
+                    raise NoOverlapError("the restart's region maps outside the planning CT")
+                answer = restart_moved @ final_moved @ problem.initial
+            elif levels == DEFAULT_LEVELS[-1:]:
+                answer = final_moved @ problem.initial
+            else:
+                answer = problem.initial
+            return RegistrationResult(self.name, answer, -0.5, 5, "minimum step", True, 0.1,
+                                      level_transforms=(answer,))
+
+    cfg = parse_config({"registration": {"roi_size_mm": list(BOX_MM)}})
+    make = dataclasses.make_dataclass("Pool", ["primary", "cross_check"])
+    m = measure(built.case, built.reference, cfg.registration, cfg.review,
+                engines=cast(EnginePool, make(Planned(False), None)))
+    assert m.details["perturbation"]["translation_mm"] == pytest.approx(0.3, abs=1e-3)
+    with pytest.raises(NoOverlapError, match="restart's region"):
+        measure(built.case, built.reference, cfg.registration, cfg.review,
+                engines=cast(EnginePool, make(Planned(True), None)))
 
 
 def test_the_masks_near_edges_are_made_beside_and_only_the_levels_using_them_wait(

@@ -64,9 +64,12 @@ class CbctAside:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         pid = os.fork()
-        if pid == 0:  # the child: never returns
-            ours.close()
-            _child(self.directory, theirs)
+        if pid == 0:  # the child: never returns into the parent's code
+            try:
+                ours.close()
+                _child(self.directory, theirs)
+            finally:
+                os._exit(1)
         theirs.close()
         self.pid = pid
         self._socket = ours
@@ -79,12 +82,14 @@ class CbctAside:
             with self._socket:
                 message, fds, _, _ = socket.recv_fds(self._socket, _HEADER.size, 1)
             if len(message) != _HEADER.size or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
                 return None  # the child refused the series, or died
             read = _mapped(fds[0], *_HEADER.unpack(message))
             log.debug("CBCT series %s read aside by process %d", read.series.info.series_uid,
                       self.pid)
             return read
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+        except Exception as exc:  # noqa: BLE001 - anything: the parent reads the directory
             log.warning("the CBCT read aside could not be taken over (%s: %s); reading it here",
                         type(exc).__name__, exc)
             return None
@@ -131,6 +136,8 @@ def _written(series: ImageSeries, found: ScanResult) -> tuple[int, bytes]:
     voxels = np.ascontiguousarray(series.volume.voxels)
     padding = series.padding_mask
     mask = np.ascontiguousarray(padding) if padding is not None else None
+    if mask is not None and (mask.dtype != np.bool_ or mask.shape != voxels.shape):
+        raise TypeError(f"a padding mask of {mask.dtype} {mask.shape} for {voxels.shape} voxels")
     rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
         series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
         voxels.dtype.str, voxels.shape, mask is not None, found),

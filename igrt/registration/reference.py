@@ -108,28 +108,46 @@ def _index_box(image: sitk.Image, around: tuple[FloatArray, FloatArray], *,
 
 
 def cut(images: LevelImages, around: tuple[FloatArray, FloatArray]) -> LevelImages:
-    """The level cut to the box ``around`` (a copy of that region only)."""
+    """The level cut to the box ``around`` (a copy of that region only; the whole level, when
+    the box covers it, as copies sharing its pixels: never the kept images themselves, see
+    :meth:`PlanningReference.level`)."""
     first, extent = _index_box(images.image, around)
     if all(f == 0 for f in first) and tuple(extent) == tuple(images.image.GetSize()):
-        return images
+        return LevelImages(images.factors, images.smoothing_mm, sitk.Image(images.image),
+                           sitk.Image(images.mask) if images.mask is not None else None)
     return LevelImages(images.factors, images.smoothing_mm,
-                       sitk.RegionOfInterest(images.image, extent, first),
-                       sitk.RegionOfInterest(images.mask, extent, first)
+                       region_of_interest(images.image, extent, first),
+                       region_of_interest(images.mask, extent, first)
                        if images.mask is not None else None)
 
 
-def smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+#: ITK's region-of-interest filter sets its input's requested region: two runs on two threads
+#: cutting one kept planning image take turns (a cut takes milliseconds)
+_CUTTING = threading.Lock()
+
+
+def region_of_interest(image: sitk.Image, extent: list[int], first: list[int]) -> sitk.Image:
+    """``extent`` voxels of ``image`` from index ``first`` (a copy), one cut of a kept image
+    at a time."""
+    with _CUTTING:
+        return sitk.RegionOfInterest(image, extent, first)
+
+
+def smooth(image: sitk.Image, sigma_mm: float, *,
+           pixels: npt.NDArray[np.float32] | None = None) -> sitk.Image:
     """Gaussian smoothing. A sigma of a few voxels: ITK's recursive filter. Less than about a
     voxel and a half (the native level's light smoothing, against interpolation artefacts):
     the sampled Gaussian itself, a separable kernel of at most :data:`FIR_RADIUS` voxels each
-    side, which is exact there (the recursive filter is not) and ten times faster."""
+    side, which is exact there (the recursive filter is not) and ten times faster. ``pixels``:
+    the image's pixels (z, y, x) when the caller holds them, read instead of the image."""
     spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
     radius = np.ceil(FIR_SIGMAS * sigma_mm / spacing).astype(int)
     if int(radius.max()) > FIR_RADIUS:
         if min(image.GetSize()) >= 4:  # the recursive filter needs four voxels along each axis
             return sitk.SmoothingRecursiveGaussian(image, sigma_mm)
         return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
-    array = sitk.GetArrayFromImage(image)
+    array = sitk.GetArrayFromImage(image) if pixels is None else np.asarray(pixels,
+                                                                            dtype=np.float32)
     for axis_ijk in range(3):  # numpy axis 2 - axis_ijk
         r = int(radius[axis_ijk])
         offsets = np.arange(-r, r + 1)
@@ -242,8 +260,16 @@ class PlanningReference:
                 # NumPy (``GetArrayViewFromImage``); done to the reference's own image while a
                 # run held a copy of it (elastix's input beside a SimpleITK run), the views
                 # read the old buffer once that copy was let go: freed memory.
-                found = level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
-                                     factors, smoothing_mm)
+                if factors == (1, 1, 1) and _fir_radius(self._image, smoothing_mm) is not None:
+                    # the sampled Gaussian reads the pixels: from the crop's own view (reading
+                    # them from a shared copy would copy the crop first)
+                    found = LevelImages(factors, smoothing_mm,
+                                        smooth(self._image, smoothing_mm,
+                                               pixels=self.volume.voxels),
+                                        sitk.Image(self._mask_image))
+                else:
+                    found = level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
+                                         factors, smoothing_mm)
                 self._levels[key] = found
             return found
 
@@ -289,7 +315,7 @@ class PlanningReference:
         assert radius is not None
         first, extent = _index_box(self._image, around, pad=radius)
         image = self._smoothed_part(smoothing_mm, first, extent)
-        mask = sitk.RegionOfInterest(self._mask_image, extent, first)
+        mask = region_of_interest(self._mask_image, extent, first)
         return cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
 
     def _smoothed_part(self, smoothing_mm: float, first: list[int],
@@ -305,8 +331,8 @@ class PlanningReference:
             size = np.asarray(self._image.GetSize())
             start = np.maximum(lo - slack, 0)
             stop = np.minimum(hi + slack, size)
-            smoothed = smooth(sitk.RegionOfInterest(self._image, [int(v) for v in stop - start],
-                                                    [int(v) for v in start]), smoothing_mm)
+            smoothed = smooth(region_of_interest(self._image, [int(v) for v in stop - start],
+                                                 [int(v) for v in start]), smoothing_mm)
             held = (smoothing_mm, start, sitk.GetArrayFromImage(smoothed))
             with self._lock:
                 self._part = held

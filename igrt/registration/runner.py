@@ -46,7 +46,8 @@ _T = TypeVar("_T")
 
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
-#: Start of the robustness restart, relative to the result (CBCT frame, about the isocentre).
+#: Start of the robustness restart, relative to the middle level's answer (where the result's
+#: native level starts; CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: The restart runs through the levels from this one on, as the result did, and is compared

@@ -57,8 +57,9 @@ class _Run:
 
 class SimpleItkEngine:
     name = "simpleitk"
-    #: each run makes its own ITK objects; what runs share (``problem.memo``, the planning
-    #: reference's levels) is made whole before it is kept, and the same either way
+    #: each run makes its own ITK objects and a run on another thread its own CBCT levels (a
+    #: problem with its own memo); what runs share, the planning reference's levels, are made
+    #: under its lock and handed out as copies, cut one at a time
     concurrent_runs = True
 
     def __init__(self, *, threads: int | None = None) -> None:
