@@ -170,7 +170,7 @@ def main() -> int:
                         help="also run the normal shift set and report its false-review rate")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     args = parser.parse_args()
-    work = work_directory(args.work, "igrt-adversarial-")
+    work = work_directory(args.work, "igrt-adversarial-", size=args.size)
     config = opened(default_config(environ={}))
     print(f"# adversarial benchmark: size={args.size} cores={os.cpu_count()} review limits "
           f"{config.review.max_translation_mm:g} mm / {config.review.max_rotation_deg:g}°")

@@ -62,7 +62,7 @@ def main() -> int:
                                            "built-in 160,160,120)")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
-    work = work_directory(args.work, "igrt-qa-bench-")
+    work = work_directory(args.work, "igrt-qa-bench-", size=args.size)
     igrt = Path(sys.executable).with_name("igrt")
     configs = {}
     for convention in ("origin", "center"):

@@ -140,7 +140,7 @@ def main() -> int:
     parser.add_argument("--hires", action="store_true",
                         help="also the high-resolution planning CT on the HFS cases")
     args = parser.parse_args()
-    work = work_directory(args.work, "igrt-bench-")
+    work = work_directory(args.work, "igrt-bench-", size=args.size)
     byte_compile()
     with_elastix = not args.no_elastix_cli
     if with_elastix and not elastix_cli.available():

@@ -41,3 +41,19 @@ def test_memory_benchmark() -> None:
     out = run("memory.py", "--patients", "2")
     assert "planning set prepared before: 2/2" in out
     assert "peak resident memory" in out
+
+
+def test_a_kept_work_directory_refuses_phantoms_of_another_size(tmp_path: Path) -> None:
+    """The phantoms' UIDs depend on the size: a planning directory rewritten at another size
+    kept both sets, and every case was refused as ambiguous_plan. Another size is refused with
+    the directory named, before anything is written."""
+    work = tmp_path / "work"
+    first = run("registration.py", "--cases", "1", "--no-elastix-cli", "--work", str(work),
+                timeout_s=300.0)
+    assert "acceptance" in first
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "registration.py"), "--size", "full",
+                           "--cases", "1", "--no-elastix-cli", "--work", str(work)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert f"--work {work} holds phantoms of size small" in proc.stderr
+    assert not any(p.name.startswith("planning") and "full" in p.name for p in work.iterdir())

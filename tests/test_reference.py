@@ -131,21 +131,23 @@ mask = np.zeros(volume.voxels.shape, dtype=bool)
 mask[4:36, 8:90, 6:80] = True
 info = SeriesInfo("PAT", "1.2.3", "1.2.5", "1.2.4", "CT", "1.2.840.10008.5.1.4.1.1.2",
                   "HFS", "", 1, ())
-reference = PlanningReference(ct=info, volume=volume, mask=mask, isocenter_mm=np.zeros(3),
-                              position=PatientPosition.HFS)
-voxels, region = np.array(reference.volume.voxels), np.array(reference.mask)
 whole = (np.array([-50.0, -50.0, -50.0]), np.array([500.0, 500.0, 500.0]))
-for level in (reference.native, cut(reference.native, whole)):  # kept, and cut whole
+for handed in ("kept", "cut whole"):  # a fresh reference each time
+    reference = PlanningReference(ct=info, volume=volume, mask=mask,
+                                  isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+    voxels, region = np.array(reference.volume.voxels), np.array(reference.mask)
+    level = reference.native if handed == "kept" else cut(reference.native, whole)
     held = [sitk.Image(level.image), sitk.Image(level.mask)]  # a run holding copies
     sitk.GetArrayViewFromImage(level.image)  # read through NumPy meanwhile
     sitk.GetArrayViewFromImage(level.mask)
     del held, level
     gc.collect()
-scribbled = [np.full(volume.voxels.shape, 7, dtype=np.float32) for _ in range(8)]
-scribbled += [np.ones(mask.shape, dtype=np.uint8) for _ in range(8)]
-same = (np.array_equal(reference.volume.voxels, voxels)
-        and np.array_equal(reference.mask, region))
-sys.exit(0 if same else 3)
+    scribbled = [np.full(volume.voxels.shape, 7, dtype=np.float32) for _ in range(8)]
+    scribbled += [np.ones(mask.shape, dtype=np.uint8) for _ in range(8)]
+    if not (np.array_equal(reference.volume.voxels, voxels)
+            and np.array_equal(reference.mask, region)):
+        sys.exit(3)
+sys.exit(0)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)

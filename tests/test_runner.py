@@ -453,7 +453,7 @@ class _Recording:
         self.name = name
         self.concurrent_runs = concurrent
         self._middle, self._final, self._calls = middle, final, calls
-        self.memos: list[dict[object, object]] = []
+        self.memos: list[tuple[tuple[Level, ...], dict[object, object]]] = []
 
     def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
@@ -463,7 +463,7 @@ class _Recording:
         from igrt.registration.problem import RegistrationResult
 
         self._calls.append((self.name, start, levels, threading.current_thread().name))
-        self.memos.append(problem.memo)
+        self.memos.append((levels, problem.memo))  # one append: the calls come from 2 threads
         time.sleep(0.05)  # long enough for a run on another thread to start meanwhile
         after: tuple[FloatArray, ...]
         if levels == DEFAULT_LEVELS[:-1]:
@@ -538,12 +538,12 @@ def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
     np.testing.assert_allclose(again.transform, middle @ runner._perturbation(center))
     assert crossed.engine == "other"
     # the result's runs share the problem's memo; a run on another thread has its own
-    memo_of = dict(zip([lv for name, _, lv, _ in calls if name == "primary"], primary.memos,
-                       strict=True))
+    memo_of = dict(primary.memos)
+    assert len(memo_of) == 3
     assert memo_of[DEFAULT_LEVELS[:-1]] is problem.memo
     assert memo_of[DEFAULT_LEVELS[-1:]] is problem.memo
     assert (memo_of[runner.RESTART_LEVELS] is problem.memo) is not concurrent
-    assert crossing.memos[0] is not problem.memo
+    assert crossing.memos[0][1] is not problem.memo
 
 
 def test_measure_compares_the_restart_with_the_final_result_and_raises_its_errors(

@@ -108,13 +108,13 @@ def _index_box(image: sitk.Image, around: tuple[FloatArray, FloatArray], *,
 
 
 def cut(images: LevelImages, around: tuple[FloatArray, FloatArray]) -> LevelImages:
-    """The level cut to the box ``around`` (a copy of that region only; the whole level, when
-    the box covers it, as copies sharing its pixels: never the kept images themselves, see
-    :meth:`PlanningReference.level`)."""
+    """The level cut to the box ``around``: a copy of that region only, or of the whole level
+    when the box covers it; never the kept images themselves, which runs on other threads may
+    be reading (see :meth:`PlanningReference.level`)."""
     first, extent = _index_box(images.image, around)
     if all(f == 0 for f in first) and tuple(extent) == tuple(images.image.GetSize()):
-        return LevelImages(images.factors, images.smoothing_mm, sitk.Image(images.image),
-                           sitk.Image(images.mask) if images.mask is not None else None)
+        return LevelImages(images.factors, images.smoothing_mm, _own_copy(images.image),
+                           _own_copy(images.mask) if images.mask is not None else None)
     return LevelImages(images.factors, images.smoothing_mm,
                        region_of_interest(images.image, extent, first),
                        region_of_interest(images.mask, extent, first)
@@ -131,6 +131,15 @@ def region_of_interest(image: sitk.Image, extent: list[int], first: list[int]) -
     at a time."""
     with _CUTTING:
         return sitk.RegionOfInterest(image, extent, first)
+
+
+def _own_copy(image: sitk.Image) -> sitk.Image:
+    """A copy of ``image`` with pixels (and ITK image) of its own: a run's filters set their
+    input's requested region, which a SimpleITK copy sharing the ITK image would share."""
+    with _CUTTING:
+        copy = sitk.Image(image)
+        copy.MakeUnique()
+        return copy
 
 
 def smooth(image: sitk.Image, sigma_mm: float, *,
@@ -268,8 +277,9 @@ class PlanningReference:
                                                pixels=self.volume.voxels),
                                         sitk.Image(self._mask_image))
                 else:
-                    found = level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
-                                         factors, smoothing_mm)
+                    with _CUTTING:  # ITK's filters read the crop as a cut does
+                        found = level_images(sitk.Image(self._image),
+                                             sitk.Image(self._mask_image), factors, smoothing_mm)
                 self._levels[key] = found
             return found
 
