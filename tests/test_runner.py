@@ -458,13 +458,11 @@ class _Recording:
     def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
         import threading
-        import time
 
         from igrt.registration.problem import RegistrationResult
 
         self._calls.append((self.name, start, levels, threading.current_thread().name))
         self.memos.append((levels, problem.memo))  # one append: the calls come from 2 threads
-        time.sleep(0.05)  # long enough for a run on another thread to start meanwhile
         after: tuple[FloatArray, ...]
         if levels == DEFAULT_LEVELS[:-1]:
             answer, after = self._middle, (np.eye(4), self._middle)

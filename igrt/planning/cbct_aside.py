@@ -138,10 +138,10 @@ def _written(series: ImageSeries, found: ScanResult) -> tuple[int, bytes]:
     mask = np.ascontiguousarray(padding) if padding is not None else None
     if mask is not None and (mask.dtype != np.bool_ or mask.shape != voxels.shape):
         raise TypeError(f"a padding mask of {mask.dtype} {mask.shape} for {voxels.shape} voxels")
+    # the series without its arrays (an empty volume of the voxels' dtype), their shape, the scan
     rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
         series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
-        voxels.dtype.str, voxels.shape, mask is not None, found),
-        protocol=pickle.HIGHEST_PROTOCOL)
+        voxels.shape, found), protocol=pickle.HIGHEST_PROTOCOL)
     mask_bytes = mask.nbytes if mask is not None else 0
     fd = os.memfd_create("igrt-cbct")
     os.ftruncate(fd, voxels.nbytes + mask_bytes + len(rest))
@@ -161,11 +161,11 @@ def _mapped(fd: int, voxel_bytes: int, mask_bytes: int, rest_bytes: int) -> Asid
     finally:
         os.close(fd)
     start = voxel_bytes + mask_bytes
-    series, dtype, shape, has_mask, found = pickle.loads(memory[start:start + rest_bytes])
-    voxels = np.frombuffer(memory, dtype=np.dtype(dtype), count=int(np.prod(shape))
+    series, shape, found = pickle.loads(memory[start:start + rest_bytes])
+    voxels = np.frombuffer(memory, dtype=series.volume.voxels.dtype, count=int(np.prod(shape))
                            ).reshape(shape)
     mask = (np.frombuffer(memory, dtype=np.bool_, count=mask_bytes, offset=voxel_bytes
-                          ).reshape(shape) if has_mask else None)
+                          ).reshape(shape) if mask_bytes else None)
     series = dataclasses.replace(series, volume=dataclasses.replace(series.volume, voxels=voxels),
                                  padding_mask=mask)
     return AsideRead(found=found, series=series)

@@ -283,12 +283,10 @@ def _to_itk(itk: Any, image: sitk.Image, transform: FloatArray | None) -> Any:
     if dtype is None:
         raise ValueError(f"elastix is given float32 images and uint8 masks, not "
                          f"{image.GetPixelIDTypeAsString()}")
-    # read from a private copy: NumPy's read of an image whose buffer is shared (a level a
-    # SimpleITK run on another thread holds) gives that image a new buffer under its holders
-    private = sitk.Image(image)
-    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(private), dtype=dtype)
+    # the images given are this run's own (its memo's, or cut from the planning reference as
+    # copies: igrt.registration.runner, reference.cut), so reading them shares nothing
+    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(image), dtype=dtype)
     out = itk.image_from_array(array)
-    del array, private
     origin = np.asarray(image.GetOrigin(), dtype=np.float64)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     if transform is not None:
