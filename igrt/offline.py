@@ -24,11 +24,9 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.matching import select_isocenter
 from igrt.core.messages import correction_message
-from igrt.core.series import stack_geometry
 from igrt.dicom.files import ScanResult
-from igrt.dicom.instance_decoder import DecodedInstance
 from igrt.dicom.series_loader import assemble
-from igrt.planning.directory import DirectoryCbct, DirectoryPlanning
+from igrt.planning.directory import DirectoryCbct, DirectoryPlanning, header_grid
 from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
 
@@ -94,8 +92,16 @@ class OfflineRegistration:
         return correction_message(outcome, room=self._config.room, dof=self._config.couch.dof,
                                   seq=0)
 
+    def cbct_grid(self, grid: Grid | None) -> None:
+        """The CBCT's voxel grid, known from its headers before its series is assembled (read
+        aside: ``igrt.planning.cbct_aside``): the planning side is prepared for it from now.
+        None: not known yet (the series, or the reading of the directory here, gives it)."""
+        if grid is not None:
+            self._grid.put(grid)
+
     def cancel(self) -> None:
-        """No CBCT after all: the planning thread stops before preparing anything more."""
+        """No CBCT after all: the planning thread stops before preparing anything more (or,
+        given a grid already, once the planning side it prepares for it is done)."""
         self._grid.put(None)
         self._ahead.join()
 
@@ -132,7 +138,7 @@ class _Loaded:
             return
         try:
             instances = source.decoded()
-            grid.put(_header_grid(instances))
+            grid.put(header_grid(instances))
             self._series = assemble(instances)
         except IgrtError as exc:
             self._error = exc
@@ -153,16 +159,6 @@ class _Loaded:
             raise self._error
         assert self._series is not None
         return self._series
-
-
-def _header_grid(instances: list[DecodedInstance]) -> Grid | None:
-    """The voxel grid the assembly of these instances will have (the same stack decision on
-    the same slices), or None when their headers make no volume (the assembly says why)."""
-    try:
-        stack = stack_geometry([frame.geometry for i in instances for frame in i.frames])
-    except IgrtError:
-        return None
-    return (stack.spacing_mm, np.asarray(stack.direction, dtype=np.float64))
 
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,

@@ -296,6 +296,7 @@ def _register(args: argparse.Namespace, config: Config) -> int:
         aside.cancel()
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
+    run.cbct_grid(aside.grid())  # the planning side is prepared for it while the child assembles
     read = aside.result()
     found["--cbct"] = read.found if read is not None else scan(args.cbct, keep_datasets=True)
     problem = register_contents_problem(args.planning, args.cbct, found)

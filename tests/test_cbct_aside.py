@@ -62,11 +62,15 @@ def test_the_child_reads_the_series_and_the_scan_the_parent_would(
     out = _run("""
         aside = CbctAside(directory)
         pid = aside.pid
+        grid = aside.grid()
         read = aside.result()
         here = DirectoryCbct(directory)
         series = here.load()
         a, b = read.series, series
         print(json.dumps({
+            "grid_first": grid is not None and grid[0] == b.volume.spacing_mm
+                          and bool(np.array_equal(grid[1], b.volume.direction)),
+            "grid_kept": aside.grid() is grid,
             "forked": pid is not None and pid != os.getpid(), "reaped": gone(pid),
             "info": a.info == b.info,
             "voxels": bool(np.array_equal(a.volume.voxels, b.volume.voxels)),
@@ -107,10 +111,13 @@ def test_a_directory_the_child_refuses_is_left_to_the_parent(
     out = _run("""
         aside = CbctAside(directory)
         pid = aside.pid
-        print(json.dumps({"forked": pid is not None, "left": aside.result() is None,
+        print(json.dumps({"forked": pid is not None, "no_grid": aside.grid() is None,
+                          "left": aside.result() is None,
                           "reaped": pid is not None and gone(pid)}))
         """, directory)
-    assert out == {"forked": True, "left": True, "reaped": True}
+    # a file cut short in its pixels still has its header: the grid comes, the series not
+    assert out == {"forked": True, "no_grid": kind != "a truncated file", "left": True,
+                   "reaped": True}
 
 
 def test_a_child_that_dies_is_left_to_the_parent(cases: tuple[PlanningCase, Path]) -> None:

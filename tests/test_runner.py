@@ -445,30 +445,36 @@ def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
 
 class _Recording:
     """An engine that records each call (start, levels, thread) and answers: the middle
-    level's answer for the levels before the native one, the final answer for the native level
-    from there, and its start for anything else (the restart, a cross-check)."""
+    level's answer for the levels before the native one (over the whole box, or unsplit), the
+    near-edge answer for the middle level's run near edges from there, the final answer for
+    the native level from where the result's middle level ended, and its start for anything
+    else (the restart, a cross-check)."""
 
-    def __init__(self, name: str, concurrent: bool, middle: np.ndarray, final: np.ndarray,
+    def __init__(self, name: str, concurrent: bool, answers: dict[str, np.ndarray],
                  calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]]) -> None:
         self.name = name
         self.concurrent_runs = concurrent
-        self._middle, self._final, self._calls = middle, final, calls
+        self._answers, self._calls = answers, calls
         self.memos: list[tuple[tuple[Level, ...], dict[object, object]]] = []
 
     def register(self, problem: RegistrationProblem, *, start: np.ndarray | None = None,
                  levels: tuple[Level, ...] = DEFAULT_LEVELS) -> Any:
         import threading
 
+        from igrt.registration import runner
         from igrt.registration.problem import RegistrationResult
 
         self._calls.append((self.name, start, levels, threading.current_thread().name))
         self.memos.append((levels, problem.memo))  # one append: the calls come from 2 threads
+        whole, near, final = (self._answers[k] for k in ("whole", "near", "final"))
         after: tuple[FloatArray, ...]
-        if levels == DEFAULT_LEVELS[:-1]:
-            answer, after = self._middle, (np.eye(4), self._middle)
-        elif levels == DEFAULT_LEVELS[-1:] and start is not None and \
-                np.array_equal(start, self._middle):
-            answer, after = self._final, (self._final,)
+        if levels in (DEFAULT_LEVELS[:-1], runner._WHOLE) and start is None:
+            answer, after = whole, (np.eye(4), whole)
+        elif levels == (runner._NEAR,) and start is not None and np.array_equal(start, whole):
+            answer, after = near, (near,)
+        elif levels == DEFAULT_LEVELS[-1:] and start is not None and (
+                np.array_equal(start, near) or np.array_equal(start, whole)):
+            answer, after = final, (final,)
         else:
             answer = problem.initial if start is None else start
             after = (answer,)
@@ -477,14 +483,16 @@ class _Recording:
 
 
 @pytest.mark.parametrize("concurrent", [True, False], ids=["side-by-side", "one-after-another"])
-def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
+def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
         concurrent: bool) -> None:
-    """The robustness restart starts at the middle level's answer (where the result's native
-    level starts) moved by 2 mm and 1° per axis, runs through the middle level's samples near
-    edges and the native level (they find their way back from that far; the native level alone
-    stalled 0.5 mm off on the QA cube), on a second thread beside the result's native level for
-    an engine that allows it, with the same start either way; the result is the one run through
-    all the levels; a cross-check engine runs from the nominal start beside them."""
+    """The robustness restart starts at the middle level's answer over the whole box, moved by
+    2 mm and 1° per axis, and runs what the result runs from there: the middle level's samples
+    near edges and the native level (they find their way back from that far; the native level
+    alone stalled 0.5 mm off on the QA cube). For an engine that allows it, on a second thread
+    beside the result's run near edges and native level (the middle level's run near edges
+    split off for it); else after the result, through the levels unsplit, from the middle
+    level's answer. The result is the one run through all the levels; a cross-check engine
+    runs from the nominal start beside them."""
     import threading
 
     from igrt.registration import runner
@@ -492,15 +500,19 @@ def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
 
     calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]] = []
     center = np.array([3.0, -2.0, 5.0])
-    middle = geometry.translation((1.0, 2.0, 3.0))
-    final = geometry.translation((1.1, 2.0, 3.0))
+    answers = {"whole": geometry.translation((1.0, 2.0, 3.0)),
+               "near": geometry.translation((1.05, 2.0, 3.0)),
+               "final": geometry.translation((1.1, 2.0, 3.0))}
+    whole, near, final = answers["whole"], answers["near"], answers["final"]
+    edges = np.zeros((2, 2, 2), bool)
+    edges[0] = True
     problem = RegistrationProblem(
         fixed=Volume(voxels=np.zeros((2, 2, 2), np.float32), origin_mm=(0.0, 0.0, 0.0),
                      spacing_mm=(1.0, 1.0, 1.0)),
         fixed_mask=np.ones((2, 2, 2), bool), reference=cast(PlanningReference, None),
-        initial=np.eye(4), center_mm=center)
-    primary = _Recording("primary", concurrent, middle, final, calls)
-    crossing = _Recording("other", False, middle, final, calls)
+        initial=np.eye(4), center_mm=center, edge_masks=lambda: (edges, edges))
+    primary = _Recording("primary", concurrent, answers, calls)
+    crossing = _Recording("other", False, answers, calls)
     pool = cast(EnginePool, dataclasses.make_dataclass("Pool", ["primary", "cross_check"])(
         primary, crossing))
     from concurrent.futures import ThreadPoolExecutor
@@ -512,33 +524,43 @@ def test_the_restart_starts_where_the_native_level_does_and_runs_beside_it(
 
     main = threading.current_thread().name
     by = {(name, lv): (start, thread) for name, start, lv, thread in calls}
-    assert len(calls) == 4
-    start, thread = by[("primary", DEFAULT_LEVELS[:-1])]
+    head = runner._WHOLE if concurrent else DEFAULT_LEVELS[:-1]
+    assert [lv.near_edges for lv in runner._WHOLE] == ["", ""]
+    assert (runner._NEAR.voxel_mm, runner._NEAR.near_edges) == (2.0, "inset")
+    assert len(calls) == (5 if concurrent else 4)
+    start, thread = by[("primary", head)]
     assert start is None and thread == main
+    if concurrent:
+        start, thread = by[("primary", (runner._NEAR,))]
+        np.testing.assert_array_equal(start, whole)
+        assert thread == main
     start, thread = by[("primary", DEFAULT_LEVELS[-1:])]
-    np.testing.assert_array_equal(start, middle)
+    np.testing.assert_array_equal(start, near if concurrent else whole)
     assert thread == main
     start, thread = by[("primary", runner.RESTART_LEVELS)]
     assert start is not None
-    np.testing.assert_allclose(start, middle @ runner._perturbation(center))
+    np.testing.assert_allclose(start, whole @ runner._perturbation(center))
     assert (thread != main) is concurrent
-    moved = geometry.apply(start, center) - geometry.apply(middle, center)
+    moved = geometry.apply(start, center) - geometry.apply(whole, center)
     assert np.linalg.norm(moved) == pytest.approx(np.linalg.norm(runner.PERTURBATION_MM), abs=1e-6)
-    assert [(lv.voxel_mm, lv.near_edges, lv.phases, lv.moving_gradient_filter)
-            for lv in runner.RESTART_LEVELS] == [(2.0, "inset", 1, False),
-                                                 (0.0, "only", 1, False)]
+    assert [(lv.voxel_mm, lv.near_edges, lv.phases, lv.planning_smoothing_mm)
+            for lv in runner.RESTART_LEVELS] == [
+                (2.0, "inset", 1, DEFAULT_LEVELS[1].planning_smoothing_mm),  # the result's images
+                (0.0, "only", 1, DEFAULT_LEVELS[2].smoothing_mm)]
+    assert runner.RESTART_LEVELS[0] == runner._NEAR  # the very run the result makes near edges
     start, thread = by[("other", DEFAULT_LEVELS)]
     assert start is None and thread != main  # another engine: beside the primary
     np.testing.assert_array_equal(runs.result.transform, final)
-    assert runs.result.iterations == 10 * len(DEFAULT_LEVELS)
+    assert runs.result.iterations == 10 * (len(DEFAULT_LEVELS) + (1 if concurrent else 0))
     assert len(runs.result.level_transforms) == len(DEFAULT_LEVELS)
+    np.testing.assert_array_equal(runs.result.level_transforms[1], near if concurrent else whole)
     np.testing.assert_array_equal(runs.result.level_transforms[-1], final)
-    np.testing.assert_allclose(again.transform, middle @ runner._perturbation(center))
+    np.testing.assert_allclose(again.transform, whole @ runner._perturbation(center))
     assert crossed.engine == "other"
     # the result's runs share the problem's memo; a run on another thread has its own
     memo_of = dict(primary.memos)
-    assert len(memo_of) == 3
-    assert memo_of[DEFAULT_LEVELS[:-1]] is problem.memo
+    assert len(memo_of) == (4 if concurrent else 3)
+    assert memo_of[head] is problem.memo
     assert memo_of[DEFAULT_LEVELS[-1:]] is problem.memo
     assert (memo_of[runner.RESTART_LEVELS] is problem.memo) is not concurrent
     assert crossing.memos[0][1] is not problem.memo
@@ -616,3 +638,39 @@ def test_the_masks_near_edges_are_made_beside_and_only_the_levels_using_them_wai
     for near in ("only", "refine"):
         with pytest.raises(AssertionError, match="waited for"):
             cbct_levels.mask(waiting, (1, 1, 1), near=near)
+
+
+def test_the_native_cbct_level_is_made_once_beside_for_the_problem_and_its_copies(
+        built: Built) -> None:
+    """``prepare`` makes the native level's CBCT pixels on its thread, after the masks near
+    edges; the problem and a copy with a memo of its own (the restart's, on another thread)
+    read those same pixels, each through a SimpleITK image of its own, equal to the level made
+    from scratch."""
+    from igrt.registration import cbct_levels, runner
+    from igrt.registration.reference import fixed_factors, level_images
+    from igrt.registration.sitk_images import to_sitk
+
+    cfg = parse_config({"registration": {"roi_size_mm": list(BOX_MM)}})
+    problem = runner.prepare(built.case, built.reference, cfg.registration)
+    native = DEFAULT_LEVELS[-1]
+    factors = fixed_factors(problem.fixed.spacing_mm, native)
+    assert problem.edge_masks is not None
+    problem.edge_masks()  # the thread has gone on to the native level
+
+    def again() -> cbct_levels.LevelPixels:
+        raise AssertionError("made twice")
+
+    made = problem.shared.get(("cbct-image", factors, float(native.smoothing_mm)), again)
+    assert not made.pixels.flags.writeable
+    copy = runner._own_memo(problem)
+    assert copy.shared is problem.shared and copy.memo is not problem.memo
+    mine = cbct_levels.image(problem, factors, native.smoothing_mm)
+    theirs = cbct_levels.image(copy, factors, native.smoothing_mm)
+    assert mine is not theirs
+    assert cbct_levels.image(problem, factors, native.smoothing_mm) is mine  # the memo's
+    scratch = level_images(to_sitk(problem.fixed), None, factors, native.smoothing_mm).image
+    for image in (mine, theirs):
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image),
+                                      sitk.GetArrayViewFromImage(scratch))
+        assert image.GetOrigin() == scratch.GetOrigin()
+        assert image.GetSpacing() == scratch.GetSpacing()

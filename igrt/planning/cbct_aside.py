@@ -4,8 +4,10 @@ reads the planning directory and prepares the planning side.
 Reading DICOM is Python code under one lock: on one process the CBCT's 90 files and the planning
 side took turns (the planning side's preparation waited on the CBCT's parsing, 0.3-0.4 s of a
 ~3 s run). The child scans the directory, decodes and assembles the series exactly as the parent
-would (:meth:`DirectoryCbct.load`), writes the volume and its padding mask into an anonymous
-memory file and hands its descriptor over a socket; the parent maps it (no copy through a pipe)
+would (:meth:`DirectoryCbct.load`), sends the voxel grid the headers give as soon as they are
+decoded (the parent prepares the planning side for it while the child assembles the series),
+writes the volume and its padding mask into an anonymous memory file and hands its descriptor
+over a socket; the parent maps it (no copy through a pipe)
 and unpickles the rest: the series' identity and the directory's scan, the image files' data sets
 left out (the series is assembled; Spatial Registrations and the other small files keep theirs).
 
@@ -32,11 +34,15 @@ import numpy as np
 
 from igrt.core.image_series import ImageSeries
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles
-from igrt.planning.directory import DirectoryCbct
+from igrt.dicom.series_loader import assemble
+from igrt.planning.directory import DirectoryCbct, HeaderGrid, header_grid
 
 log = logging.getLogger(__name__)
 
-#: The child's one message: the sizes of the arrays and of the pickle in the memory file.
+#: The child's first message: the CBCT's voxel grid from its headers (known: 1, then the
+#: spacing and the direction cosines), before it assembles the series.
+_GRID = struct.Struct("<B3d9d")
+#: Its last: the sizes of the arrays and of the pickle in the memory file.
 _HEADER = struct.Struct("<QQQ")
 
 
@@ -56,6 +62,8 @@ class CbctAside:
         self.directory = Path(directory)
         self.pid: int | None = None
         self._socket: socket.socket | None = None
+        self._grid: HeaderGrid | None = None
+        self._grid_read = False
         if not hasattr(os, "fork") or not hasattr(os, "memfd_create") or \
                 threading.active_count() > 1:
             return
@@ -74,8 +82,33 @@ class CbctAside:
         self.pid = pid
         self._socket = ours
 
+    def grid(self) -> HeaderGrid | None:
+        """The CBCT's voxel grid as soon as the child has decoded the headers; None when they
+        make no volume, or the child is gone (the series, or reading the directory here, then
+        says why). Before :meth:`result` (which reads past it otherwise)."""
+        if self._grid_read:
+            return self._grid
+        self._grid_read = True
+        if self._socket is None:
+            return None
+        try:
+            message = b""
+            while len(message) < _GRID.size:
+                part = self._socket.recv(_GRID.size - len(message))
+                if not part:
+                    return None  # the child is gone: result() says so
+                message += part
+        except OSError:
+            return None
+        known, *values = _GRID.unpack(message)
+        if known:
+            self._grid = ((float(values[0]), float(values[1]), float(values[2])),
+                          np.asarray(values[3:], dtype=np.float64).reshape(3, 3))
+        return self._grid
+
     def result(self) -> AsideRead | None:
         """The series and the scan, once the child is done; None: read the directory here."""
+        self.grid()  # the first message, read if it was not
         if self._socket is None:
             return None
         try:
@@ -118,7 +151,11 @@ def _child(directory: Path, channel: socket.socket) -> None:
     code = 1
     try:
         source = DirectoryCbct(directory)
-        series = source.load()
+        instances = source.decoded()
+        grid = header_grid(instances)
+        channel.sendall(_GRID.pack(0, *[0.0] * 12) if grid is None else
+                        _GRID.pack(1, *grid[0], *np.ravel(grid[1])))
+        series = assemble(instances)
         fd, header = _written(series, _without_image_datasets(source.found))
         socket.send_fds(channel, [header], [fd])
         code = 0

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from igrt.core.errors import MixedSeriesError, SeriesError, UnreadableError
+from igrt.core.errors import IgrtError, MixedSeriesError, SeriesError, UnreadableError
 from igrt.core.image_series import ImageSeries, SeriesInfo
 from igrt.core.matching import CtCandidate, choose_planning_ct, preferred_planning_ct
 from igrt.core.plan import Plan, with_structure_set_frame
+from igrt.core.series import stack_geometry
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
+from igrt.core.types import FloatArray
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
 from igrt.dicom.instance_decoder import DecodedInstance, decode_instance
 from igrt.dicom.plan_reader import read_plan
@@ -24,6 +26,20 @@ from igrt.dicom.registration_reader import read_spatial_registration
 from igrt.dicom.series_loader import Around, assemble, load_series
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.planning.source import PlanningCtId
+
+#: A CBCT voxel grid: spacing (i, j, k) in mm and direction cosines (columns), as
+#: ``igrt.registration.reference.Grid``.
+HeaderGrid = tuple[tuple[float, float, float], FloatArray]
+
+
+def header_grid(instances: Sequence[DecodedInstance]) -> HeaderGrid | None:
+    """The voxel grid the assembly of these instances will have (the same stack decision on
+    the same slices), or None when their headers make no volume (the assembly says why)."""
+    try:
+        stack = stack_geometry([frame.geometry for i in instances for frame in i.frames])
+    except IgrtError:
+        return None
+    return (stack.spacing_mm, np.asarray(stack.direction, dtype=np.float64))
 
 
 class DirectoryCbct:

@@ -1,29 +1,67 @@
-"""The CBCT side of a pyramid level, made once per problem and kept in ``problem.memo``: the
-CBCT region as a SimpleITK image, bin-shrunk toward a level's voxel size and smoothed, and its
-mask shrunk the same way. Shared by both engines and by the runs on one thread of one problem
-(a run on another thread, the robustness restart or a cross-check, has a memo of its own:
-``igrt.registration.runner``); and the planning box a level's run may sample."""
+"""The CBCT side of a pyramid level, made once per problem: the CBCT region bin-shrunk toward a
+level's voxel size and smoothed, and its mask shrunk the same way, as SimpleITK images kept in
+``problem.memo``. Shared by both engines and by the runs on one thread of one problem (a run on
+another thread, the robustness restart or a cross-check, has a memo of its own:
+``igrt.registration.runner``); the level's pixels are made once for all of them
+(:func:`level_pixels`). And the planning box a level's run may sample."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import SimpleITK as sitk
 
 from igrt.core import geometry
 from igrt.core.types import BoolArray, FloatArray
+from igrt.core.volume import Volume
+from igrt.registration.once import Once
 from igrt.registration.problem import RegistrationProblem
 from igrt.registration.reference import Factors, level_images, shrunk
 from igrt.registration.sitk_images import mask_to_sitk, to_sitk
 
 
+@dataclass(frozen=True)
+class LevelPixels:
+    """A CBCT level's pixels (z, y, x; read-only) and its geometry."""
+
+    pixels: npt.NDArray[np.float32]
+    origin: tuple[float, ...]
+    spacing: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    def image(self) -> sitk.Image:
+        """A SimpleITK image of its own (a copy of the pixels)."""
+        made = sitk.GetImageFromArray(self.pixels)
+        made.SetOrigin(self.origin)
+        made.SetSpacing(self.spacing)
+        made.SetDirection(self.direction)
+        return made
+
+
 def image(problem: RegistrationProblem, factors: Factors, smoothing_mm: float) -> sitk.Image:
     """The CBCT region bin-shrunk by ``factors`` and smoothed by ``smoothing_mm``."""
     return memo(problem, ("cbct-image", factors, float(smoothing_mm)),
-                lambda: level_images(memo(problem, ("cbct-native",),
-                                          lambda: to_sitk(problem.fixed)),
-                                     None, factors, smoothing_mm).image)
+                lambda: level_pixels(problem.shared, problem.fixed, factors,
+                                     smoothing_mm).image())
+
+
+def level_pixels(shared: Once, fixed: Volume, factors: Factors,
+                 smoothing_mm: float) -> LevelPixels:
+    """The pixels of the CBCT region ``fixed`` bin-shrunk and smoothed, made once in ``shared``
+    (a problem's, for it and its copies) by whichever thread asks first: the native level's
+    smoothing, a tenth of a second, is made beside the first levels
+    (``igrt.registration.runner.prepare``) and not again for the restart on its thread."""
+
+    def make() -> LevelPixels:
+        made = level_images(to_sitk(fixed), None, factors, smoothing_mm).image
+        pixels = sitk.GetArrayFromImage(made)
+        pixels.flags.writeable = False
+        return LevelPixels(pixels, made.GetOrigin(), made.GetSpacing(), made.GetDirection())
+
+    return shared.get(("cbct-image", factors, float(smoothing_mm)), make)
 
 
 def mask_name(problem: RegistrationProblem, near: str) -> str:

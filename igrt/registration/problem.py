@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
+from igrt.registration.once import Once
 
 if TYPE_CHECKING:
     from igrt.registration.reference import PlanningReference
@@ -33,14 +34,17 @@ class Level:
     #: optimisations on interleaved sample grids (each from where the previous ended), whose
     #: results are averaged: the sampling's own bias averages out
     phases: int = 1
-    #: the metric takes the planning image's gradient from a gradient image ITK filters at each
-    #: start (a Gaussian derivative at the image's own scale) instead of central differences of
-    #: the interpolated image at every sample. Needed on the coarse levels: without it the
-    #: first level lost the capture range (a 28 mm offset stopped after 8 iterations at 2 mm;
-    #: 60 mm and a 3° case ended tens of mm wrong); the native level, which starts within a
-    #: fraction of a millimetre of its answer, is as accurate and faster without it (so is the
-    #: robustness restart's middle level: ``igrt.registration.runner.RESTART_LEVELS``).
-    moving_gradient_filter: bool = False
+    #: the planning side of the level is smoothed this much more (a Gaussian sigma, combined
+    #: with ``smoothing_mm`` in quadrature: :attr:`planning_smoothing_mm`), so the metric's
+    #: gradient (central differences of the interpolated planning image at every sample) is a
+    #: Gaussian derivative at the level's scale. Needed on the coarse levels: on the planning
+    #: image as the CBCT is smoothed, the first level lost the capture range (a 28 mm offset
+    #: stopped after 8 iterations at 2 mm; 60 mm and a 3° case ended tens of mm wrong). ITK's
+    #: moving gradient image (``MetricUseMovingImageGradientFilterOn``, a Gaussian derivative
+    #: at the largest voxel spacing) did this at every start of an optimisation: 0.1-0.15 s
+    #: per run at these sizes, three runs per registration. Made into the planning level it is
+    #: made once per planning CT (at intake in the service) and costs nothing per run.
+    gradient_smoothing_mm: float = 0.0
     #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
     #: level's run over the whole box (its capture range), one more from there on the samples
     #: near edges kept away from the box's faces (``"refine"``: ``problem.refine_mask``), or
@@ -49,6 +53,12 @@ class Level:
     #: a CBCT is mostly uniform (a QA phantom) the box's samples barely weigh the few inserts
     #: and edges that hold the information.
     near_edges: str = ""
+
+    @property
+    def planning_smoothing_mm(self) -> float:
+        """The Gaussian sigma of the level's planning image (``smoothing_mm`` and
+        ``gradient_smoothing_mm`` in quadrature)."""
+        return math.hypot(self.smoothing_mm, self.gradient_smoothing_mm)
 
 
 #: Coarse to fine. The planning side of each level is prepared once per planning CT
@@ -59,9 +69,10 @@ class Level:
 #: robustness restart's 2 mm and 1°.
 DEFAULT_LEVELS: tuple[Level, ...] = (
     Level(voxel_mm=4.0, smoothing_mm=4.0, margin_mm=45.0, samples=8000, iterations=200,
-          step_mm=4.0, min_step_mm=0.1, moving_gradient_filter=True),
+          step_mm=4.0, min_step_mm=0.1, gradient_smoothing_mm=8.0),
     Level(voxel_mm=2.0, smoothing_mm=1.5, margin_mm=12.0, samples=12000, iterations=200,
-          step_mm=1.0, min_step_mm=0.01, moving_gradient_filter=True, near_edges="refine"),
+          step_mm=1.0, min_step_mm=0.01, gradient_smoothing_mm=2.5,
+          near_edges="refine"),
     Level(voxel_mm=0.0, smoothing_mm=0.6, margin_mm=6.0, samples=20000, iterations=200,
           step_mm=0.5, min_step_mm=0.005, region_at_start=True, phases=2, near_edges="only"),
 )
@@ -90,6 +101,10 @@ class RegistrationProblem:
     seed: int = 20261121
     fov_fraction: float = 1.0  # share of the box in the CBCT's field of view
     memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    #: what is derived from the fixed side once for the problem and every copy of it (the
+    #: CBCT's level pixels, :func:`igrt.registration.cbct_levels.level_pixels`): arrays no one
+    #: writes, from which each memo makes SimpleITK images of its own
+    shared: Once = field(default_factory=Once, compare=False, repr=False)
     #: the parts of ``fixed_mask`` near the CBCT's edges where the levels that ask for them
     #: (``Level.near_edges``) sample, ``"only"`` and ``"refine"`` (``sample_mask``,
     #: ``refine_mask``; None: all of ``fixed_mask``), as a call that returns them once made:

@@ -297,11 +297,12 @@ class PlanningReference:
             spacing, direction = fixed_spacing_mm, fixed_direction
         factors = planning_factors(spacing, direction, self.volume.spacing_mm,
                                    self.volume.direction)
+        smoothing_mm = level.planning_smoothing_mm
         if around is None:
-            return self.level(factors, level.smoothing_mm)
-        if self._in_parts(factors, level.smoothing_mm):
-            return self._native_part(level.smoothing_mm, around)
-        return cut(self.level(factors, level.smoothing_mm), around)
+            return self.level(factors, smoothing_mm)
+        if self._in_parts(factors, smoothing_mm):
+            return self._native_part(smoothing_mm, around)
+        return cut(self.level(factors, smoothing_mm), around)
 
     def _in_parts(self, factors: Factors, smoothing_mm: float) -> bool:
         """Whether this level is made only where a run samples it (``keep_levels`` False, the
@@ -365,7 +366,7 @@ class PlanningReference:
                 direction = self.volume.direction if fixed_direction is None else fixed_direction
                 if level.voxel_mm <= 0 and self._in_parts(
                         planning_factors(spacing, direction, self.volume.spacing_mm,
-                                         self.volume.direction), level.smoothing_mm):
+                                         self.volume.direction), level.planning_smoothing_mm):
                     continue
                 self.for_level(level, spacing, direction)
 

@@ -10,6 +10,7 @@ whether the images correspond and no other level matches as well
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -30,15 +31,16 @@ from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
 from igrt.core.types import BoolArray, FloatArray
 from igrt.core.volume import Volume
-from igrt.registration import cupping, match_checks, region, structure
+from igrt.registration import cbct_levels, cupping, match_checks, region, structure
 from igrt.registration.engines import EnginePool
+from igrt.registration.once import Once
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Level,
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.registration.reference import PlanningReference
+from igrt.registration.reference import PlanningReference, fixed_factors
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,8 @@ _T = TypeVar("_T")
 
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
-#: Start of the robustness restart, relative to the middle level's answer (where the result's
-#: native level starts; CBCT frame, about the isocentre).
+#: Start of the robustness restart, relative to the middle level's answer over the whole box
+#: (:func:`_restart_start`; CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
 PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: The restart runs through the levels from this one on, as the result did, and is compared
@@ -60,14 +62,12 @@ RESTART_FROM_LEVEL = 1
 
 def _restart_level(level: Level) -> Level:
     """One level of the restart as the result ran it, made for a start 2 mm and 1° away: the
-    middle level on its samples near edges only (the whole box's run before them is for the
-    capture range) and by central differences (ITK's gradient image, a tenth of a second at
-    every start, was most of that run's cost; the result's own near-edge run keeps it: without
-    it a QA cylinder's roll moved 0.03°); the native level on one sample grid (the result's
-    second grid moves it by the sampling's bias, hundredths of a millimetre, against a
-    tolerance of half a millimetre)."""
+    middle level on its samples near edges only, as the result's second run of that level (the
+    whole box's run before them is for the capture range); the native level on one sample grid
+    (the result's second grid moves it by the sampling's bias, hundredths of a millimetre,
+    against a tolerance of half a millimetre)."""
     if level.near_edges == "refine":
-        level = dataclasses.replace(level, near_edges="inset", moving_gradient_filter=False)
+        level = dataclasses.replace(level, near_edges="inset")
     return dataclasses.replace(level, phases=1)
 
 
@@ -115,11 +115,18 @@ def prepare(case: Case, reference: PlanningReference,
                      "%.0f HU of its mode): %.0f HU peak to peak", 100 * share,
                      cupping.UNIFORM_WINDOW_HU, cupped.amplitude_hu)
     fixed_mask = np.ascontiguousarray(fixed_mask)
+    shared = Once()
+    native = DEFAULT_LEVELS[_NATIVE]
     return RegistrationProblem(fixed=fixed, fixed_mask=fixed_mask,
                                reference=reference, initial=initial, center_mm=iso_cbct,
-                               seed=cfg.seed, fov_fraction=fraction,
-                               edge_masks=_beside(functools.partial(
-                                   _edge_masks, fixed, fixed_mask, iso_cbct, box_size)))
+                               seed=cfg.seed, fov_fraction=fraction, shared=shared,
+                               edge_masks=_beside(
+                                   functools.partial(_edge_masks, fixed, fixed_mask, iso_cbct,
+                                                     box_size),
+                                   then=functools.partial(
+                                       cbct_levels.level_pixels, shared, fixed,
+                                       fixed_factors(fixed.spacing_mm, native),
+                                       native.smoothing_mm)))
 
 
 def _edge_masks(fixed: Volume, fixed_mask: BoolArray, center_mm: FloatArray,
@@ -133,11 +140,14 @@ def _edge_masks(fixed: Volume, fixed_mask: BoolArray, center_mm: FloatArray,
             structure.near_edges(edges, fixed_mask & inner, both_sides=False))
 
 
-def _beside(make: Callable[[], _T]) -> Callable[[], _T]:
+def _beside(make: Callable[[], _T], *,
+            then: Callable[[], object] | None = None) -> Callable[[], _T]:
     """``make`` run on a thread of its own from now; the call returned waits for its result
     (and raises its error). The CBCT's masks near edges (a tenth to a fifth of a second of
     ITK filters and distance maps, outside Python's lock) are made while the first levels run:
-    they do not use them."""
+    they do not use them. ``then``, on that thread once ``make`` is done: what a later level
+    will ask for (the native level's CBCT pixels, a tenth of a second more); an error there is
+    kept where it is asked for, and met there."""
     done: Future[_T] = Future()
 
     def run() -> None:
@@ -145,6 +155,9 @@ def _beside(make: Callable[[], _T]) -> Callable[[], _T]:
             done.set_result(make())
         except BaseException as exc:  # noqa: BLE001 - raised where the masks are used
             done.set_exception(exc)
+        if then is not None:
+            with contextlib.suppress(Exception):  # kept in the problem's Once, raised there
+                then()
 
     threading.Thread(target=run, name="igrt-edge-masks", daemon=True).start()
     return done.result
@@ -239,27 +252,35 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
     """The result, once it is there, and the robustness restart and the cross-check, run side
     by side on ``side`` where they can be (each is its own optimisation on the same images;
     none is given another's answer but the restart, its start): the cross-check from the
-    nominal start beside everything else, the restart (:func:`_restart_start`) beside the
-    result's native level. Two runs of an engine that does not allow it
-    (``Engine.concurrent_runs``) run one after the other, with the same starts and so the same
-    answers."""
+    nominal start beside everything else, the restart (:func:`_restart_start`) beside the rest
+    of the result once the middle level has run over the whole box (the middle level's run on
+    the samples near edges is split off for it, :data:`_NEAR`: the same run). Two runs of an
+    engine that does not allow it (``Engine.concurrent_runs``) run one after the other,
+    through the levels unsplit: the restart starts at the middle level's answer and runs after
+    the result, so that its answers do not depend on threads."""
     engine = pool.primary
     other = pool.cross_check
     crossed: Future[RegistrationResult] | None = None
     if other is not None and (other.name != engine.name or engine.concurrent_runs):
         crossed = side.submit(other.register, _own_memo(problem))
-    head = engine.register(problem, levels=DEFAULT_LEVELS[:_NATIVE])
-    restarted: Future[RegistrationResult] | None = None
-    if restart and engine.concurrent_runs:
-        restarted = side.submit(engine.register, _own_memo(problem),
-                                start=_restart_start(problem, head), levels=RESTART_LEVELS)
-    tail = engine.register(problem, start=head.transform, levels=DEFAULT_LEVELS[_NATIVE:])
-    if restart and restarted is None:
-        restarted = _done(engine.register(problem, start=_restart_start(problem, head),
-                                          levels=RESTART_LEVELS))
-    if other is not None and crossed is None:
-        crossed = _done(other.register(problem))
-    return _Runs(_joined(head, tail), restarted, crossed)
+    if not engine.concurrent_runs:
+        head = engine.register(problem, levels=DEFAULT_LEVELS[:_NATIVE])
+        tail = engine.register(problem, start=head.transform, levels=DEFAULT_LEVELS[_NATIVE:])
+        restarted = (_done(engine.register(problem, start=_restart_start(problem, head),
+                                           levels=RESTART_LEVELS)) if restart else None)
+        if other is not None and crossed is None:
+            crossed = _done(other.register(problem))
+        return _Runs(_joined(head, tail), restarted, crossed)
+    head = engine.register(problem, levels=_WHOLE)
+    restarted = (side.submit(engine.register, _own_memo(problem),
+                             start=_restart_start(problem, head), levels=RESTART_LEVELS)
+                 if restart else None)
+    near = None
+    if problem.refine_mask is not None:  # else the middle level runs over the whole box only
+        near = engine.register(problem, start=head.transform, levels=(_NEAR,))
+    tail = engine.register(problem, start=(head if near is None else near).transform,
+                           levels=DEFAULT_LEVELS[_NATIVE:])
+    return _Runs(_joined(head, tail, near), restarted, crossed)
 
 
 def _own_memo(problem: RegistrationProblem) -> RegistrationProblem:
@@ -278,25 +299,37 @@ def _done(result: RegistrationResult) -> Future[RegistrationResult]:
 
 #: Where the result's native level starts: the levels before it, and the restart's start.
 _NATIVE = len(DEFAULT_LEVELS) - 1
+#: The levels before the native one with the middle level over the whole box only, and the
+#: middle level's run on its samples near edges from there (:attr:`Level.near_edges`
+#: ``"refine"``: the run the engine makes after the whole box's), as two registrations.
+_WHOLE = (*DEFAULT_LEVELS[:_NATIVE - 1], dataclasses.replace(DEFAULT_LEVELS[_NATIVE - 1],
+                                                              near_edges=""))
+_NEAR = dataclasses.replace(DEFAULT_LEVELS[_NATIVE - 1], near_edges="inset")
 
 
 def _restart_start(problem: RegistrationProblem, head: RegistrationResult) -> FloatArray:
-    """The robustness restart's start: the middle level's answer (where the result's native
-    level starts) moved by 2 mm and 1° per axis. From there it runs through
+    """The robustness restart's start: the middle level's answer over the whole box (where the
+    result's run on the samples near edges starts; for an engine run unsplit, its middle
+    level's answer) moved by 2 mm and 1° per axis. From there it runs through
     :data:`RESTART_LEVELS` (the middle level on its samples near edges, then the native level
-    on one sample grid; not the middle level's whole-box run, which is for the capture range)
-    and is compared with the result: the same images and optimiser from another start must
-    land where the result did."""
+    on one sample grid), as the result does from the unmoved start, and is compared with the
+    result: the same images and optimiser from another start must land where the result
+    did."""
     return head.transform @ _perturbation(problem.center_mm)
 
 
-def _joined(head: RegistrationResult, tail: RegistrationResult) -> RegistrationResult:
-    """One run through all the levels, from its two parts (``tail`` started where ``head``
-    ended): the answer, metric and stop of the last level, the iterations and time of both."""
+def _joined(head: RegistrationResult, tail: RegistrationResult,
+            near: RegistrationResult | None = None) -> RegistrationResult:
+    """One run through all the levels, from its parts (each started where the one before
+    ended; ``near``, between them: the middle level's run near edges, whose answer is that
+    level's): the answer, metric and stop of the last level, the iterations and time of all."""
+    parts = (head, tail) if near is None else (head, near, tail)
+    before = head.level_transforms if near is None else \
+        head.level_transforms[:-1] + near.level_transforms
     return dataclasses.replace(
-        tail, iterations=head.iterations + tail.iterations,
-        elapsed_s=head.elapsed_s + tail.elapsed_s,
-        level_transforms=head.level_transforms + tail.level_transforms)
+        tail, iterations=sum(p.iterations for p in parts),
+        elapsed_s=sum(p.elapsed_s for p in parts),
+        level_transforms=before + tail.level_transforms)
 
 
 def to_iec(transform: FloatArray, case: Case) -> CouchCorrection:
