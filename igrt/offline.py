@@ -60,10 +60,11 @@ class OfflineRegistration:
         self._references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
         self._grid = _GridBox()
         self._built = threading.Event()
+        self._stop = threading.Event()
         self._ahead = threading.Thread(
             target=_prepare_ahead, name="igrt-planning-ahead",
             args=(self._planning, config, self._references, plan_uid, isocenter_index,
-                  self._grid, self._built),
+                  self._grid, self._built, self._stop),
             daemon=True)  # never holds the process: it waits for a grid that may never come
         self._ahead.start()
 
@@ -100,8 +101,8 @@ class OfflineRegistration:
             self._grid.put(grid)
 
     def cancel(self) -> None:
-        """No CBCT after all: the planning thread stops before preparing anything more (or,
-        given a grid already, once the planning side it prepares for it is done)."""
+        """No CBCT after all: the planning thread stops before preparing anything more."""
+        self._stop.set()
         self._grid.put(None)
         self._ahead.join()
 
@@ -163,13 +164,13 @@ class _Loaded:
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,
                    plan_uid: str | None, isocenter_index: int | None, grid: _GridBox,
-                   built: threading.Event) -> None:
+                   built: threading.Event, stop: threading.Event) -> None:
     """Prepare the directory's one plan (the chosen one) if it is unambiguous; anything
     unusual is left to the pipeline, which names it. The planning CT is read while the CBCT
     is; it is prepared for the CBCT's grid once that is known. ``built`` is set once the
     planning side is built (its pyramid levels are made after, while the registration
     prepares its CBCT side; a level asked for meanwhile waits for it), or when nothing more
-    will be."""
+    will be. ``stop``: there is no CBCT after all; nothing more is prepared."""
     try:
         plans = [p for p in planning.plans("") if plan_uid in (None, p.sop_instance_uid)]
         if len(plans) != 1:
@@ -182,14 +183,15 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
         iso = select_isocenter(plan, index=isocenter_index)
         planning.load_planning_ct(ct_id, around_mm=pipeline.planning_box(iso, config))
         cbct_grid = grid.get()
-        if cbct_grid is None:
-            return  # the CBCT cannot be read: the pipeline says why
+        if cbct_grid is None or stop.is_set():
+            return  # the CBCT cannot be read (the pipeline says why), or there is none
         reference, _ = pipeline.reference_for(planning, plan, structure_sets, config, cbct=None,
                                               isocenter_index=isocenter_index,
                                               references=references, keep_levels=False,
                                               cbct_grid=cbct_grid)
         built.set()
-        reference.warm(*cbct_grid)
+        if not stop.is_set():
+            reference.warm(*cbct_grid)
     except Exception as exc:  # noqa: BLE001 - a head start only: the pipeline reports problems
         log.debug("planning side not prepared ahead: %s: %s", type(exc).__name__, exc)
     finally:

@@ -266,3 +266,33 @@ def test_the_planning_side_is_prepared_ahead_for_the_cbcts_grid(root: Path) -> N
     message = register_offline(plan.directory, cbct.directory, default_config())
     assert message["status"] == "ok", message["reasons"]
     assert message["registration"]["planning_prepared_before"] is True
+
+
+def test_a_grid_given_before_the_cbct_is_read_prepares_the_planning_side_for_it(
+        root: Path) -> None:
+    """``OfflineRegistration.cbct_grid`` (the grid ``igrt register``'s child sends from the
+    headers): the planning side is prepared for it before the CBCT series is handed over, and
+    the pipeline finds it prepared; ``cancel`` after a grid stops the planning thread before
+    it prepares anything for it."""
+    from igrt.offline import OfflineRegistration
+    from igrt.planning.directory import DirectoryCbct, header_grid
+
+    plan = planning_set(root)
+    cbct = write_cbct(root / "grid-first", plan, CouchCorrection(0.5, 1.0, -1.0, 0, 0, 0),
+                      frame="origin")
+    grid = header_grid(DirectoryCbct(cbct.directory).decoded())
+    assert grid is not None
+    run = OfflineRegistration(plan.directory, default_config())
+    run.cbct_grid(grid)
+    assert run._built.wait(60)  # built for the grid, with no CBCT series handed over yet
+    assert len(run._references) == 1
+    message = run.register(cbct.directory)
+    assert message["status"] == "ok", message["reasons"]
+    assert message["registration"]["planning_prepared_before"] is True
+
+    stopped = OfflineRegistration(plan.directory, default_config())
+    stopped._stop.set()  # as cancel() does, before the grid arrives
+    stopped.cbct_grid(grid)
+    stopped.cancel()
+    assert not stopped._ahead.is_alive()
+    assert len(stopped._references) == 0  # nothing was prepared for the grid

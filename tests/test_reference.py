@@ -161,7 +161,7 @@ def test_warm_makes_the_smoothed_levels_and_with_a_cbct_grid_the_native_one() ->
                                   isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
     reference.warm()
     made = set(reference._levels)
-    assert {s for _, s in made} == {level.smoothing_mm for level in DEFAULT_LEVELS[:2]}
+    assert {s for _, s in made} == {level.planning_smoothing_mm for level in DEFAULT_LEVELS[:2]}
     reference.warm((0.9, 0.9, 2.0), EYE)
     native = DEFAULT_LEVELS[2]
     assert ((2, 2, 2), native.smoothing_mm) in reference._levels  # binned to the CBCT voxel

@@ -135,3 +135,22 @@ def test_a_review_image_file_is_a_png(tmp_path: Path, registered: Registered) ->
     path = tmp_path / "x.png"
     path.write_bytes(encode(panel))
     assert Image.open(path).format == "PNG"
+
+
+def test_a_label_stamped_gives_the_pixels_drawing_it_gives(registered: Registered) -> None:
+    """Labels are drawn once and pasted (``igrt.review.png._stamp``): the same pixels as
+    drawing each with its outline in place, on every panel."""
+    from PIL import ImageDraw, ImageFont
+
+    from igrt.review.png import FONT_PX, LABEL_RGB, OUTLINE_PX
+
+    font = ImageFont.load_default(size=FONT_PX)
+    for panel in render(registered)[:6]:
+        drawn = Image.fromarray(panel.rgb, mode="RGB")
+        draw = ImageDraw.Draw(drawn)
+        for label in panel.labels:
+            draw.text((round(label.x), round(label.y)), label.text, fill=LABEL_RGB, font=font,
+                      anchor=label.anchor, stroke_width=OUTLINE_PX, stroke_fill=(0, 0, 0))
+        stamped = np.asarray(Image.open(io.BytesIO(encode(panel))).convert("RGB"))
+        np.testing.assert_array_equal(stamped, np.asarray(drawn))
+        assert not np.array_equal(stamped, panel.rgb)

@@ -525,6 +525,7 @@ def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
     main = threading.current_thread().name
     by = {(name, lv): (start, thread) for name, start, lv, thread in calls}
     head = runner._WHOLE if concurrent else DEFAULT_LEVELS[:-1]
+    assert DEFAULT_LEVELS[1].near_edges == "refine"  # the level _WHOLE and _NEAR split
     assert [lv.near_edges for lv in runner._WHOLE] == ["", ""]
     assert (runner._NEAR.voxel_mm, runner._NEAR.near_edges) == (2.0, "inset")
     assert len(calls) == (5 if concurrent else 4)
@@ -655,7 +656,12 @@ def test_the_native_cbct_level_is_made_once_beside_for_the_problem_and_its_copie
     native = DEFAULT_LEVELS[-1]
     factors = fixed_factors(problem.fixed.spacing_mm, native)
     assert problem.edge_masks is not None
-    problem.edge_masks()  # the thread has gone on to the native level
+    problem.edge_masks()
+    import threading
+
+    for thread in threading.enumerate():  # the thread goes on to the native level, then ends
+        if thread.name == "igrt-edge-masks":
+            thread.join(60)
 
     def again() -> cbct_levels.LevelPixels:
         raise AssertionError("made twice")
@@ -668,9 +674,64 @@ def test_the_native_cbct_level_is_made_once_beside_for_the_problem_and_its_copie
     theirs = cbct_levels.image(copy, factors, native.smoothing_mm)
     assert mine is not theirs
     assert cbct_levels.image(problem, factors, native.smoothing_mm) is mine  # the memo's
+    other = dataclasses.replace(problem, fixed=dataclasses.replace(problem.fixed), memo={})
+    with pytest.raises(ValueError, match="another CBCT region"):
+        cbct_levels.image(other, factors, native.smoothing_mm)  # never another region's pixels
     scratch = level_images(to_sitk(problem.fixed), None, factors, native.smoothing_mm).image
     for image in (mine, theirs):
         np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image),
                                       sitk.GetArrayViewFromImage(scratch))
         assert image.GetOrigin() == scratch.GetOrigin()
         assert image.GetSpacing() == scratch.GetSpacing()
+
+
+def test_the_middle_level_split_in_two_registrations_is_the_run_through_it(built: Built) -> None:
+    """``runner._WHOLE`` then ``runner._NEAR`` (the result's middle level split, so that the
+    restart can start beside its run near edges) give exactly what the engine's run through the
+    levels before the native one gives, on the real engine."""
+    from igrt.registration import runner
+    from igrt.registration.sitk_engine import SimpleItkEngine
+
+    cfg = parse_config({"registration": {"roi_size_mm": list(BOX_MM)}})
+    problem = runner.prepare(built.case, built.reference, cfg.registration)
+    assert problem.refine_mask is not None
+    engine = SimpleItkEngine()
+    through = engine.register(runner._own_memo(problem), levels=DEFAULT_LEVELS[:-1])
+    split = runner._own_memo(problem)
+    whole = engine.register(split, levels=runner._WHOLE)
+    near = engine.register(split, start=whole.transform, levels=(runner._NEAR,))
+    # the same optimisations (ITK's threads may sum in another order: 1e-13 apart)
+    np.testing.assert_allclose(near.transform, through.transform, atol=1e-9)
+    np.testing.assert_allclose(whole.level_transforms[0], through.level_transforms[0], atol=1e-9)
+    assert whole.iterations + near.iterations == through.iterations
+
+
+def test_without_samples_near_edges_the_middle_level_runs_over_the_whole_box_only() -> None:
+    """No ``refine_mask`` (a CBCT with too few edges): no run near edges is split off; the
+    native level starts at the whole box's answer, which is also the middle level's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from igrt.registration import runner
+    from igrt.registration.engines import EnginePool
+
+    calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]] = []
+    answers = {"whole": geometry.translation((1.0, 2.0, 3.0)),
+               "near": geometry.translation((1.05, 2.0, 3.0)),
+               "final": geometry.translation((1.1, 2.0, 3.0))}
+    problem = RegistrationProblem(
+        fixed=Volume(voxels=np.zeros((2, 2, 2), np.float32), origin_mm=(0.0, 0.0, 0.0),
+                     spacing_mm=(1.0, 1.0, 1.0)),
+        fixed_mask=np.ones((2, 2, 2), bool), reference=cast(PlanningReference, None),
+        initial=np.eye(4), center_mm=np.zeros(3), edge_masks=lambda: (None, None))
+    primary = _Recording("primary", True, answers, calls)
+    pool = cast(EnginePool, dataclasses.make_dataclass("Pool", ["primary", "cross_check"])(
+        primary, None))
+    with ThreadPoolExecutor(2) as side:
+        runs = runner._register(pool, problem, side, restart=True)
+        assert runs.restart is not None
+        runs.restart.result()
+    assert [lv for _, _, lv, _ in calls if lv == (runner._NEAR,)] == []
+    native = next(start for _, start, lv, _ in calls if lv == DEFAULT_LEVELS[-1:])
+    np.testing.assert_array_equal(native, answers["whole"])
+    np.testing.assert_array_equal(runs.result.transform, answers["final"])
+    np.testing.assert_array_equal(runs.result.level_transforms[1], answers["whole"])

@@ -61,6 +61,9 @@ def level_pixels(shared: Once, fixed: Volume, factors: Factors,
         pixels.flags.writeable = False
         return LevelPixels(pixels, made.GetOrigin(), made.GetSpacing(), made.GetDirection())
 
+    if shared.get(("cbct-region",), lambda: fixed) is not fixed:
+        # a copy of the problem with another CBCT region must not read this one's pixels
+        raise ValueError("these shared CBCT levels belong to another CBCT region")
     return shared.get(("cbct-image", factors, float(smoothing_mm)), make)
 
 

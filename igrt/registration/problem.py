@@ -20,7 +20,7 @@ class Level:
     """One level of the multi-resolution pyramid."""
 
     voxel_mm: float  # working voxel size: images are bin-shrunk toward it (0 = native)
-    smoothing_mm: float  # Gaussian sigma applied to both images before sampling
+    smoothing_mm: float  # Gaussian sigma of the CBCT level (the planning one: below)
     margin_mm: float  # planning image kept around where the CBCT region currently maps
     samples: int  # metric samples: the CBCT level is decimated in-plane to about this many
     iterations: int  # iteration cap
@@ -37,19 +37,28 @@ class Level:
     #: the planning side of the level is smoothed this much more (a Gaussian sigma, combined
     #: with ``smoothing_mm`` in quadrature: :attr:`planning_smoothing_mm`), so the metric's
     #: gradient (central differences of the interpolated planning image at every sample) is a
-    #: Gaussian derivative at the level's scale. Needed on the coarse levels: on the planning
-    #: image as the CBCT is smoothed, the first level lost the capture range (a 28 mm offset
-    #: stopped after 8 iterations at 2 mm; 60 mm and a 3° case ended tens of mm wrong). ITK's
-    #: moving gradient image (``MetricUseMovingImageGradientFilterOn``, a Gaussian derivative
-    #: at the largest voxel spacing) did this at every start of an optimisation: 0.1-0.15 s
-    #: per run at these sizes, three runs per registration. Made into the planning level it is
-    #: made once per planning CT (at intake in the service) and costs nothing per run.
+    #: Gaussian derivative at the level's scale. Made into the planning level it is made once
+    #: per planning CT (at intake in the service) and costs nothing per run; unlike ITK's
+    #: gradient image (``moving_gradient_filter``, 0.1-0.15 s at every start at these sizes) it
+    #: smooths the values the metric's histogram sees too (the level's answer is refined by the
+    #: next one). Both engines read these planning levels.
     gradient_smoothing_mm: float = 0.0
+    #: the metric takes the planning image's gradient from a gradient image ITK filters at each
+    #: start (a Gaussian derivative at the image's largest voxel spacing) instead of central
+    #: differences. The first level keeps it: without it (central differences of its planning
+    #: image as the CBCT is smoothed) the first level lost the capture range (a 28 mm offset
+    #: stopped after 8 iterations at 2 mm; 60 mm and a 3° case ended tens of mm wrong), and with
+    #: ``gradient_smoothing_mm`` alone its capture at 40-60 mm changed with the phantom's size
+    #: (the adversarial 60 mm case found at full size, lost at small). The middle level's
+    #: planning image is smoothed for it instead (its three runs per registration: the whole
+    #: box, near edges, the restart's).
+    moving_gradient_filter: bool = False
     #: the CBCT samples are taken near its edges (:mod:`igrt.registration.structure`): after the
     #: level's run over the whole box (its capture range), one more from there on the samples
     #: near edges kept away from the box's faces (``"refine"``: ``problem.refine_mask``), or
     #: only on the edges wholly inside, both sides (``"only"``: ``problem.sample_mask``), or only
-    #: on the ``"refine"`` samples (``"inset"``: the robustness restart's middle level). Where
+    #: on the ``"refine"`` samples (``"inset"``: the robustness restart's middle level, and the
+    #: result's run near edges split off from its middle level, ``runner._NEAR``). Where
     #: a CBCT is mostly uniform (a QA phantom) the box's samples barely weigh the few inserts
     #: and edges that hold the information.
     near_edges: str = ""
@@ -69,7 +78,8 @@ class Level:
 #: robustness restart's 2 mm and 1°.
 DEFAULT_LEVELS: tuple[Level, ...] = (
     Level(voxel_mm=4.0, smoothing_mm=4.0, margin_mm=45.0, samples=8000, iterations=200,
-          step_mm=4.0, min_step_mm=0.1, gradient_smoothing_mm=8.0),
+          step_mm=4.0, min_step_mm=0.1, gradient_smoothing_mm=4.0,
+          moving_gradient_filter=True),
     Level(voxel_mm=2.0, smoothing_mm=1.5, margin_mm=12.0, samples=12000, iterations=200,
           step_mm=1.0, min_step_mm=0.01, gradient_smoothing_mm=2.5,
           near_edges="refine"),
@@ -162,7 +172,7 @@ class RegistrationResult:
 class Engine(Protocol):
     name: str
     #: two registrations of this engine may run at once, on two threads (the robustness restart
-    #: beside the result's native level); False where the engine has process-wide state, as
+    #: beside the rest of the result); False where the engine has process-wide state, as
     #: elastix's random sampler
     concurrent_runs: bool
 

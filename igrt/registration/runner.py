@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from igrt.config import RegistrationConfig, ReviewConfig
+from igrt.config import EngineName, RegistrationConfig, ReviewConfig
 from igrt.core import geometry, quality
 from igrt.core.case import Case
 from igrt.core.errors import NoOverlapError
@@ -117,16 +117,16 @@ def prepare(case: Case, reference: PlanningReference,
     fixed_mask = np.ascontiguousarray(fixed_mask)
     shared = Once()
     native = DEFAULT_LEVELS[_NATIVE]
+    # the native level's CBCT pixels are SimpleITK's (elastix smooths its native level itself)
+    then = (functools.partial(cbct_levels.level_pixels, shared, fixed,
+                              fixed_factors(fixed.spacing_mm, native), native.smoothing_mm)
+            if cfg.engine == EngineName.SIMPLEITK else None)
     return RegistrationProblem(fixed=fixed, fixed_mask=fixed_mask,
                                reference=reference, initial=initial, center_mm=iso_cbct,
                                seed=cfg.seed, fov_fraction=fraction, shared=shared,
                                edge_masks=_beside(
                                    functools.partial(_edge_masks, fixed, fixed_mask, iso_cbct,
-                                                     box_size),
-                                   then=functools.partial(
-                                       cbct_levels.level_pixels, shared, fixed,
-                                       fixed_factors(fixed.spacing_mm, native),
-                                       native.smoothing_mm)))
+                                                     box_size), then=then))
 
 
 def _edge_masks(fixed: Volume, fixed_mask: BoolArray, center_mm: FloatArray,
@@ -145,9 +145,9 @@ def _beside(make: Callable[[], _T], *,
     """``make`` run on a thread of its own from now; the call returned waits for its result
     (and raises its error). The CBCT's masks near edges (a tenth to a fifth of a second of
     ITK filters and distance maps, outside Python's lock) are made while the first levels run:
-    they do not use them. ``then``, on that thread once ``make`` is done: what a later level
-    will ask for (the native level's CBCT pixels, a tenth of a second more); an error there is
-    kept where it is asked for, and met there."""
+    they do not use them. ``then``, on that thread once ``make`` has succeeded: what a later
+    level will ask for (the native level's CBCT pixels, a tenth of a second more); an error
+    there is kept where it is asked for, and met there."""
     done: Future[_T] = Future()
 
     def run() -> None:
@@ -155,6 +155,7 @@ def _beside(make: Callable[[], _T], *,
             done.set_result(make())
         except BaseException as exc:  # noqa: BLE001 - raised where the masks are used
             done.set_exception(exc)
+            return  # the registration fails where it asks for them: nothing more is needed
         if then is not None:
             with contextlib.suppress(Exception):  # kept in the problem's Once, raised there
                 then()
@@ -284,10 +285,11 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
 
 
 def _own_memo(problem: RegistrationProblem) -> RegistrationProblem:
-    """The problem with a memo of its own, for a run on another thread: it makes its own CBCT
-    levels (tens of milliseconds) rather than read the SimpleITK images another run is using.
-    SimpleITK gives an image whose buffer is shared (with a filter running on it) a buffer of
-    its own when NumPy reads it, which could leave a third reader's view on freed memory."""
+    """The problem with a memo of its own, for a run on another thread: it makes its own
+    SimpleITK images of the CBCT levels (from the pixels the problem's ``shared`` makes once)
+    rather than read the images another run is using. SimpleITK gives an image whose buffer is
+    shared (with a filter running on it) a buffer of its own when NumPy reads it, which could
+    leave a third reader's view on freed memory."""
     return dataclasses.replace(problem, memo={})
 
 
@@ -297,7 +299,7 @@ def _done(result: RegistrationResult) -> Future[RegistrationResult]:
     return made
 
 
-#: Where the result's native level starts: the levels before it, and the restart's start.
+#: The native level's index: the levels before it are the result's first part.
 _NATIVE = len(DEFAULT_LEVELS) - 1
 #: The levels before the native one with the middle level over the whole box only, and the
 #: middle level's run on its samples near edges from there (:attr:`Level.near_edges`

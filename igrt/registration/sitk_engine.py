@@ -6,10 +6,11 @@ The planning side of every level is prepared once per planning CT
 (:meth:`igrt.registration.reference.PlanningReference.for_level`); the CBCT side once per
 problem (kept in ``problem.memo``: a level's shrunk, smoothed CBCT image once for all its
 masks). The metric
-filters neither image's gradient at any start (Mattes MI with the transform on the planning side
-does not use the CBCT's; the planning image's is ITK's central differences of the interpolated
-image at each sample): the coarse levels' planning images are smoothed for it once, with the
-level (``Level.gradient_smoothing_mm``).
+never filters the CBCT's gradient (Mattes MI with the transform on the planning side does not
+use it). The planning image's gradient is ITK's gradient image, filtered at every start, on the
+first level (``Level.moving_gradient_filter``: its capture range depends on it), and central
+differences of the interpolated image elsewhere: the middle level's planning image is smoothed
+for them once, with the level (``Level.gradient_smoothing_mm``).
 """
 
 from __future__ import annotations
@@ -145,7 +146,10 @@ class SimpleItkEngine:
         # interpolated as well, which biased results by ~0.1 mm along the slice axis.
         method.SetMetricSamplingStrategy(method.NONE)
         method.MetricUseFixedImageGradientFilterOff()
-        method.MetricUseMovingImageGradientFilterOff()
+        if level.moving_gradient_filter:
+            method.MetricUseMovingImageGradientFilterOn()
+        else:
+            method.MetricUseMovingImageGradientFilterOff()
         if fixed.mask is not None:
             method.SetMetricFixedMask(fixed.mask)
         if moving.mask is not None:
@@ -168,16 +172,20 @@ def warm_up() -> None:
     rng = np.random.default_rng(0)
     array = rng.normal(size=(12, 24, 24)).astype(np.float32)
     image = sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(array), 2.0)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
-    method.SetMetricSamplingStrategy(method.NONE)
-    method.MetricUseFixedImageGradientFilterOff()
-    method.MetricUseMovingImageGradientFilterOff()
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.1,
-                                                    numberOfIterations=5)
-    method.SetInitialTransform(sitk.Euler3DTransform(), inPlace=True)
-    method.Execute(image, image)
+    for gradient_filter in (True, False):  # both ways the levels take the moving gradient
+        method = sitk.ImageRegistrationMethod()
+        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=HISTOGRAM_BINS)
+        method.SetMetricSamplingStrategy(method.NONE)
+        method.MetricUseFixedImageGradientFilterOff()
+        if gradient_filter:
+            method.MetricUseMovingImageGradientFilterOn()
+        else:
+            method.MetricUseMovingImageGradientFilterOff()
+        method.SetInterpolator(sitk.sitkLinear)
+        method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.1,
+                                                        numberOfIterations=5)
+        method.SetInitialTransform(sitk.Euler3DTransform(), inPlace=True)
+        method.Execute(image, image)
 
 
 def _with_region(fixed: LevelImages, problem: RegistrationProblem,
