@@ -101,7 +101,8 @@ class OfflineRegistration:
             self._grid.put(grid)
 
     def cancel(self) -> None:
-        """No CBCT after all: the planning thread stops before preparing anything more."""
+        """No CBCT after all: the planning thread stops at its next step (what it is doing,
+        reading the planning CT or preparing it for a grid given already, it finishes)."""
         self._stop.set()
         self._grid.put(None)
         self._ahead.join()

@@ -647,21 +647,22 @@ def test_the_native_cbct_level_is_made_once_beside_for_the_problem_and_its_copie
     edges; the problem and a copy with a memo of its own (the restart's, on another thread)
     read those same pixels, each through a SimpleITK image of its own, equal to the level made
     from scratch."""
+    import threading
+
     from igrt.registration import cbct_levels, runner
     from igrt.registration.reference import fixed_factors, level_images
     from igrt.registration.sitk_images import to_sitk
 
     cfg = parse_config({"registration": {"roi_size_mm": list(BOX_MM)}})
+    before = set(threading.enumerate())
     problem = runner.prepare(built.case, built.reference, cfg.registration)
-    native = DEFAULT_LEVELS[-1]
-    factors = fixed_factors(problem.fixed.spacing_mm, native)
     assert problem.edge_masks is not None
     problem.edge_masks()
-    import threading
-
-    for thread in threading.enumerate():  # the thread goes on to the native level, then ends
+    for thread in set(threading.enumerate()) - before:  # its own: on to the native level
         if thread.name == "igrt-edge-masks":
             thread.join(60)
+    native = DEFAULT_LEVELS[-1]
+    factors = fixed_factors(problem.fixed.spacing_mm, native)
 
     def again() -> cbct_levels.LevelPixels:
         raise AssertionError("made twice")

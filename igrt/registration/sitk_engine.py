@@ -10,7 +10,7 @@ never filters the CBCT's gradient (Mattes MI with the transform on the planning 
 use it). The planning image's gradient is ITK's gradient image, filtered at every start, on the
 first level (``Level.moving_gradient_filter``: its capture range depends on it), and central
 differences of the interpolated image elsewhere: the middle level's planning image is smoothed
-for them once, with the level (``Level.gradient_smoothing_mm``).
+for them once, with the level (``Level.gradient_smoothing_mm``; the first level's too).
 """
 
 from __future__ import annotations

@@ -29,9 +29,10 @@ def encode(panel: Panel) -> bytes:
 @functools.lru_cache(maxsize=512)
 def _stamp(text: str, anchor: str) -> tuple[Image.Image, int, int]:
     """The label drawn once on a transparent image, and where its corner lies from the anchor
-    point: pasted through its own alpha it gives exactly the pixels drawing it there gives
-    (tested), and most labels (the edge letters, the scale) repeat on every panel: drawing an
-    outlined label was most of the cost of encoding a panel."""
+    point: pasted through its own alpha it gives exactly the pixels drawing it at the rounded
+    position gives (tested; a label at half a pixel moves by half a pixel). Most labels (the
+    edge letters, the scale) repeat on every panel: drawing an outlined label was most of the
+    cost of encoding a panel."""
     font = ImageFont.load_default(size=FONT_PX)
     left, top, right, bottom = (int(v) for v in font.getbbox(text, anchor=anchor,
                                                              stroke_width=OUTLINE_PX))
