@@ -24,10 +24,10 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.matching import select_isocenter
 from igrt.core.messages import correction_message
+from igrt.core.types import Grid
 from igrt.dicom.files import ScanResult
 from igrt.dicom.series_loader import assemble
 from igrt.planning.directory import DirectoryCbct, DirectoryPlanning, header_grid
-from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
 
 log = logging.getLogger(__name__)

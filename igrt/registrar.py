@@ -36,13 +36,13 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.kinds import IMAGE_KINDS, InstanceKind, Role
 from igrt.core.messages import Outcome
+from igrt.core.types import Grid
 from igrt.dicom.series_loader import load_series_files
 from igrt.planning.cbct_assembly import CbctAssembler
 from igrt.planning.override import WithPlan
 from igrt.planning.source import PlanningSource
 from igrt.planning.stored import StoredCbct, StoredPlanning
 from igrt.registration.engines import EnginePool
-from igrt.registration.reference import Grid
 from igrt.registration.reference_cache import ReferenceCache
 from igrt.store import Store
 

@@ -29,6 +29,15 @@ def test_registration_benchmark_with_elastix_and_a_high_resolution_ct(tmp_path: 
 
 
 @pytest.mark.slow
+def test_capture_benchmark_finds_every_offset_of_the_claimed_range(tmp_path: Path) -> None:
+    """Every offset within 30 mm and 5° found, and no offset beyond silently wrong (exit 0
+    means both; the lines are checked too)."""
+    out = run("capture.py", "--work", str(tmp_path))
+    assert "found within 0.5 mm / 0.3°: 6 of 6 within the claimed range" in out, out
+    assert "silent wrong (ok, not found): 0 of 16" in out, out
+
+
+@pytest.mark.slow
 def test_latency_benchmark_warm_first_and_cross_check() -> None:
     out = run("latency.py", "--cases", "2", "--cross-check")
     assert "release -> correction beyond settle_s: median" in out

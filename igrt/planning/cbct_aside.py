@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from igrt.core.image_series import ImageSeries
+from igrt.core.types import Grid
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles
 from igrt.dicom.series_loader import assemble
-from igrt.planning.directory import DirectoryCbct, HeaderGrid, header_grid
+from igrt.planning.directory import DirectoryCbct, header_grid
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class CbctAside:
         self.directory = Path(directory)
         self.pid: int | None = None
         self._socket: socket.socket | None = None
-        self._grid: HeaderGrid | None = None
+        self._grid: Grid | None = None
         self._grid_read = False
         if not hasattr(os, "fork") or not hasattr(os, "memfd_create") or \
                 threading.active_count() > 1:
@@ -82,7 +83,7 @@ class CbctAside:
         self.pid = pid
         self._socket = ours
 
-    def grid(self) -> HeaderGrid | None:
+    def grid(self) -> Grid | None:
         """The CBCT's voxel grid as soon as the child has decoded the headers; None when they
         make no volume, or the child is gone (the series, or reading the directory here, then
         says why). Before :meth:`result` (which reads past it otherwise)."""

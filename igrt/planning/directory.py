@@ -18,7 +18,7 @@ from igrt.core.plan import Plan, with_structure_set_frame
 from igrt.core.series import stack_geometry
 from igrt.core.spatial_registration import SpatialRegistration
 from igrt.core.structures import StructureSet
-from igrt.core.types import FloatArray
+from igrt.core.types import Grid
 from igrt.dicom.files import DicomFile, ScanResult, SeriesFiles, scan
 from igrt.dicom.instance_decoder import DecodedInstance, decode_instance
 from igrt.dicom.plan_reader import read_plan
@@ -27,12 +27,8 @@ from igrt.dicom.series_loader import Around, assemble, load_series
 from igrt.dicom.structure_reader import read_structure_set
 from igrt.planning.source import PlanningCtId
 
-#: A CBCT voxel grid: spacing (i, j, k) in mm and direction cosines (columns), as
-#: ``igrt.registration.reference.Grid``.
-HeaderGrid = tuple[tuple[float, float, float], FloatArray]
 
-
-def header_grid(instances: Sequence[DecodedInstance]) -> HeaderGrid | None:
+def header_grid(instances: Sequence[DecodedInstance]) -> Grid | None:
     """The voxel grid the assembly of these instances will have (the same stack decision on
     the same slices), or None when their headers make no volume (the assembly says why)."""
     try:

@@ -42,8 +42,8 @@ class Level:
     #: gradient image (``moving_gradient_filter``, 0.1-0.15 s at every start at these sizes) it
     #: smooths the values the metric's histogram sees too (the level's answer is refined by the
     #: next one). Both engines read these planning levels. The first level, which takes ITK's
-    #: gradient image, is smoothed more too: on a 16-case capture set that found one more
-    #: offset beyond 30 mm at full size (14 of 16 against 13).
+    #: gradient image, is smoothed more too: on the 16 offsets of ``benchmarks/capture.py``
+    #: that found one more beyond 30 mm at full size (14 of 16 against 13).
     gradient_smoothing_mm: float = 0.0
     #: the metric takes the planning image's gradient from a gradient image ITK filters at each
     #: start (a Gaussian derivative at the image's largest voxel spacing) instead of central

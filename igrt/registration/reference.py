@@ -25,7 +25,7 @@ from igrt.core import geometry
 from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import PatientPosition
 from igrt.core.image_series import SeriesInfo
-from igrt.core.types import BoolArray, FloatArray
+from igrt.core.types import BoolArray, FloatArray, Grid
 from igrt.core.volume import Volume
 from igrt.registration import cupping, region
 from igrt.registration.problem import DEFAULT_LEVELS, Level
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 #: How much further than the box the planning CT is kept: the capture range plus rotation
 #: (30 mm and 5° move a corner of the default box by another ~10 mm) plus the smoothing's reach
 #: (the middle level's; the first level's planning image, σ 5.7 mm, reaches ~17 mm, and there
-#: it is smoothed against the crop's repeated edge: measured, every offset to 30 mm and 5° of a
-#: 16-case capture set, and the adversarial 60 mm case, are found at both phantom sizes).
+#: it is smoothed against the crop's repeated edge: measured, every offset to 30 mm and 5° of
+#: ``benchmarks/capture.py`` and the adversarial 60 mm case are found at both phantom sizes).
 MOVING_MARGIN_MM = 50.0
 #: A planning level may be this much coarser than the CBCT level it is compared with (so a
 #: 0.977 mm CT stays native against a 0.9 mm CBCT, a 0.45 mm one is binned by 2).
@@ -418,9 +418,6 @@ def build_reference(ct: Volume, info: SeriesInfo, *, isocenter_mm: npt.ArrayLike
              "" if factors == (1, 1, 1) else f" (binned {factors})", time.perf_counter() - t0)
     return reference
 
-
-#: A CBCT voxel grid: spacing (i, j, k) in mm and direction cosines (columns).
-Grid = tuple[tuple[float, float, float], FloatArray]
 
 
 def native_factors(ct: Volume, cbct_grid: Grid | None) -> Factors:
