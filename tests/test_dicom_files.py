@@ -17,8 +17,10 @@ from pydicom.uid import (
     SpatialRegistrationStorage,
 )
 
-from igrt.dicom.files import ScanResult, scan
-from igrt.dicom.series_loader import load_series_files
+from igrt.core.errors import UnreadableError
+from igrt.dicom.files import DEFER_BYTES, ScanResult, scan
+from igrt.dicom.instance_decoder import decode_instance
+from igrt.dicom.series_loader import assemble, load_series_files
 
 # the "no-data-set.dcm" fixture file makes pydicom warn while it reads it
 pytestmark = pytest.mark.filterwarnings("ignore:End of file reached before delimiter")
@@ -153,3 +155,48 @@ def test_scan_does_not_read_pixels(store: Path) -> None:
     write([ds], store, prefix="broken")
     result = scan(store)
     assert result.series(uid("broken-pixels", "series")) is not None
+
+
+def big_series(directory: Path, *, bits_stored: int = 16, signed: bool = False) -> list[Path]:
+    """Three 400 x 400 slices: pixel data (320 KB) larger than ``files.DEFER_BYTES``."""
+    rng = np.random.default_rng(5)
+    hu = rng.integers(-1000, 1000, size=(3, 400, 400)).astype(np.float64)
+    datasets = ct_series(name=f"big-{bits_stored}-{signed}", n_slices=3, rows=400, columns=400,
+                         hu=hu, signed=signed)
+    for ds in datasets:
+        ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    return write(datasets, directory)
+
+
+@pytest.mark.parametrize(("bits_stored", "signed"), [(16, False), (12, False), (12, True)])
+def test_a_kept_data_set_maps_its_pixels_from_the_file_and_decodes_the_same(
+        tmp_path: Path, bits_stored: int, signed: bool) -> None:
+    paths = big_series(tmp_path, bits_stored=bits_stored, signed=signed)
+    assert DEFER_BYTES < 400 * 400 * 2
+    [series] = scan(tmp_path, keep_datasets=True).image_series
+    kept = [f.dataset for f in series.files]
+    assert all(ds is not None for ds in kept)
+    decoded = [decode_instance(ds, n) for n, ds in enumerate(kept) if ds is not None]
+    # left in the file by the scan (one parse), mapped from it now
+    assert all(isinstance(d.stored, np.memmap) == (bits_stored == 16) for d in decoded)
+    read = [decode_instance(pydicom.dcmread(p), n) for n, p in enumerate(series.paths)]
+    for mapped, whole in zip(decoded, read, strict=True):
+        assert mapped.stored is not None and whole.stored is not None
+        assert mapped.stored.dtype == whole.stored.dtype
+        assert np.array_equal(mapped.stored, whole.stored)
+    assert np.array_equal(assemble(decoded).volume.voxels,
+                          load_series_files(paths).volume.voxels)
+
+
+def test_a_file_cut_short_after_the_scan_is_refused_with_its_pixel_data_named(
+        tmp_path: Path) -> None:
+    paths = big_series(tmp_path)
+    [series] = scan(tmp_path, keep_datasets=True).image_series
+    size = paths[1].stat().st_size
+    with paths[1].open("r+b") as fh:
+        fh.truncate(size - 1000)
+    decoded = [decode_instance(f.dataset, n) for n, f in enumerate(series.files)
+               if f.dataset is not None]
+    assert decoded[0].pixel_error is None and decoded[1].stored is None
+    with pytest.raises(UnreadableError, match="the pixel data of .* cannot be decoded"):
+        assemble(decoded)

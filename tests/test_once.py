@@ -50,3 +50,45 @@ def test_an_error_is_kept_for_every_caller() -> None:
         with pytest.raises(ValueError, match="no pixels"):
             once.get("k", broken)
     assert calls == 1
+
+
+def test_an_error_is_not_kept_when_asked_so_and_the_next_caller_makes_it_again() -> None:
+    once = Once(keep_errors=False)
+    calls = 0
+
+    def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("no pixels yet")
+        return 7
+
+    with pytest.raises(ValueError, match="no pixels yet"):
+        once.get("k", flaky)
+    assert "k" not in once
+    assert once.get("k", flaky) == 7 and calls == 2
+    assert "k" in once and once.made() == [("k", 7)]
+
+
+def test_a_value_made_is_handed_out_while_another_key_is_being_made() -> None:
+    once = Once()
+    assert once.get("made", lambda: 1) == 1
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        assert release.wait(10)
+        return 2
+
+    maker = threading.Thread(target=lambda: once.get("slow", slow))
+    maker.start()
+    assert started.wait(10)
+    got: list[int] = []
+    reader = threading.Thread(target=lambda: got.append(once.get("made", lambda: -1)))
+    reader.start()
+    reader.join(5)
+    assert got == [1]  # not waiting for the other key
+    assert "slow" in once and [k for k, _ in once.made()] == ["made"]  # being made: not listed
+    release.set()
+    maker.join(10)
+    assert dict(once.made()) == {"made": 1, "slow": 2}

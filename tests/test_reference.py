@@ -3,7 +3,9 @@ region, exact pyramid levels never finer than the CBCT level needs) and kept in 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -16,9 +18,11 @@ from igrt.core.image_series import SeriesInfo
 from igrt.core.volume import Volume
 from igrt.dicom.files import scan
 from igrt.dicom.series_loader import load_series_files
+from igrt.registration import reference as reference_module
 from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.reference import (
     MOVING_MARGIN_MM,
+    LevelImages,
     PlanningReference,
     build_reference,
     fixed_factors,
@@ -154,13 +158,44 @@ sys.exit(0)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
 
 
+def test_a_level_made_is_handed_out_while_warm_makes_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    volume = synthetic()
+    reference = PlanningReference(ct=info(), volume=volume,
+                                  mask=np.ones(volume.voxels.shape, dtype=bool),
+                                  isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
+    made = reference.level((2, 2, 1), 2.0)
+    started, release = threading.Event(), threading.Event()
+    real = reference_module.level_images
+
+    def slow(*args: Any) -> LevelImages:
+        started.set()
+        assert release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(reference_module, "level_images", slow)
+    warming = threading.Thread(target=lambda: reference.level((4, 4, 2), 4.0))
+    warming.start()
+    try:
+        assert started.wait(10)
+        got: list[LevelImages] = []
+        run = threading.Thread(target=lambda: got.append(reference.level((2, 2, 1), 2.0)))
+        run.start()
+        run.join(5)
+        assert got == [made]  # handed out at once, not after the level being made
+    finally:
+        release.set()
+        warming.join(10)
+    assert reference.level((4, 4, 2), 4.0).factors == (4, 4, 2)
+
+
 def test_warm_makes_the_smoothed_levels_and_with_a_cbct_grid_the_native_one() -> None:
     volume = synthetic(spacing=(0.45, 0.45, 1.0))
     reference = PlanningReference(ct=info(), volume=volume,
                                   mask=np.ones(volume.voxels.shape, dtype=bool),
                                   isocenter_mm=np.zeros(3), position=PatientPosition.HFS)
     reference.warm()
-    made = set(reference._levels)
+    made = {cast(tuple[Any, float], key) for key, _ in reference._levels.made()}
     assert {s for _, s in made} == {level.planning_smoothing_mm for level in DEFAULT_LEVELS[:2]}
     reference.warm((0.9, 0.9, 2.0), EYE)
     native = DEFAULT_LEVELS[2]

@@ -119,3 +119,23 @@ def test_holes_are_filled_per_slice_never_through_another_slice() -> None:
     mask[2, 1, 1] = False  # diagonal to it only: enclosed, a hole
     filled = region._fill_holes_per_slice(mask)
     assert not filled[2, 0, 0] and filled[2, 1, 1]
+
+
+@pytest.mark.parametrize("box", [
+    (slice(0, 10), slice(0, 41), slice(0, 41)),  # the whole volume
+    (slice(3, 7), slice(10, 30), slice(5, 36)),  # inside: the end trim reaches beyond it
+    (slice(0, 2), slice(0, 20), slice(20, 41)),  # at the first slice
+    (slice(8, 10), slice(15, 16), slice(0, 41)),  # at the last
+])
+def test_field_of_view_within_a_box_is_the_whole_ones_cut(
+        box: tuple[slice, slice, slice]) -> None:
+    v = cylinder_cbct()
+    padding = region.detect_padding(v)
+    assert padding is not None
+    padding[1, :, :30] = True  # a slice mostly padded (reconstructed in part): not good
+    whole = region.field_of_view(v, padding, erode_mm=2.0)
+    assert not whole[3].any() and whole[4].any() and whole[7].any() and not whole[8].any()
+    within = region.field_of_view(v, padding, erode_mm=2.0, within=box)
+    assert within.shape == whole[box].shape
+    assert np.array_equal(within, whole[box])
+    assert region.field_of_view(v, None, within=box).shape == whole[box].shape

@@ -15,6 +15,7 @@ pydicom's decoders.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     UID,
@@ -63,6 +65,8 @@ SERIES_WIDE = (
 #: What a series' identity is read from (its first instance).
 _IDENTITY = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
              "Modality", "SOPClassUID", "PatientPosition", "SeriesDescription", "PatientName")
+#: (7FE0,0010) Pixel Data
+_PIXEL_DATA = 0x7FE00010
 #: Transfer syntaxes whose pixel data is the plain little-endian buffer once parsed.
 _NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian,
                               DeflatedExplicitVRLittleEndian})
@@ -184,6 +188,16 @@ def _require(ds: Dataset, keyword: str, where: str) -> Any:
     return value
 
 
+def _has_pixel_data(ds: Dataset) -> bool:
+    """Whether the data set has non-empty Pixel Data, without reading a deferred value."""
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if element is None:
+        return False
+    if element.value is None and isinstance(element, RawDataElement):
+        return element.length not in (0, None)  # deferred: left in the file, length known
+    return _present(element.value)
+
+
 def _check_header(ds: Dataset, label: str) -> None:
     sop_class = ds.get("SOPClassUID")
     if _present(sop_class) and str(sop_class) not in IMAGE_SOP_CLASSES:
@@ -195,8 +209,10 @@ def _check_header(ds: Dataset, label: str) -> None:
         _require(ds, keyword, label)
     if str(ds.Modality).strip() != "CT":
         raise NotCtError(f"{label} has Modality {ds.Modality!r}; only CT images are accepted")
-    for keyword in ("Rows", "Columns", "PixelData"):
+    for keyword in ("Rows", "Columns"):
         _require(ds, keyword, label)
+    if not _has_pixel_data(ds):
+        raise MissingAttributeError(f"PixelData is missing or empty in {label}")
     spp = int(ds.get("SamplesPerPixel") or 1)
     if spp != 1:
         raise InvalidAttributeError(f"{label} has SamplesPerPixel {spp}; CT must be greyscale (1)")
@@ -323,16 +339,47 @@ def _native(ds: Dataset, shape: tuple[int, int, int]) -> npt.NDArray[Any] | None
             or not isinstance(stored_bits, int) or not 0 < stored_bits <= bits
             or representation not in (0, 1)):
         return None
-    data = ds.PixelData
     count = math.prod(shape)
-    if not isinstance(data, bytes) or len(data) < count * bits // 8:
-        return None
     dtype = np.dtype(f"<{'i' if representation == 1 else 'u'}{bits // 8}")
-    arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+    arr = _mapped(ds, dtype, shape)
+    if arr is None:
+        data = _pixel_data(ds)
+        if not isinstance(data, bytes) or len(data) < count * bits // 8:
+            return None
+        arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
     if stored_bits < bits:  # unused high bits: masked (unsigned) or sign-extended (signed)
         shift = bits - stored_bits
         arr = np.right_shift(np.left_shift(arr, shift), shift)
     return arr
+
+
+def _mapped(ds: Dataset, dtype: np.dtype[Any], shape: tuple[int, int, int]
+            ) -> npt.NDArray[Any] | None:
+    """Pixel data left in its file by the read (``defer_size``), mapped read-only from it (the
+    page cache's pages, not a copy); None when it was read, or the file does not hold it whole
+    (then the read through pydicom names the problem)."""
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    path = getattr(ds, "filename", None)
+    if not isinstance(element, RawDataElement) or element.value is not None or \
+            not isinstance(path, str) or element.value_tell is None:
+        return None
+    size = math.prod(shape) * dtype.itemsize
+    if element.length in (None, 0xFFFFFFFF) or element.length < size:  # encapsulated, short
+        return None
+    try:
+        if os.path.getsize(path) < element.value_tell + size:
+            return None
+        return np.memmap(path, dtype=dtype, mode="r", offset=element.value_tell, shape=shape)
+    except (OSError, ValueError):
+        return None
+
+
+def _pixel_data(ds: Dataset) -> Any:
+    """The Pixel Data value (a deferred value is read now); None when it cannot be read."""
+    try:
+        return ds.PixelData
+    except Exception:  # noqa: BLE001 - the decoders' read then names the problem
+        return None
 
 
 def _padding_range(ds: Dataset, label: str) -> tuple[int, int] | None:

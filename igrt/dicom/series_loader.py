@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 
 import numpy as np
@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 
 #: An LPS-aligned box (centre, size in mm): the part of a series' volume that is wanted.
 Around = tuple[npt.ArrayLike, npt.ArrayLike]
+#: Where the assembled arrays are written: given the volume's shape (k, j, i) and whether a
+#: padding mask is needed, an empty float32 array of that shape and a bool one of zeros (or
+#: None).
+Allocate = Callable[[tuple[int, int, int], bool],
+                    tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]]
 
 
 def load_series_files(paths: Iterable[str | PathLike[str]], *,
@@ -65,11 +70,12 @@ def load_series(datasets: Sequence[Dataset], *, around_mm: Around | None = None)
                     around_mm=around_mm)
 
 
-def assemble(instances: Sequence[DecodedInstance], *,
-             around_mm: Around | None = None) -> ImageSeries:
+def assemble(instances: Sequence[DecodedInstance], *, around_mm: Around | None = None,
+             allocate: Allocate | None = None) -> ImageSeries:
     """The volume of decoded instances (see :func:`load_series` for what it refuses). With
     ``around_mm`` only the voxels of that box are rescaled and returned (the whole series is
-    checked all the same): a planning CT is only ever used around its isocentre."""
+    checked all the same): a planning CT is only ever used around its isocentre. ``allocate``
+    gives the arrays to write into (default: new ones), once every check has passed."""
     if not instances:
         raise SeriesError("no instances were given: a series needs at least two CT slices")
     for instance in instances:
@@ -94,7 +100,7 @@ def assemble(instances: Sequence[DecodedInstance], *,
     if any(b.stop - b.start < 1 for b in box):
         raise SeriesError(f"series {instances[0].series_uid} does not reach the region around "
                           f"{np.round(np.asarray(around_mm[0] if around_mm else 0), 1)} mm")
-    voxels, mask = _pixels(instances, slices, stack, box)
+    voxels, mask = _pixels(instances, slices, stack, box, allocate or _new_arrays)
     start = (box[2].start, box[1].start, box[0].start)
     origin = np.asarray(stack.origin_mm) + stack.direction @ (np.asarray(start) *
                                                               np.asarray(stack.spacing_mm))
@@ -161,17 +167,27 @@ def _check_one_series(instances: Sequence[DecodedInstance]) -> None:
         )
 
 
+def _new_arrays(shape: tuple[int, int, int], padded: bool
+                ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]:
+    return np.empty(shape, dtype=np.float32), np.zeros(shape, dtype=bool) if padded else None
+
+
 def _pixels(
     instances: Sequence[DecodedInstance],
     slices: Sequence[tuple[int, Frame]],
     stack: StackGeometry,
     box: tuple[slice, slice, slice],
+    allocate: Allocate,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]:
     rows, columns = box[1], box[2]
-    shape = tuple(b.stop - b.start for b in box)
-    voxels = np.empty(shape, dtype=np.float32)
+    shape = (box[0].stop - box[0].start, box[1].stop - box[1].start, box[2].stop - box[2].start)
     padded = any(i.padding is not None for i in instances)
-    mask = np.zeros(voxels.shape, dtype=bool) if padded else None
+    voxels, mask = allocate(shape, padded)
+    if voxels.shape != shape or voxels.dtype != np.float32 or (mask is None) == padded or (
+            mask is not None and (mask.shape != shape or mask.dtype != np.bool_)):
+        raise TypeError(f"arrays given for a {shape} volume (padding mask: {padded}): "
+                        f"{voxels.dtype} {voxels.shape}, "
+                        f"{'none' if mask is None else f'{mask.dtype} {mask.shape}'}")
     for k, n in enumerate(stack.order[box[0]]):
         number, frame = slices[n]
         instance = instances[number]

@@ -6,10 +6,10 @@ side took turns (the planning side's preparation waited on the CBCT's parsing, 0
 ~3 s run). The child scans the directory, decodes and assembles the series exactly as the parent
 would (:meth:`DirectoryCbct.load`), sends the voxel grid the headers give as soon as they are
 decoded (the parent prepares the planning side for it while the child assembles the series),
-writes the volume and its padding mask into an anonymous memory file and hands its descriptor
-over a socket; the parent maps it (no copy through a pipe)
-and unpickles the rest: the series' identity and the directory's scan, the image files' data sets
-left out (the series is assembled; Spatial Registrations and the other small files keep theirs).
+assembles the volume and its padding mask straight into an anonymous memory file and hands its
+descriptor over a socket; the parent maps it (no copy, no pipe) and unpickles the rest: the
+series' identity and the directory's scan, the image files' data sets left out (the series is
+assembled; Spatial Registrations and the other small files keep theirs).
 
 Only a series read whole comes back this way. Anything else (a refusal, an unreadable file, a
 child that died, a platform without ``fork``) and :meth:`CbctAside.result` returns None: the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import mmap
 import os
 import pickle
@@ -31,6 +32,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from igrt.core.image_series import ImageSeries
 from igrt.core.types import Grid
@@ -156,9 +158,10 @@ def _child(directory: Path, channel: socket.socket) -> None:
         grid = header_grid(instances)
         channel.sendall(_GRID.pack(0, *[0.0] * 12) if grid is None else
                         _GRID.pack(1, *grid[0], *np.ravel(grid[1])))
-        series = assemble(instances)
-        fd, header = _written(series, _without_image_datasets(source.found))
-        socket.send_fds(channel, [header], [fd])
+        memory = _MemoryFile()
+        series = assemble(instances, allocate=memory.allocate)
+        header = memory.append(series, _without_image_datasets(source.found))
+        socket.send_fds(channel, [header], [memory.fd])
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the parent reads the directory itself
         log.debug("CBCT not read aside: %s: %s", type(exc).__name__, exc)
@@ -168,27 +171,40 @@ def _child(directory: Path, channel: socket.socket) -> None:
         os._exit(code)
 
 
-def _written(series: ImageSeries, found: ScanResult) -> tuple[int, bytes]:
-    """A memory file holding the voxels, the padding mask and the pickled rest, and the
-    header naming their sizes."""
-    voxels = np.ascontiguousarray(series.volume.voxels)
-    padding = series.padding_mask
-    mask = np.ascontiguousarray(padding) if padding is not None else None
-    if mask is not None and (mask.dtype != np.bool_ or mask.shape != voxels.shape):
-        raise TypeError(f"a padding mask of {mask.dtype} {mask.shape} for {voxels.shape} voxels")
-    # the series without its arrays (an empty volume of the voxels' dtype), their shape, the scan
-    rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
-        series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
-        voxels.shape, found), protocol=pickle.HIGHEST_PROTOCOL)
-    mask_bytes = mask.nbytes if mask is not None else 0
-    fd = os.memfd_create("igrt-cbct")
-    os.ftruncate(fd, voxels.nbytes + mask_bytes + len(rest))
-    with mmap.mmap(fd, voxels.nbytes + mask_bytes + len(rest)) as memory:
-        memory[:voxels.nbytes] = voxels.data.cast("B")
-        if mask is not None:
-            memory[voxels.nbytes:voxels.nbytes + mask_bytes] = mask.view(np.uint8).data.cast("B")
-        memory[voxels.nbytes + mask_bytes:] = rest
-    return fd, _HEADER.pack(voxels.nbytes, mask_bytes, len(rest))
+class _MemoryFile:
+    """An anonymous memory file the child assembles the series straight into (no copy of the
+    volume), the pickled rest appended after the arrays."""
+
+    def __init__(self) -> None:
+        self.fd = os.memfd_create("igrt-cbct")
+        self._voxel_bytes = 0
+        self._mask_bytes = 0
+        self._memory: mmap.mmap | None = None
+
+    def allocate(self, shape: tuple[int, int, int], padded: bool
+                 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]:
+        """The volume's arrays, mapped from the file (its pages are zeros until written)."""
+        count = math.prod(shape)
+        self._voxel_bytes = count * np.dtype(np.float32).itemsize
+        self._mask_bytes = count if padded else 0
+        os.ftruncate(self.fd, self._voxel_bytes + self._mask_bytes)
+        self._memory = mmap.mmap(self.fd, self._voxel_bytes + self._mask_bytes)
+        voxels = np.frombuffer(self._memory, dtype=np.float32, count=count).reshape(shape)
+        mask = (np.frombuffer(self._memory, dtype=np.bool_, count=count,
+                              offset=self._voxel_bytes).reshape(shape) if padded else None)
+        return voxels, mask
+
+    def append(self, series: ImageSeries, found: ScanResult) -> bytes:
+        """The series without its arrays (an empty volume of the voxels' dtype), their shape
+        and the scan, pickled after the arrays; the header naming the three sizes."""
+        if self._memory is None:
+            raise RuntimeError("the series was not assembled into the memory file")
+        voxels = series.volume.voxels
+        rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
+            series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
+            voxels.shape, found), protocol=pickle.HIGHEST_PROTOCOL)
+        os.pwrite(self.fd, rest, self._voxel_bytes + self._mask_bytes)
+        return _HEADER.pack(self._voxel_bytes, self._mask_bytes, len(rest))
 
 
 def _mapped(fd: int, voxel_bytes: int, mask_bytes: int, rest_bytes: int) -> AsideRead:

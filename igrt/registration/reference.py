@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from igrt.core.image_series import SeriesInfo
 from igrt.core.types import BoolArray, FloatArray, Grid
 from igrt.core.volume import Volume
 from igrt.registration import cupping, region
+from igrt.registration.once import Once
 from igrt.registration.problem import DEFAULT_LEVELS, Level
 from igrt.registration.sitk_images import array_view, set_geometry
 
@@ -227,7 +229,7 @@ class PlanningReference:
     """A planning CT prepared for registration around one isocentre (see the module docstring).
 
     ``volume`` and ``mask`` are the crop and its region mask (numpy views of the native images,
-    so they are held once). Thread-safe: levels are made under a lock.
+    so they are held once). Thread-safe: each level is made once, by the first thread to ask.
     """
 
     def __init__(self, *, ct: SeriesInfo, volume: Volume, mask: BoolArray,
@@ -254,37 +256,35 @@ class PlanningReference:
         #: phantom's is near 1), found once here rather than for every CBCT
         self.uniform_share = cupping.uniform_share(
             self.volume.voxels[::s, ::s, ::s][self.mask[::s, ::s, ::s]].astype(np.float64))
-        self._levels: dict[tuple[Factors, float], LevelImages] = {}
+        #: the levels made, by (factors, smoothing): each made once, by the first to ask
+        self._levels = Once(keep_errors=False)
         #: the last part of a level made in parts: (smoothing, first index i, j, k, voxels)
         self._part: tuple[float, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-        self._lock = threading.Lock()
+        self._part_lock = threading.Lock()
 
     def level(self, factors: Factors, smoothing_mm: float) -> LevelImages:
-        """The crop and its mask at one pyramid level, made once."""
+        """The crop and its mask at one pyramid level, made once (a run asking for a level
+        already made never waits for another being made, e.g. by :meth:`warm`)."""
         key = (factors, float(smoothing_mm))
-        with self._lock:
-            found = self._levels.get(key)
-            if found is None:
-                # made from copies (sharing the pixels until written): a level left unshrunk
-                # and unsmoothed is handed out as such a copy, never as the reference's own
-                # image, whose buffer ``volume`` and ``mask`` view. SimpleITK gives an image
-                # whose buffer is shared a buffer of its own when its pixels are read through
-                # NumPy (``GetArrayViewFromImage``); done to the reference's own image while a
-                # run held a copy of it (elastix's input beside a SimpleITK run), the views
-                # read the old buffer once that copy was let go: freed memory.
-                if factors == (1, 1, 1) and _fir_radius(self._image, smoothing_mm) is not None:
-                    # the sampled Gaussian reads the pixels: from the crop's own view (reading
-                    # them from a shared copy would copy the crop first)
-                    found = LevelImages(factors, smoothing_mm,
-                                        smooth(self._image, smoothing_mm,
-                                               pixels=self.volume.voxels),
-                                        sitk.Image(self._mask_image))
-                else:
-                    with _CUTTING:  # ITK's filters read the crop as a cut does
-                        found = level_images(sitk.Image(self._image),
-                                             sitk.Image(self._mask_image), factors, smoothing_mm)
-                self._levels[key] = found
-            return found
+        return cast(LevelImages, self._levels.get(key, lambda: self._make_level(*key)))
+
+    def _make_level(self, factors: Factors, smoothing_mm: float) -> LevelImages:
+        # made from copies (sharing the pixels until written): a level left unshrunk and
+        # unsmoothed is handed out as such a copy, never as the reference's own image, whose
+        # buffer ``volume`` and ``mask`` view. SimpleITK gives an image whose buffer is shared
+        # a buffer of its own when its pixels are read through NumPy
+        # (``GetArrayViewFromImage``); done to the reference's own image while a run held a
+        # copy of it (elastix's input beside a SimpleITK run), the views read the old buffer
+        # once that copy was let go: freed memory.
+        if factors == (1, 1, 1) and _fir_radius(self._image, smoothing_mm) is not None:
+            # the sampled Gaussian reads the pixels: from the crop's own view (reading them
+            # from a shared copy would copy the crop first)
+            return LevelImages(factors, smoothing_mm,
+                               smooth(self._image, smoothing_mm, pixels=self.volume.voxels),
+                               sitk.Image(self._mask_image))
+        with _CUTTING:  # ITK's filters read the crop as a cut does
+            return level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
+                                factors, smoothing_mm)
 
     def for_level(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
                   fixed_direction: FloatArray, *,
@@ -313,8 +313,7 @@ class PlanningReference:
         if self.keep_levels or factors != (1, 1, 1) or \
                 _fir_radius(self._image, smoothing_mm) is None:
             return False
-        with self._lock:
-            return (factors, float(smoothing_mm)) not in self._levels
+        return (factors, float(smoothing_mm)) not in self._levels
 
     def _native_part(self, smoothing_mm: float,
                      around: tuple[FloatArray, FloatArray]) -> LevelImages:
@@ -337,18 +336,18 @@ class PlanningReference:
         """The image of ``extent`` voxels from index ``first``, smoothed (from the kept part
         when it holds that box)."""
         lo, hi = np.asarray(first), np.asarray(first) + np.asarray(extent)
-        with self._lock:
+        with self._part_lock:  # one part smoothed at a time: a restart reuses the run's
             held = self._part
-        if held is None or held[0] != smoothing_mm or np.any(lo < held[1]) or \
-                np.any(hi > held[1] + np.asarray(held[2].shape[::-1])):
-            slack = np.ceil(PART_SLACK_MM / np.asarray(self._image.GetSpacing())).astype(int)
-            size = np.asarray(self._image.GetSize())
-            start = np.maximum(lo - slack, 0)
-            stop = np.minimum(hi + slack, size)
-            smoothed = smooth(region_of_interest(self._image, [int(v) for v in stop - start],
-                                                 [int(v) for v in start]), smoothing_mm)
-            held = (smoothing_mm, start, sitk.GetArrayFromImage(smoothed))
-            with self._lock:
+            if held is None or held[0] != smoothing_mm or np.any(lo < held[1]) or \
+                    np.any(hi > held[1] + np.asarray(held[2].shape[::-1])):
+                slack = np.ceil(PART_SLACK_MM / np.asarray(self._image.GetSpacing())).astype(int)
+                size = np.asarray(self._image.GetSize())
+                start = np.maximum(lo - slack, 0)
+                stop = np.minimum(hi + slack, size)
+                smoothed = smooth(region_of_interest(self._image,
+                                                     [int(v) for v in stop - start],
+                                                     [int(v) for v in start]), smoothing_mm)
+                held = (smoothing_mm, start, sitk.GetArrayFromImage(smoothed))
                 self._part = held
         (i0, j0, k0), (i1, j1, k1) = lo - held[1], hi - held[1]
         image = sitk.GetImageFromArray(np.ascontiguousarray(held[2][k0:k1, j0:j1, i0:i1]))
@@ -376,8 +375,8 @@ class PlanningReference:
     @property
     def nbytes(self) -> int:
         """Memory held: the crop, its mask and every level made so far."""
-        with self._lock:
-            extra = sum(v.nbytes for k, v in self._levels.items() if k != ((1, 1, 1), 0.0))
+        extra = sum(cast(LevelImages, v).nbytes for k, v in self._levels.made()
+                    if k != ((1, 1, 1), 0.0))
         return int(self.volume.voxels.nbytes + self.mask.nbytes + extra)
 
     @property

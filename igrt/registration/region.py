@@ -85,20 +85,25 @@ def detect_padding(volume: Volume, *, min_corner_fraction: float = 0.95) -> Bool
 
 
 def field_of_view(volume: Volume, padding: BoolArray | None, *, erode_mm: float = 4.0,
-                  min_slice_fraction: float = 0.5) -> BoolArray:
+                  min_slice_fraction: float = 0.5,
+                  within: tuple[slice, slice, slice] | None = None) -> BoolArray:
     """The reconstructed field of view of a CBCT: a cylinder along the slice axis.
 
     The disc is the area of the in-plane region that is not padding in any slice (its centroid
     and the radius of a disc of equal area, so isolated clipped voxels inside do not punch holes);
     slices where less than ``min_slice_fraction`` of the disc is real data are left out, as are
     ``erode_mm`` at the rim and at both ends, where cone-beam reconstructions are least reliable.
+    ``within`` (index slices k, j, i, steps of 1): only that box of it, the same voxels as the
+    whole one cut there (only the slices the box and the end trim reach are counted).
     """
     nk, nj, ni = volume.voxels.shape
+    box = within or (slice(0, nk), slice(0, nj), slice(0, ni))
+    k0, k1, _ = box[0].indices(nk)
     if padding is None:
-        return np.ones(volume.voxels.shape, dtype=bool)
+        return np.ones(volume.voxels[box].shape, dtype=bool)
     covered = ~padding.all(axis=0)
     if not covered.any():
-        return np.zeros(volume.voxels.shape, dtype=bool)
+        return np.zeros(volume.voxels[box].shape, dtype=bool)
     sx, sy, sz = volume.spacing_mm
     jj, ii = np.nonzero(covered)
     cj, ci = jj.mean(), ii.mean()
@@ -106,14 +111,17 @@ def field_of_view(volume: Volume, padding: BoolArray | None, *, erode_mm: float 
     di = ((np.arange(ni) - ci) * sx) ** 2
     dj = ((np.arange(nj) - cj) * sy) ** 2
     disc = dj[:, None] + di[None, :] <= max(radius_mm, 0.0) ** 2
-    padded_in_disc = np.count_nonzero(padding & disc, axis=(1, 2))
+    trim = int(np.ceil(erode_mm / sz))
+    # the slices counted: the box's and those within the end trim of it (beyond the volume's
+    # ends counts as not good, as it does for the whole volume)
+    first, last = max(k0 - trim, 0), min(k1 + trim, nk)
+    padded_in_disc = np.count_nonzero(padding[first:last] & disc, axis=(1, 2))
     n_disc = int(disc.sum())
     fraction = (n_disc - padded_in_disc) / max(n_disc, 1)
     good = fraction >= min_slice_fraction
-    trim = int(np.ceil(erode_mm / sz))
     if trim and good.any():
         good = _erode_1d(good, trim)
-    return np.asarray(good[:, None, None] & disc[None, :, :])
+    return np.asarray(good[k0 - first:k1 - first, None, None] & disc[None, box[1], box[2]])
 
 
 def _erode_1d(good: npt.NDArray[np.bool_], trim: int) -> npt.NDArray[np.bool_]:

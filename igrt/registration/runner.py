@@ -94,7 +94,7 @@ def prepare(case: Case, reference: PlanningReference,
     padding = case.cbct_padding
     if padding is None:
         padding = region.detect_padding(case.cbct)
-    fov = region.field_of_view(case.cbct, padding)[fixed_box]
+    fov = region.field_of_view(case.cbct, padding, within=fixed_box)
     in_box = region.inside_box(fixed, iso_cbct, box_size)
     fixed_mask = fov & in_box
     # the share of the box's volume holding real CBCT data (parts of the box beyond the CBCT's
