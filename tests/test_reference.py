@@ -28,6 +28,7 @@ from igrt.registration.reference import (
     fixed_factors,
     grid_key,
     planning_factors,
+    shrunk,
     smooth,
 )
 from igrt.registration.reference_cache import ReferenceCache
@@ -168,10 +169,10 @@ def test_a_level_made_is_handed_out_while_warm_makes_another(
     started, release = threading.Event(), threading.Event()
     real = reference_module.level_images
 
-    def slow(*args: Any) -> LevelImages:
+    def slow(*args: Any, **kwargs: Any) -> LevelImages:
         started.set()
         assert release.wait(10)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(reference_module, "level_images", slow)
     warming = threading.Thread(target=lambda: reference.level((4, 4, 2), 4.0))
@@ -357,3 +358,23 @@ def test_a_level_made_in_parts_hands_out_the_voxels_of_the_whole_level(
         np.testing.assert_array_equal(got[2], expected[2])
         held.append(parts._part)
     assert (held[1] is held[0]) == reused  # the second part cut from the first when inside
+
+
+@pytest.mark.parametrize("shape", [(23, 41, 37), (8, 9, 10), (4, 6, 5)])
+@pytest.mark.parametrize("factors", [(2, 2, 1), (4, 4, 2), (3, 3, 1), (1, 2, 3), (5, 3, 4)])
+def test_a_mask_shrunk_from_its_pixels_is_the_one_itk_averages(
+        shape: tuple[int, int, int], factors: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(sum(shape) + sum(factors))
+    pixels = rng.random(shape) < 0.5
+    pixels[:, : shape[1] // 3] = True  # whole bins in, and ties (half of a bin) somewhere
+    image = sitk.GetImageFromArray(pixels.view(np.uint8))
+    image.SetOrigin((1.5, -2.25, 30.1))
+    image.SetSpacing((0.977, 0.45, 2.5))
+    image.SetDirection(FLIPPED.ravel().tolist())
+    itk = shrunk(image, factors)  # ITK's average of a float copy, compared with one half
+    counted = shrunk(image, factors, pixels=pixels)
+    assert counted.GetPixelID() == itk.GetPixelID() == sitk.sitkUInt8
+    assert np.array_equal(sitk.GetArrayFromImage(counted), sitk.GetArrayFromImage(itk))
+    assert sitk.GetArrayFromImage(itk).any()
+    assert counted.GetOrigin() == itk.GetOrigin() and counted.GetSpacing() == itk.GetSpacing()
+    assert counted.GetDirection() == itk.GetDirection()

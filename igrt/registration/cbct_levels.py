@@ -79,8 +79,13 @@ def mask(problem: RegistrationProblem, factors: Factors, *, near: str = "") -> s
     name = mask_name(problem, near)
     region = _region(problem, name)
     return memo(problem, ("cbct-mask", factors, name),
-                lambda: shrunk(mask_to_sitk(problem.fixed_mask if region is None else region,
-                                            problem.fixed), factors))
+                lambda: _shrunk_mask(problem.fixed_mask if region is None else region,
+                                     problem, factors))
+
+
+def _shrunk_mask(pixels: BoolArray, problem: RegistrationProblem,
+                 factors: Factors) -> sitk.Image:
+    return shrunk(mask_to_sitk(pixels, problem.fixed), factors, pixels=pixels)
 
 
 def _region(problem: RegistrationProblem, near: str) -> BoolArray | None:

@@ -65,23 +65,52 @@ class LevelImages:
 
 
 def level_images(image: sitk.Image, mask: sitk.Image | None, factors: Factors,
-                 smoothing_mm: float) -> LevelImages:
-    """Bin-shrink (an average: cheap anti-aliasing, ITK keeps the geometry exact), then smooth."""
+                 smoothing_mm: float, *, mask_pixels: BoolArray | None = None) -> LevelImages:
+    """Bin-shrink (an average: cheap anti-aliasing, ITK keeps the geometry exact), then smooth.
+    ``mask_pixels``: the mask's voxels (z, y, x) when the caller holds them (see :func:`shrunk`)."""
     if any(f > 1 for f in factors):
         image = sitk.BinShrink(image, list(factors))
         if mask is not None:
-            mask = shrunk(mask, factors)
+            mask = shrunk(mask, factors, pixels=mask_pixels)
     if smoothing_mm > 0:
         image = smooth(image, smoothing_mm)
     return LevelImages(factors, smoothing_mm, image, mask)
 
 
-def shrunk(mask: sitk.Image, factors: Factors) -> sitk.Image:
-    """A region mask bin-shrunk by ``factors``: a coarse voxel is in when half its voxels are."""
+def shrunk(mask: sitk.Image, factors: Factors, *, pixels: BoolArray | None = None) -> sitk.Image:
+    """A region mask bin-shrunk by ``factors``: a coarse voxel is in when half its voxels are.
+
+    ``pixels``: the mask's voxels (z, y, x), when the caller holds them: the voxels of each bin
+    are counted in NumPy, which is exactly ITK's average compared with one half (a coarse voxel
+    is in when twice its count reaches the bin's size), without a float copy of the whole mask;
+    the geometry is ITK's (that of a bin-shrunk image of the mask's grid)."""
     if all(f == 1 for f in factors):
         return mask
-    averaged = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
-    return sitk.Cast(averaged >= 0.5, sitk.sitkUInt8)
+    size = mask.GetSize()
+    if pixels is None or pixels.shape != tuple(size[::-1]) or \
+            any(n < f for n, f in zip(size, factors, strict=True)):
+        averaged = sitk.BinShrink(sitk.Cast(mask, sitk.sitkFloat32), list(factors))
+        return sitk.Cast(averaged >= 0.5, sitk.sitkUInt8)
+    count = pixels.view(np.uint8)
+    dtype = np.uint8 if math.prod(factors) < 256 else np.uint32
+    for axis, f in ((0, factors[2]), (1, factors[1]), (2, factors[0])):  # slices, rows, columns
+        n = count.shape[axis] // f  # ITK leaves the voxels beyond the last whole bin out
+        total = np.zeros(count.shape[:axis] + (n,) + count.shape[axis + 1:], dtype=dtype)
+        for d in range(f):
+            total += count[(slice(None),) * axis + (slice(d, n * f, f),)]
+        count = total
+    out = sitk.GetImageFromArray((2 * count.astype(np.uint32) >= math.prod(factors))
+                                 .view(np.uint8))
+    # the geometry ITK gives a bin-shrunk image of this grid (it does not depend on the size)
+    probe = sitk.Image(list(factors), sitk.sitkUInt8)
+    probe.SetOrigin(mask.GetOrigin())
+    probe.SetSpacing(mask.GetSpacing())
+    probe.SetDirection(mask.GetDirection())
+    geometry_of = sitk.BinShrink(probe, list(factors))
+    out.SetOrigin(geometry_of.GetOrigin())
+    out.SetSpacing(geometry_of.GetSpacing())
+    out.SetDirection(geometry_of.GetDirection())
+    return out
 
 
 def _fir_radius(image: sitk.Image, sigma_mm: float) -> npt.NDArray[np.int64] | None:
@@ -245,7 +274,8 @@ class PlanningReference:
         self._image = sitk.GetImageFromArray(np.ascontiguousarray(volume.voxels,
                                                                   dtype=np.float32))
         set_geometry(self._image, volume)
-        self._mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        self._mask_image = sitk.GetImageFromArray(
+            np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8))
         set_geometry(self._mask_image, volume)
         self.volume = Volume(voxels=array_view(self._image),
                              origin_mm=volume.origin_mm, spacing_mm=volume.spacing_mm,
@@ -282,9 +312,17 @@ class PlanningReference:
             return LevelImages(factors, smoothing_mm,
                                smooth(self._image, smoothing_mm, pixels=self.volume.voxels),
                                sitk.Image(self._mask_image))
-        with _CUTTING:  # ITK's filters read the crop as a cut does
-            return level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
-                                factors, smoothing_mm)
+        if factors == (1, 1, 1):
+            with _CUTTING:  # ITK's filters read the crop as a cut does
+                return level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
+                                    factors, smoothing_mm, mask_pixels=self.mask)
+        with _CUTTING:  # the bin-shrink reads the crop; the smoothing reads the shrunk copy
+            binned = level_images(sitk.Image(self._image), sitk.Image(self._mask_image),
+                                  factors, 0.0, mask_pixels=self.mask)
+        if smoothing_mm <= 0:
+            return binned
+        return LevelImages(factors, smoothing_mm, smooth(binned.image, smoothing_mm),
+                           binned.mask)
 
     def for_level(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
                   fixed_direction: FloatArray, *,
@@ -443,7 +481,7 @@ def _binned(volume: Volume, mask: BoolArray | None,
     if mask is not None:
         mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
         set_geometry(mask_image, volume)
-    made = level_images(image, mask_image, factors, 0.0)
+    made = level_images(image, mask_image, factors, 0.0, mask_pixels=mask)
     ox, oy, oz = made.image.GetOrigin()
     sx, sy, sz = made.image.GetSpacing()
     binned = Volume(voxels=sitk.GetArrayFromImage(made.image),

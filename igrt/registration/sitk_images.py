@@ -37,7 +37,8 @@ def to_sitk(volume: Volume) -> sitk.Image:
 
 
 def mask_to_sitk(mask: BoolArray, volume: Volume) -> sitk.Image:
-    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    # read as bytes (a bool is one byte, 0 or 1), copied once by SimpleITK
+    image = sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8))
     set_geometry(image, volume)
     return image
 
