@@ -185,10 +185,14 @@ def main() -> int:
               f"{'PASS' if median <= TARGET_BEYOND_S else 'FAIL'}")
         print(f"target (first <= {TARGET_FIRST}x warm, send to correction): "
               f"{'PASS' if ratio <= TARGET_FIRST else 'FAIL'}")
+        # the images are rendered after the message is published: the message's own time
+        # beyond settle_s is an upper bound of what they cost it, not their cost
         print(f"target (images' cost on the correction message <= {TARGET_IMAGES_AFTER_S} s): "
-              f"{'PASS' if median <= TARGET_IMAGES_AFTER_S else 'FAIL'} (they are rendered after "
-              f"it is published: the message comes {median:.2f} s beyond "
-              "settle_s)")
+              + (f"PASS (at most {median:.2f} s: the message comes that long beyond settle_s, "
+                 "and the images are rendered after it is published)"
+                 if median <= TARGET_IMAGES_AFTER_S else
+                 f"not shown (the bound this run gives is {median:.2f} s, the message's own time "
+                 "beyond settle_s; the images are rendered after it is published)"))
         print(f"target, read strictly (the images too, median beyond settle_s <= "
               f"{TARGET_BEYOND_S} s): {'PASS' if both_median <= TARGET_BEYOND_S else 'FAIL'}")
         print(f"igrt's own goal (images on the review page <= {TARGET_IMAGES_AFTER_S} s after the "
