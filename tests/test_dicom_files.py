@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pydicom.uid import (
 )
 
 from igrt.core.errors import UnreadableError
+from igrt.dicom.file_pixels import FilePixels
 from igrt.dicom.files import DEFER_BYTES, ScanResult, scan
 from igrt.dicom.instance_decoder import decode_instance
 from igrt.dicom.series_loader import assemble, load_series_files
@@ -169,27 +171,41 @@ def big_series(directory: Path, *, bits_stored: int = 16, signed: bool = False) 
 
 
 @pytest.mark.parametrize(("bits_stored", "signed"), [(16, False), (12, False), (12, True)])
-def test_a_kept_data_set_maps_its_pixels_from_the_file_and_decodes_the_same(
+def test_a_kept_data_set_leaves_its_pixels_in_the_file_and_decodes_the_same(
         tmp_path: Path, bits_stored: int, signed: bool) -> None:
     paths = big_series(tmp_path, bits_stored=bits_stored, signed=signed)
     assert DEFER_BYTES < 400 * 400 * 2
     [series] = scan(tmp_path, keep_datasets=True).image_series
     kept = [f.dataset for f in series.files]
-    assert all(ds is not None for ds in kept)
     decoded = [decode_instance(ds, n) for n, ds in enumerate(kept) if ds is not None]
-    # left in the file by the scan (one parse), mapped from it now
-    assert all(isinstance(d.stored, np.memmap) == (bits_stored == 16) for d in decoded)
+    # left in the file by the scan (one parse), read from it when assembled
+    assert len(decoded) == 3 and all(isinstance(d.stored, FilePixels) for d in decoded)
     read = [decode_instance(pydicom.dcmread(p), n) for n, p in enumerate(series.paths)]
     for mapped, whole in zip(decoded, read, strict=True):
-        assert mapped.stored is not None and whole.stored is not None
-        assert mapped.stored.dtype == whole.stored.dtype
-        assert np.array_equal(mapped.stored, whole.stored)
+        assert isinstance(whole.stored, np.ndarray)
+        values = mapped.stored_values()
+        assert values.dtype == whole.stored.dtype and values.shape == whole.stored.shape
+        assert np.array_equal(values, whole.stored)
     assert np.array_equal(assemble(decoded).volume.voxels,
                           load_series_files(paths).volume.voxels)
 
 
-def test_a_file_cut_short_after_the_scan_is_refused_with_its_pixel_data_named(
-        tmp_path: Path) -> None:
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_pixels_left_in_their_files_hold_no_file_open(tmp_path: Path) -> None:
+    big_series(tmp_path)
+    [series] = scan(tmp_path, keep_datasets=True).image_series
+    before = open_files()
+    decoded = [decode_instance(f.dataset, n) for n, f in enumerate(series.files)
+               if f.dataset is not None]
+    assert open_files() == before  # a planning CT of 1 000 slices keeps no 1 000 files open
+    volume = assemble(decoded).volume
+    assert open_files() == before and volume.voxels.shape == (3, 400, 400)
+
+
+def test_a_file_cut_short_after_the_scan_is_refused_by_name(tmp_path: Path) -> None:
     paths = big_series(tmp_path)
     [series] = scan(tmp_path, keep_datasets=True).image_series
     size = paths[1].stat().st_size
@@ -198,5 +214,32 @@ def test_a_file_cut_short_after_the_scan_is_refused_with_its_pixel_data_named(
     decoded = [decode_instance(f.dataset, n) for n, f in enumerate(series.files)
                if f.dataset is not None]
     assert decoded[0].pixel_error is None and decoded[1].stored is None
-    with pytest.raises(UnreadableError, match="the pixel data of .* cannot be decoded"):
+    with pytest.raises(UnreadableError, match=f"{paths[1].name} changed after its header was "
+                                              "read"):
+        assemble(decoded)
+
+
+@pytest.mark.parametrize("when", ["before decoding", "before assembling"])
+def test_a_file_rewritten_after_the_scan_is_refused_not_paired_with_the_old_header(
+        tmp_path: Path, when: str) -> None:
+    paths = big_series(tmp_path)
+    [series] = scan(tmp_path, keep_datasets=True).image_series
+
+    def rewrite() -> None:  # other pixels, the pixel data moved; the old time stamp put back
+        status = paths[1].stat()
+        ds = pydicom.dcmread(paths[1])
+        ds.ImageComments = "rewritten " * 20
+        ds.PixelData = (np.frombuffer(ds.PixelData, np.uint16) // 2).tobytes()
+        ds.save_as(paths[1])
+        os.utime(paths[1], ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert paths[1].stat().st_mtime == status.st_mtime
+
+    if when == "before decoding":
+        rewrite()
+    decoded = [decode_instance(f.dataset, n) for n, f in enumerate(series.files)
+               if f.dataset is not None]
+    if when == "before assembling":
+        rewrite()
+    with pytest.raises(UnreadableError, match=f"{paths[1].name} changed after its header was "
+                                              "read"):
         assemble(decoded)

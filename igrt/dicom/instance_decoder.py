@@ -15,7 +15,6 @@ pydicom's decoders.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -41,6 +40,7 @@ from igrt.core.errors import (
     UnreadableError,
 )
 from igrt.core.series import SliceGeometry
+from igrt.dicom.file_pixels import FilePixels, file_pixels
 from igrt.dicom.sop import IMAGE_SOP_CLASSES
 from igrt.dicom.values import float_array, iso_datetime
 
@@ -101,12 +101,18 @@ class DecodedInstance:
     frames_error: IgrtError | None = None
     padding: tuple[int, int] | None = None
     padding_error: IgrtError | None = None
-    stored: npt.NDArray[Any] | None = None
+    stored: npt.NDArray[Any] | FilePixels | None = None  # FilePixels: still in the file
     pixel_error: IgrtError | None = None
 
     @property
     def nbytes(self) -> int:
         return int(self.stored.nbytes) if self.stored is not None else 0
+
+    def stored_values(self) -> npt.NDArray[Any]:
+        """``stored`` as an array (read from the file now when it was left there)."""
+        if self.stored is None:
+            raise ValueError(f"{self.label} has no decoded pixels")
+        return self.stored.array() if isinstance(self.stored, FilePixels) else self.stored
 
 
 def read_file(path: str | PathLike[str]) -> Dataset:
@@ -307,9 +313,9 @@ def _frames(ds: Dataset, label: str) -> tuple[Frame, ...]:
 
 
 # --- pixels --------------------------------------------------------------------------------------
-def _decode(ds: Dataset, label: str, n_frames: int) -> npt.NDArray[Any]:
+def _decode(ds: Dataset, label: str, n_frames: int) -> npt.NDArray[Any] | FilePixels:
     shape = (n_frames, int(ds.Rows), int(ds.Columns))
-    arr = _native(ds, shape)
+    arr = _native(ds, shape, label)
     if arr is not None:
         return arr
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -328,8 +334,10 @@ def _decode(ds: Dataset, label: str, n_frames: int) -> npt.NDArray[Any]:
     return np.asarray(decoded).reshape(shape)
 
 
-def _native(ds: Dataset, shape: tuple[int, int, int]) -> npt.NDArray[Any] | None:
-    """Uncompressed little-endian greyscale pixels straight from the buffer, or None when the
+def _native(ds: Dataset, shape: tuple[int, int, int], label: str
+            ) -> npt.NDArray[Any] | FilePixels | None:
+    """Uncompressed little-endian greyscale pixels straight from the buffer (or where they lie
+    in the file, when the read left them there: :mod:`igrt.dicom.file_pixels`), or None when the
     data set needs pydicom's decoders (or is malformed: they name the problem)."""
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     bits = ds.get("BitsAllocated")
@@ -341,37 +349,17 @@ def _native(ds: Dataset, shape: tuple[int, int, int]) -> npt.NDArray[Any] | None
         return None
     count = math.prod(shape)
     dtype = np.dtype(f"<{'i' if representation == 1 else 'u'}{bits // 8}")
-    arr = _mapped(ds, dtype, shape)
-    if arr is None:
-        data = _pixel_data(ds)
-        if not isinstance(data, bytes) or len(data) < count * bits // 8:
-            return None
-        arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+    in_file = file_pixels(ds, dtype, shape, stored_bits, label)
+    if in_file is not None:
+        return in_file
+    data = _pixel_data(ds)
+    if not isinstance(data, bytes) or len(data) < count * bits // 8:
+        return None
+    arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
     if stored_bits < bits:  # unused high bits: masked (unsigned) or sign-extended (signed)
         shift = bits - stored_bits
         arr = np.right_shift(np.left_shift(arr, shift), shift)
     return arr
-
-
-def _mapped(ds: Dataset, dtype: np.dtype[Any], shape: tuple[int, int, int]
-            ) -> npt.NDArray[Any] | None:
-    """Pixel data left in its file by the read (``defer_size``), mapped read-only from it (the
-    page cache's pages, not a copy); None when it was read, or the file does not hold it whole
-    (then the read through pydicom names the problem)."""
-    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
-    path = getattr(ds, "filename", None)
-    if not isinstance(element, RawDataElement) or element.value is not None or \
-            not isinstance(path, str) or element.value_tell is None:
-        return None
-    size = math.prod(shape) * dtype.itemsize
-    if element.length in (None, 0xFFFFFFFF) or element.length < size:  # encapsulated, short
-        return None
-    try:
-        if os.path.getsize(path) < element.value_tell + size:
-            return None
-        return np.memmap(path, dtype=dtype, mode="r", offset=element.value_tell, shape=shape)
-    except (OSError, ValueError):
-        return None
 
 
 def _pixel_data(ds: Dataset) -> Any:

@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -188,11 +189,14 @@ def _pixels(
         raise TypeError(f"arrays given for a {shape} volume (padding mask: {padded}): "
                         f"{voxels.dtype} {voxels.shape}, "
                         f"{'none' if mask is None else f'{mask.dtype} {mask.shape}'}")
+    held: tuple[int, npt.NDArray[Any]] | None = None  # one instance's values at a time
     for k, n in enumerate(stack.order[box[0]]):
         number, frame = slices[n]
         instance = instances[number]
-        assert instance.stored is not None  # pixel errors were raised above
-        stored = instance.stored[frame.frame][rows, columns]
+        if held is None or held[0] != number:
+            held = None  # a file's map is let go before the next one's is made
+            held = (number, instance.stored_values())
+        stored = held[1][frame.frame][rows, columns]
         # float32 throughout: stored CT values (<= 16 bits) are exact in float32.
         if frame.slope == 1.0:
             np.add(stored, np.float32(frame.intercept), out=voxels[k], dtype=np.float32)

@@ -197,13 +197,19 @@ class _MemoryFile:
     def append(self, series: ImageSeries, found: ScanResult) -> bytes:
         """The series without its arrays (an empty volume of the voxels' dtype), their shape
         and the scan, pickled after the arrays; the header naming the three sizes."""
-        if self._memory is None:
-            raise RuntimeError("the series was not assembled into the memory file")
         voxels = series.volume.voxels
+        mask = series.padding_mask
+        if self._memory is None or not np.shares_memory(voxels, self._memory) or (
+                (mask is None) != (self._mask_bytes == 0)) or (
+                mask is not None and not np.shares_memory(mask, self._memory)):
+            raise RuntimeError("the series was not assembled into the memory file")
         rest = pickle.dumps((dataclasses.replace(series, volume=dataclasses.replace(
             series.volume, voxels=np.empty((0, 0, 0), voxels.dtype)), padding_mask=None),
             voxels.shape, found), protocol=pickle.HIGHEST_PROTOCOL)
-        os.pwrite(self.fd, rest, self._voxel_bytes + self._mask_bytes)
+        written = 0
+        while written < len(rest):  # a write may be short
+            written += os.pwrite(self.fd, rest[written:],
+                                 self._voxel_bytes + self._mask_bytes + written)
         return _HEADER.pack(self._voxel_bytes, self._mask_bytes, len(rest))
 
 
