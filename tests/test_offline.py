@@ -296,3 +296,34 @@ def test_a_grid_given_before_the_cbct_is_read_prepares_the_planning_side_for_it(
     stopped.cancel()
     assert not stopped._ahead.is_alive()
     assert len(stopped._references) == 0  # nothing was prepared for the grid
+
+
+def test_simpleitk_is_warmed_while_the_planning_side_is_built_and_only_then(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While ``register`` waits for the planning thread it pays SimpleITK's one-time start-up
+    (``sitk_engine.warm_up``); not when the planning side is built already."""
+    from igrt import offline
+    from igrt.planning.directory import DirectoryCbct, header_grid
+
+    plan = planning_set(root)
+    cbct = write_cbct(root / "warm", plan, CouchCorrection(0.5, -1.0, 1.0, 0, 0, 0),
+                      frame="origin")
+    calls: list[bool] = []
+    real = offline.warm_up
+
+    def warm() -> None:
+        calls.append(True)
+        real()
+
+    monkeypatch.setattr(offline, "warm_up", warm)
+    waiting = offline.OfflineRegistration(plan.directory, default_config())
+    message = waiting.register(cbct.directory)  # the grid comes with the series: not built yet
+    assert message["status"] == "ok", message["reasons"]
+    assert calls == [True]
+
+    grid = header_grid(DirectoryCbct(cbct.directory).decoded())
+    built = offline.OfflineRegistration(plan.directory, default_config())
+    built.cbct_grid(grid)
+    assert built._built.wait(60)
+    assert built.register(cbct.directory)["status"] == "ok"
+    assert calls == [True]  # a planning side built already: nothing to wait for, no warm-up
