@@ -23,8 +23,9 @@ from pydicom.dataset import Dataset
 
 from igrt.core.errors import UnreadableError
 
-#: (7FE0,0010) Pixel Data, as the first four bytes of its element (little endian)
-_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
+#: (7FE0,0010) Pixel Data, and as the first four bytes of its element (little endian)
+PIXEL_DATA = 0x7FE00010
+_TAG = struct.pack("<HH", PIXEL_DATA >> 16, PIXEL_DATA & 0xFFFF)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -83,7 +84,7 @@ def file_pixels(ds: Dataset, dtype: np.dtype[Any], shape: tuple[int, int, int], 
     None when it was read with the data set (or cannot be mapped: encapsulated, short; then it
     is read through pydicom, which names any problem). :class:`UnreadableError` when the file
     changed since its header was read."""
-    element = ds.get_item(0x7FE00010, keep_deferred=True)
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)
     path = getattr(ds, "filename", None)
     mtime = getattr(ds, "timestamp", None)
     if not isinstance(element, RawDataElement) or element.value is not None or \

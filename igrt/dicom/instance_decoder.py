@@ -40,7 +40,7 @@ from igrt.core.errors import (
     UnreadableError,
 )
 from igrt.core.series import SliceGeometry
-from igrt.dicom.file_pixels import FilePixels, file_pixels
+from igrt.dicom.file_pixels import PIXEL_DATA, FilePixels, file_pixels
 from igrt.dicom.sop import IMAGE_SOP_CLASSES
 from igrt.dicom.values import float_array, iso_datetime
 
@@ -65,8 +65,6 @@ SERIES_WIDE = (
 #: What a series' identity is read from (its first instance).
 _IDENTITY = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
              "Modality", "SOPClassUID", "PatientPosition", "SeriesDescription", "PatientName")
-#: (7FE0,0010) Pixel Data
-_PIXEL_DATA = 0x7FE00010
 #: Transfer syntaxes whose pixel data is the plain little-endian buffer once parsed.
 _NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian,
                               DeflatedExplicitVRLittleEndian})
@@ -196,7 +194,7 @@ def _require(ds: Dataset, keyword: str, where: str) -> Any:
 
 def _has_pixel_data(ds: Dataset) -> bool:
     """Whether the data set has non-empty Pixel Data, without reading a deferred value."""
-    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)
     if element is None:
         return False
     if element.value is None and isinstance(element, RawDataElement):
