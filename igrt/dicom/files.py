@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 _PREAMBLE_LENGTH = 128
 _PREFIX = b"DICM"
 #: Values this large are left in the file when a whole data set is kept (read when first used):
-#: an image's native pixel data is then mapped from the file instead of copied through Python
-#: (:mod:`igrt.dicom.instance_decoder`), which halves a planning CT's read.
+#: an image's native pixel data is then read from the file when its series is assembled
+#: instead of copied through Python (:mod:`igrt.dicom.file_pixels`), which halves a planning
+#: CT's read.
 DEFER_BYTES = 256 * 1024
 
 

@@ -189,12 +189,12 @@ def _pixels(
         raise TypeError(f"arrays given for a {shape} volume (padding mask: {padded}): "
                         f"{voxels.dtype} {voxels.shape}, "
                         f"{'none' if mask is None else f'{mask.dtype} {mask.shape}'}")
-    held: tuple[int, npt.NDArray[Any]] | None = None  # one instance's values at a time
+    # one instance's values at a time (a file left mapped: this one's and the last one's only)
+    held: tuple[int, npt.NDArray[Any]] | None = None
     for k, n in enumerate(stack.order[box[0]]):
         number, frame = slices[n]
         instance = instances[number]
         if held is None or held[0] != number:
-            held = None  # a file's map is let go before the next one's is made
             held = (number, instance.stored_values())
         stored = held[1][frame.frame][rows, columns]
         # float32 throughout: stored CT values (<= 16 bits) are exact in float32.
