@@ -19,6 +19,7 @@ from igrt.core.argv import join_negative_values
 from igrt.core.errors import ConfigError
 from services import qa_cli
 from services.logs import LEVELS, configure
+from services.one_shot import keep_freed_memory, load_simpleitk_beside, no_cycle_collection
 
 if TYPE_CHECKING:
     from igrt.dicom.files import ScanResult
@@ -272,22 +273,32 @@ def _register(args: argparse.Namespace, config: Config) -> int:
     scanned once: the usage checks read the registration's scans. The CBCT directory is read
     in a child process (``igrt.planning.cbct_aside``) while the planning directory is scanned
     and its planning side prepared."""
+    with no_cycle_collection():
+        return _register_unguarded(args, config)
+
+
+def _register_unguarded(args: argparse.Namespace, config: Config) -> int:
+    # SimpleITK's library loaded while pydicom is imported (the dynamic loader runs beside
+    # Python), and before the CBCT child is forked (no thread may be in the loader then)
+    loading = load_simpleitk_beside()
     from igrt.dicom.files import scan
     from igrt.planning.cbct_aside import CbctAside
 
     found: dict[str, ScanResult] = {}
-    _keep_freed_memory()
+    keep_freed_memory()
     problem = register_usage_problem(args.planning, args.cbct)
     if problem is not None:
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
-    # before any thread is started, and before the registration's imports (SimpleITK, ~0.15 s),
-    # which the child does not need: it reads while they are made
+    # the child forked with no other thread running, and before the registration's imports
+    # (SimpleITK's module code, pipeline), which it does not need: it reads while they are made
+    if loading is not None:
+        loading.join()
     aside = CbctAside(args.cbct)
     try:
+        found["--planning"] = scan(args.planning, keep_datasets=True)
         from igrt.offline import OfflineRegistration
 
-        found["--planning"] = scan(args.planning, keep_datasets=True)
         problem = register_contents_problem(args.planning, args.cbct, found)
         if problem is None:
             run = OfflineRegistration(args.planning, config, plan_uid=args.plan,
@@ -313,23 +324,6 @@ def _register(args: argparse.Namespace, config: Config) -> int:
     sys.stdout.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 1 if message["status"] == "failed" else 0
-
-
-#: glibc's ``mallopt`` parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def _keep_freed_memory() -> None:
-    """For a one-shot registration: memory freed is kept for the next allocation instead of
-    handed back to the kernel (glibc returns the top of the heap beyond a threshold that follows
-    the blocks freed, and maps every block over it afresh), so the temporaries of each level
-    reuse pages already touched. A new page costs a fault and, on a virtual machine, often the
-    host's work too: ~15 % of the faults of a run and ~5 % of its time here. Blocks of up to
-    32 MiB (glibc's limit) come from the heap. Without glibc: nothing."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
 def _add_operator(args: argparse.Namespace) -> int:

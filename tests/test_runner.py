@@ -736,3 +736,19 @@ def test_without_samples_near_edges_the_middle_level_runs_over_the_whole_box_onl
     np.testing.assert_array_equal(native, answers["whole"])
     np.testing.assert_array_equal(runs.result.transform, answers["final"])
     np.testing.assert_array_equal(runs.result.level_transforms[1], answers["whole"])
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (3, 1), (8, 4)])
+def test_each_optimisation_on_half_the_cores(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                             threads: int) -> None:
+    """Two optimisations run side by side (the result and the restart): each one's ITK
+    metric gets half the cores, at least one; a number given to the engine wins."""
+    from igrt.registration import sitk_engine
+
+    monkeypatch.setattr(sitk_engine.os, "cpu_count", lambda: cores)
+    image = sitk.Image(8, 8, 8, sitk.sitkFloat32)
+    images = sitk_engine.LevelImages((1, 1, 1), 0.0, image, None)
+    method = SimpleItkEngine()._method(DEFAULT_LEVELS[0], images, images, 1.0)
+    assert method.GetNumberOfThreads() == threads
+    method = SimpleItkEngine(threads=3)._method(DEFAULT_LEVELS[0], images, images, 1.0)
+    assert method.GetNumberOfThreads() == 3
