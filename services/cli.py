@@ -279,10 +279,15 @@ def _register(args: argparse.Namespace, config: Config) -> int:
 
 def _register_unguarded(args: argparse.Namespace, config: Config) -> int:
     # SimpleITK's library loaded while pydicom is imported (the dynamic loader runs beside
-    # Python), and before the CBCT child is forked (no thread may be in the loader then)
+    # Python), the thread joined before anything else, whatever happens: the CBCT child is
+    # forked with no other thread running (none may be inside the loader then)
     loading = load_simpleitk_beside()
-    from igrt.dicom.files import scan
-    from igrt.planning.cbct_aside import CbctAside
+    try:
+        from igrt.dicom.files import scan
+        from igrt.planning.cbct_aside import CbctAside
+    finally:
+        if loading is not None:
+            loading.join()
 
     found: dict[str, ScanResult] = {}
     keep_freed_memory()
@@ -290,10 +295,8 @@ def _register_unguarded(args: argparse.Namespace, config: Config) -> int:
     if problem is not None:
         print(f"igrt register: {problem}", file=sys.stderr)
         return USAGE_EXIT
-    # the child forked with no other thread running, and before the registration's imports
-    # (SimpleITK's module code, pipeline), which it does not need: it reads while they are made
-    if loading is not None:
-        loading.join()
+    # before the registration's imports (SimpleITK's module code, the pipeline), which the
+    # child does not need: it reads while they are made
     aside = CbctAside(args.cbct)
     try:
         found["--planning"] = scan(args.planning, keep_datasets=True)

@@ -1,7 +1,7 @@
 """Process settings for ``igrt register``, a one-shot command that starts, registers one CBCT
 and leaves: what a long-running service would not want (memory kept rather than handed back,
 no cycle collection) pays here, where the whole run is about a second and a half and every
-tenth of it is the patient's time on the couch. Each is measured in the README (Speed)."""
+tenth of it is the patient's time on the couch. What each saves is in the README (Speed)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import ctypes
 import gc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -51,8 +52,9 @@ def no_cycle_collection() -> Iterator[None]:
 def load_simpleitk_beside() -> threading.Thread | None:
     """Start loading SimpleITK's native library (~100 MB of ITK: 40-50 ms of dynamic linking
     here) on a thread of its own; the ``import SimpleITK`` that comes later finds it loaded and
-    only runs its module code. The dynamic loader runs without Python's lock (ctypes lets it
-    go), so this overlaps what Python does meanwhile (``igrt register``: importing pydicom).
+    only runs its module code. libc's ``dlopen`` is called as a ctypes foreign function, which
+    runs without Python's lock, so the loading overlaps what Python does meanwhile (``igrt
+    register``: importing pydicom).
     Join the thread before any fork: a fork while a thread is inside the loader leaves the
     child's loader locked.
     None when the library is not found (the import then loads it, or says what is wrong)."""
@@ -60,10 +62,16 @@ def load_simpleitk_beside() -> threading.Thread | None:
     if library is None:
         return None
     flags = sys.getdlopenflags()  # as the import will open it: the same handle
+    try:
+        dlopen = ctypes.CDLL(None).dlopen  # a foreign call: made without Python's lock
+    except (OSError, AttributeError):
+        return None
+    dlopen.restype = ctypes.c_void_p
+    dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    path = os.fsencode(library)
 
     def load() -> None:
-        with contextlib.suppress(OSError):
-            ctypes.CDLL(str(library), mode=flags)
+        dlopen(path, flags)  # NULL on failure: the import then loads it, or says what is wrong
 
     thread = threading.Thread(target=load, name="igrt-load-simpleitk", daemon=True)
     thread.start()
@@ -82,4 +90,3 @@ def _simpleitk_library() -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
-
