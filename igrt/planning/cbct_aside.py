@@ -58,8 +58,9 @@ class AsideRead:
 
 
 class CbctAside:
-    """The child reading ``directory``, started at once (call before any thread is started:
-    a forked child holds only the thread that forked)."""
+    """The child reading ``directory``, started at once (call with no other thread running:
+    a forked child holds only the thread that forked; with another thread running, the
+    directory is read in this process instead)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
