@@ -7,7 +7,6 @@ desk's fused images of a QA phantom: rendered once)."""
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -16,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from igrt.core.case import Registered
 from igrt.core.errors import IgrtError
+from igrt.registration.threads import usable_cores
 from igrt.review.png import encode
 from igrt.review.render import render
 from igrt.store import Store
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_MAX = 8
 #: Panels encoded at once: one per core this process may use, at most four.
-ENCODERS = max(1, min(4, len(os.sched_getaffinity(0))))
+ENCODERS = max(1, min(4, usable_cores()))
 
 
 class ReviewRenderer:

@@ -744,11 +744,11 @@ def test_each_optimisation_on_half_the_cores(monkeypatch: pytest.MonkeyPatch, co
     """Two optimisations run side by side (the result and the restart): each one's ITK
     metric gets half the cores this process may use, at least one; a number given to the
     engine wins; ITK's own setting, when the environment gives one, is left alone."""
-    from igrt.registration import sitk_engine
+    from igrt.registration import threads as igrt_threads
     from igrt.registration.reference import LevelImages
 
     monkeypatch.delenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", raising=False)
-    monkeypatch.setattr(sitk_engine, "usable_cores", lambda: cores)
+    monkeypatch.setattr(igrt_threads, "usable_cores", lambda: cores)
     image = sitk.Image(8, 8, 8, sitk.sitkFloat32)
     images = LevelImages((1, 1, 1), 0.0, image, None)
     method = SimpleItkEngine()._method(DEFAULT_LEVELS[0], images, images, 1.0)
@@ -756,6 +756,6 @@ def test_each_optimisation_on_half_the_cores(monkeypatch: pytest.MonkeyPatch, co
     method = SimpleItkEngine(threads=3)._method(DEFAULT_LEVELS[0], images, images, 1.0)
     assert method.GetNumberOfThreads() == 3
     monkeypatch.setenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "5")
-    assert sitk_engine.run_threads() is None
+    assert igrt_threads.run_threads() is None
     with pytest.raises(ValueError, match="at least 1"):
         SimpleItkEngine(threads=0)

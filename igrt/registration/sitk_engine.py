@@ -16,7 +16,6 @@ for them once, with the level (``Level.gradient_smoothing_mm``; the first level'
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from igrt.registration.problem import (
 )
 from igrt.registration.reference import LevelImages, fixed_factors
 from igrt.registration.sitk_images import euler_from_matrix, matrix_from_transform
+from igrt.registration.threads import run_threads
 
 log = logging.getLogger(__name__)
 
@@ -168,27 +168,6 @@ class SimpleItkEngine:
         )
         method.SetOptimizerScalesFromPhysicalShift()
         return method
-
-
-def run_threads() -> int | None:
-    """ITK threads of one optimisation: half the cores this process may use, at least one;
-    None (ITK's own default) when ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` sets it. A
-    registration runs two jobs side by side from its first level (the result beside the CBCT's
-    masks near edges, :func:`igrt.registration.runner.prepare`, then beside the robustness
-    restart; a cross-check is a third), so on half the cores each keeps them busy without the
-    two contending; on two cores ITK's threads cost more in hand-offs at every metric
-    evaluation than they share out (``igrt register`` ~10 % less CPU time on one thread per
-    run with the other one-shot settings, same answers, measured)."""
-    if os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
-        return None
-    return max(1, usable_cores() // 2)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity: a container's or a unit's share)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def warm_up() -> None:
