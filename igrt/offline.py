@@ -25,10 +25,13 @@ from igrt.core.errors import IgrtError
 from igrt.core.image_series import ImageSeries
 from igrt.core.matching import select_isocenter
 from igrt.core.messages import correction_message
+from igrt.core.nominal import nominal_alignment
+from igrt.core.plan import Plan
 from igrt.core.types import Grid
 from igrt.dicom.files import ScanResult
 from igrt.dicom.series_loader import assemble
 from igrt.planning.directory import DirectoryCbct, DirectoryPlanning, header_grid
+from igrt.registration.cbct_side import CbctSide, cbct_side
 from igrt.registration.reference_cache import ReferenceCache
 from igrt.registration.sitk_engine import warm_up
 
@@ -63,10 +66,11 @@ class OfflineRegistration:
         self._grid = _GridBox()
         self._built = threading.Event()
         self._stop = threading.Event()
+        self._chosen: list[Plan] = []  # the plan the planning thread prepares, once it knows
         self._ahead = threading.Thread(
             target=_prepare_ahead, name="igrt-planning-ahead",
             args=(self._planning, config, self._references, plan_uid, isocenter_index,
-                  self._grid, self._built, self._stop),
+                  self._grid, self._built, self._stop, self._chosen),
             daemon=True)  # never holds the process: it waits for a grid that may never come
         self._ahead.start()
 
@@ -87,18 +91,40 @@ class OfflineRegistration:
         # while the planning thread still makes the pyramid levels it will ask for); until
         # then SimpleITK's registration pays its one-time start-up here (its code paged in,
         # ~40-80 ms on this machine), which its first run would otherwise pay
-        if self._config.registration.engine == EngineName.SIMPLEITK and \
-                not self._built.is_set():
-            warm_up()
+        ahead: CbctSide | None = None
+        if self._config.registration.engine == EngineName.SIMPLEITK:
+            if not self._built.is_set():
+                warm_up()
+            ahead = self._cbct_side_ahead(loaded)
         self._built.wait()
         try:
             outcome = pipeline.run(loaded, self._planning, self._config,
                                    isocenter_index=self._isocenter_index,
-                                   references=self._references, keep_levels=False)
+                                   references=self._references, keep_levels=False,
+                                   ahead=ahead)
         finally:
             self._ahead.join()
         return correction_message(outcome, room=self._config.room, dof=self._config.couch.dof,
                                   seq=0)
+
+    def _cbct_side_ahead(self, loaded: _Loaded) -> CbctSide | None:
+        """The registration's CBCT side, made while the planning thread still builds the
+        planning side (this core is idle then), for the plan that thread prepares: the pipeline
+        takes it only if it sets the CBCT up exactly so (``runner.prepare``). Whatever is
+        unusual (no plan chosen yet, a refusal) is left to the pipeline, which names it."""
+        if not self._chosen:
+            return None
+        plan = self._chosen[0]
+        reg = self._config.registration
+        try:
+            series = loaded.load()
+            nominal = nominal_alignment(
+                series, plan, np.asarray(select_isocenter(plan, index=self._isocenter_index)),
+                self._planning.spatial_registrations(series.info), reg.cbct_isocenter)
+        except IgrtError:
+            return None
+        return cbct_side(series.volume, series.padding_mask, nominal.matrix, reg.roi_size_mm,
+                         levels_now=True)
 
     def cbct_grid(self, grid: Grid | None) -> None:
         """The CBCT's voxel grid, known from its headers before its series is assembled (read
@@ -172,13 +198,14 @@ class _Loaded:
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,
                    plan_uid: str | None, isocenter_index: int | None, grid: _GridBox,
-                   built: threading.Event, stop: threading.Event) -> None:
+                   built: threading.Event, stop: threading.Event, chosen: list[Plan]) -> None:
     """Prepare the directory's one plan (the chosen one) if it is unambiguous; anything
     unusual is left to the pipeline, which names it. The planning CT is read while the CBCT
     is; it is prepared for the CBCT's grid once that is known. ``built`` is set once the
     planning side is built (its pyramid levels are made after, while the registration
     prepares its CBCT side; a level asked for meanwhile waits for it), or when nothing more
-    will be. ``stop``: there is no CBCT after all; nothing more is prepared."""
+    will be. ``stop``: there is no CBCT after all; nothing more is prepared. ``chosen``: the plan
+    it prepares is put there, before its planning CT is read."""
     try:
         plans = [p for p in planning.plans("") if plan_uid in (None, p.sop_instance_uid)]
         if len(plans) != 1:
@@ -189,6 +216,7 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
         structure_sets = planning.structure_sets(plan)
         ct_id = planning.planning_ct(plan, structure_sets, cbct=None)
         iso = select_isocenter(plan, index=isocenter_index)
+        chosen.append(plan)
         planning.load_planning_ct(ct_id, around_mm=pipeline.planning_box(iso, config))
         cbct_grid = grid.get()
         if cbct_grid is None or stop.is_set():

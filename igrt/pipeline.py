@@ -35,6 +35,7 @@ from igrt.core.plan import Plan, normalise_patient_id
 from igrt.core.structures import StructureSet, find_roi
 from igrt.core.types import FloatArray, Point
 from igrt.planning.source import CbctSource, PlanningCtId, PlanningSource
+from igrt.registration.cbct_side import CbctSide
 from igrt.registration.engines import EnginePool
 from igrt.registration.reference import (
     MOVING_MARGIN_MM,
@@ -72,9 +73,11 @@ class ReferenceKey:
 
 def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         isocenter_index: int | None = None, references: ReferenceCache | None = None,
-        engines: EnginePool | None = None, keep_levels: bool = True) -> Outcome:
+        engines: EnginePool | None = None, keep_levels: bool = True,
+        ahead: CbctSide | None = None) -> Outcome:
     """Load, match, register and check; any :class:`IgrtError` becomes a failed outcome.
-    ``keep_levels``: False for a single registration (see ``PlanningReference``)."""
+    ``keep_levels``: False for a single registration (see ``PlanningReference``); ``ahead``:
+    the CBCT side made already (taken only if it is this case's, ``runner.prepare``)."""
     t0 = time.perf_counter()
     series_uid = cbct_source.series_uid
     patient_id: str | None = None
@@ -102,7 +105,8 @@ def run(cbct_source: CbctSource, planning: PlanningSource, config: Config, *,
         case, ref, nominal = build_case(
             cbct=cbct, plan=plan, ct=reference.ct, sros=planning.spatial_registrations(cbct.info),
             isocenter_index=isocenter_index, convention=config.registration.cbct_isocenter)
-        m = measure(case, reference, config.registration, config.review, engines=engines)
+        m = measure(case, reference, config.registration, config.review, engines=engines,
+                    ahead=ahead)
         reasons = m.reasons + tuple(r for r in [unapproved_reason(plan)] if r is not None)
     except IgrtError as exc:
         log.warning("series %s refused: %s", series_uid, exc.reason)

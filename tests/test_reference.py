@@ -378,3 +378,34 @@ def test_a_mask_shrunk_from_its_pixels_is_the_one_itk_averages(
     assert sitk.GetArrayFromImage(itk).any()
     assert counted.GetOrigin() == itk.GetOrigin() and counted.GetSpacing() == itk.GetSpacing()
     assert counted.GetDirection() == itk.GetDirection()
+
+
+@pytest.mark.parametrize(("asked", "held_ahead"), [
+    pytest.param((np.array([-3.5, -12.0, 38.0]), np.array([9.0, 6.0, 60.0])), True,
+                 id="inside-the-guess"),
+    pytest.param((np.array([-1.0, -4.0, 44.0]), np.array([18.0, 19.0, 64.0])), False,
+                 id="beyond-the-guess"),
+])
+def test_a_part_smoothed_ahead_is_used_only_where_it_holds_the_part_asked_for(
+        asked: tuple[np.ndarray, np.ndarray], held_ahead: bool) -> None:
+    """``smooth_ahead`` (a guess at where the native level's runs will ask) smooths a part the
+    next request is cut from when it lies inside; a request beyond it smooths its own. Either
+    way every voxel handed out is the whole level's; a level made whole has nothing ahead."""
+    volume = synthetic()
+    mask = np.zeros(volume.voxels.shape, dtype=bool)
+    mask[2:18, 5:35, 4:26] = True
+    guess = (np.array([-4.0, -13.0, 37.0]), np.array([10.0, 7.0, 61.0]))
+    parts = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
+                              position=PatientPosition.HFS, keep_levels=False)
+    whole = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
+                              position=PatientPosition.HFS)
+    parts.smooth_ahead(DEFAULT_LEVELS[2], (1.0, 1.0, 2.0), EYE, guess)
+    ahead = parts._part
+    assert ahead is not None
+    got, expected = _native_cut(parts, asked), _native_cut(whole, asked)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1] == expected[1]
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert (parts._part is ahead) == held_ahead
+    whole.smooth_ahead(DEFAULT_LEVELS[2], (1.0, 1.0, 2.0), EYE, guess)
+    assert whole._part is None  # made whole: nothing in parts

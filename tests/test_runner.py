@@ -444,8 +444,9 @@ def test_too_few_cbct_slices_for_the_box_is_short_cbct(built: Built) -> None:
 
 
 class _Recording:
-    """An engine that records each call (start, levels, thread) and answers: the middle
-    level's answer for the levels before the native one (over the whole box, or unsplit), the
+    """An engine that records each call (start, levels, thread) and answers: the first level's
+    answer for it alone, the middle level's answer for the levels before the native one (the
+    middle level over the whole box from the first level's answer, or unsplit), the
     near-edge answer for the middle level's run near edges from there, the final answer for
     the native level from where the result's middle level ended, and its start for anything
     else (the restart, a cross-check)."""
@@ -466,10 +467,15 @@ class _Recording:
 
         self._calls.append((self.name, start, levels, threading.current_thread().name))
         self.memos.append((levels, problem.memo))  # one append: the calls come from 2 threads
-        whole, near, final = (self._answers[k] for k in ("whole", "near", "final"))
+        first, whole, near, final = (self._answers[k] for k in ("first", "whole", "near",
+                                                                "final"))
         after: tuple[FloatArray, ...]
-        if levels in (DEFAULT_LEVELS[:-1], runner._WHOLE) and start is None:
-            answer, after = whole, (np.eye(4), whole)
+        if levels == DEFAULT_LEVELS[:-1] and start is None:
+            answer, after = whole, (first, whole)
+        elif levels == runner._WHOLE[:1] and start is None:
+            answer, after = first, (first,)
+        elif levels == runner._WHOLE[1:] and start is not None and np.array_equal(start, first):
+            answer, after = whole, (whole,)
         elif levels == (runner._NEAR,) and start is not None and np.array_equal(start, whole):
             answer, after = near, (near,)
         elif levels == DEFAULT_LEVELS[-1:] and start is not None and (
@@ -500,10 +506,11 @@ def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
 
     calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]] = []
     center = np.array([3.0, -2.0, 5.0])
-    answers = {"whole": geometry.translation((1.0, 2.0, 3.0)),
+    answers = {"first": geometry.translation((0.8, 2.1, 2.9)),
+               "whole": geometry.translation((1.0, 2.0, 3.0)),
                "near": geometry.translation((1.05, 2.0, 3.0)),
                "final": geometry.translation((1.1, 2.0, 3.0))}
-    whole, near, final = answers["whole"], answers["near"], answers["final"]
+    first, whole, near, final = (answers[k] for k in ("first", "whole", "near", "final"))
     edges = np.zeros((2, 2, 2), bool)
     edges[0] = True
     problem = RegistrationProblem(
@@ -524,14 +531,17 @@ def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
 
     main = threading.current_thread().name
     by = {(name, lv): (start, thread) for name, start, lv, thread in calls}
-    head = runner._WHOLE if concurrent else DEFAULT_LEVELS[:-1]
+    head = runner._WHOLE[:1] if concurrent else DEFAULT_LEVELS[:-1]
     assert DEFAULT_LEVELS[1].near_edges == "refine"  # the level _WHOLE and _NEAR split
     assert [lv.near_edges for lv in runner._WHOLE] == ["", ""]
     assert (runner._NEAR.voxel_mm, runner._NEAR.near_edges) == (2.0, "inset")
-    assert len(calls) == (5 if concurrent else 4)
+    assert len(calls) == (6 if concurrent else 4)
     start, thread = by[("primary", head)]
     assert start is None and thread == main
-    if concurrent:
+    if concurrent:  # the first level alone (the native planning part smoothed from its answer)
+        start, thread = by[("primary", runner._WHOLE[1:])]
+        np.testing.assert_array_equal(start, first)
+        assert thread == main
         start, thread = by[("primary", (runner._NEAR,))]
         np.testing.assert_array_equal(start, whole)
         assert thread == main
@@ -560,7 +570,7 @@ def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
     assert crossed.engine == "other"
     # the result's runs share the problem's memo; a run on another thread has its own
     memo_of = dict(primary.memos)
-    assert len(memo_of) == (4 if concurrent else 3)
+    assert len(memo_of) == (5 if concurrent else 3)
     assert memo_of[head] is problem.memo
     assert memo_of[DEFAULT_LEVELS[-1:]] is problem.memo
     assert (memo_of[runner.RESTART_LEVELS] is problem.memo) is not concurrent
@@ -687,9 +697,11 @@ def test_the_native_cbct_level_is_made_once_beside_for_the_problem_and_its_copie
 
 
 def test_the_middle_level_split_in_two_registrations_is_the_run_through_it(built: Built) -> None:
-    """``runner._WHOLE`` then ``runner._NEAR`` (the result's middle level split, so that the
-    restart can start beside its run near edges) give exactly what the engine's run through the
-    levels before the native one gives, on the real engine."""
+    """The first level alone, the middle level over the whole box from there (``runner._WHOLE``
+    split, so that the native level's planning part is smoothed ahead from the first level's
+    answer), then ``runner._NEAR`` (the result's middle level split, so that the restart can
+    start beside its run near edges) give exactly what the engine's run through the levels
+    before the native one gives, on the real engine."""
     from igrt.registration import runner
     from igrt.registration.sitk_engine import SimpleItkEngine
 
@@ -699,12 +711,13 @@ def test_the_middle_level_split_in_two_registrations_is_the_run_through_it(built
     engine = SimpleItkEngine()
     through = engine.register(runner._own_memo(problem), levels=DEFAULT_LEVELS[:-1])
     split = runner._own_memo(problem)
-    whole = engine.register(split, levels=runner._WHOLE)
+    first = engine.register(split, levels=runner._WHOLE[:1])
+    whole = engine.register(split, start=first.transform, levels=runner._WHOLE[1:])
     near = engine.register(split, start=whole.transform, levels=(runner._NEAR,))
     # the same optimisations (ITK's threads may sum in another order: 1e-13 apart)
     np.testing.assert_allclose(near.transform, through.transform, atol=1e-9)
-    np.testing.assert_allclose(whole.level_transforms[0], through.level_transforms[0], atol=1e-9)
-    assert whole.iterations + near.iterations == through.iterations
+    np.testing.assert_allclose(first.transform, through.level_transforms[0], atol=1e-9)
+    assert first.iterations + whole.iterations + near.iterations == through.iterations
 
 
 def test_without_samples_near_edges_the_middle_level_runs_over_the_whole_box_only() -> None:
@@ -716,7 +729,8 @@ def test_without_samples_near_edges_the_middle_level_runs_over_the_whole_box_onl
     from igrt.registration.engines import EnginePool
 
     calls: list[tuple[str, np.ndarray | None, tuple[object, ...], str]] = []
-    answers = {"whole": geometry.translation((1.0, 2.0, 3.0)),
+    answers = {"first": geometry.translation((0.8, 2.1, 2.9)),
+               "whole": geometry.translation((1.0, 2.0, 3.0)),
                "near": geometry.translation((1.05, 2.0, 3.0)),
                "final": geometry.translation((1.1, 2.0, 3.0))}
     problem = RegistrationProblem(

@@ -53,7 +53,7 @@ def level_pixels(shared: Once, fixed: Volume, factors: Factors,
     """The pixels of the CBCT region ``fixed`` bin-shrunk and smoothed, made once in ``shared``
     (a problem's, for it and its copies) by whichever thread asks first: the native level's
     smoothing, a tenth of a second, is made beside the first levels
-    (``igrt.registration.runner.prepare``) and not again for the restart on its thread."""
+    (``igrt.registration.cbct_side``) and not again for the restart on its thread."""
 
     def make() -> LevelPixels:
         made = level_images(to_sitk(fixed), None, factors, smoothing_mm).image

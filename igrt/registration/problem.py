@@ -121,7 +121,7 @@ class RegistrationProblem:
     #: (``Level.near_edges``) sample, ``"only"`` and ``"refine"`` (``sample_mask``,
     #: ``refine_mask``; None: all of ``fixed_mask``), as a call that returns them once made:
     #: they are made beside the first levels, which do not use them
-    #: (:func:`igrt.registration.runner.prepare`)
+    #: (:mod:`igrt.registration.cbct_side`)
     edge_masks: Callable[[], tuple[BoolArray | None, BoolArray | None]] | None = field(
         default=None, compare=False, repr=False)
 

@@ -331,19 +331,38 @@ class PlanningReference:
         level at its nominal voxel size (the smoothing, not the CBCT, sets its resolution), the
         native level no finer than the CBCT's own voxels. ``around`` (low, high LPS corners):
         only that box of it (a copy), which is what ITK's metric then scans."""
-        if level.voxel_mm > 0:
-            spacing: npt.ArrayLike = np.full(3, level.voxel_mm)
-            direction = self.volume.direction
-        else:
-            spacing, direction = fixed_spacing_mm, fixed_direction
-        factors = planning_factors(spacing, direction, self.volume.spacing_mm,
-                                   self.volume.direction)
+        factors = self._factors(level, fixed_spacing_mm, fixed_direction)
         smoothing_mm = level.planning_smoothing_mm
         if around is None:
             return self.level(factors, smoothing_mm)
         if self._in_parts(factors, smoothing_mm):
             return self._native_part(smoothing_mm, around)
         return cut(self.level(factors, smoothing_mm), around)
+
+    def smooth_ahead(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
+                     fixed_direction: FloatArray, around: tuple[FloatArray, FloatArray]) -> None:
+        """Smooth now the part of a level made in parts (see :meth:`_native_part`) that
+        :meth:`for_level` will be asked for ``around`` or within: a guess made on an idle
+        core. A later request that it does not hold smooths its own part, as without it; the
+        voxels handed out are the same either way. Nothing for a level made whole."""
+        factors = self._factors(level, fixed_spacing_mm, fixed_direction)
+        smoothing_mm = level.planning_smoothing_mm
+        if not self._in_parts(factors, smoothing_mm):
+            return
+        radius = _fir_radius(self._image, smoothing_mm)
+        assert radius is not None
+        first, extent = _index_box(self._image, around, pad=radius)
+        self._smoothed_part(smoothing_mm, first, extent)
+
+    def _factors(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
+                 fixed_direction: FloatArray) -> Factors:
+        if level.voxel_mm > 0:
+            spacing: npt.ArrayLike = np.full(3, level.voxel_mm)
+            direction = self.volume.direction
+        else:
+            spacing, direction = fixed_spacing_mm, fixed_direction
+        return planning_factors(spacing, direction, self.volume.spacing_mm,
+                                self.volume.direction)
 
     def _in_parts(self, factors: Factors, smoothing_mm: float) -> bool:
         """Whether this level is made only where a run samples it (``keep_levels`` False, the

@@ -1,8 +1,8 @@
 """One registration case, from volumes to a measured couch correction and its review reasons.
 
-This is where the CBCT side of the region is prepared (CONTRACT §2 nominal start, the box around
-the isocentre, the CBCT field of view; the planning side comes prepared, see
-``igrt.registration.reference``), the configured engine runs, and the quality checks are
+This is where the CBCT side of the region is set up (CONTRACT §2 nominal start, the box around
+the isocentre, the CBCT field of view: ``igrt.registration.cbct_side``, made here or ahead; the
+planning side comes prepared, see ``igrt.registration.reference``), the configured engine runs, and the quality checks are
 applied: convergence, bounds, a restart from a perturbed start, an optional second engine,
 whether the images correspond and no other level matches as well
 (:mod:`igrt.registration.match_checks`), and the configured review limits.
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,28 +24,24 @@ import numpy as np
 from igrt.config import EngineName, RegistrationConfig, ReviewConfig
 from igrt.core import geometry, quality
 from igrt.core.case import Case
-from igrt.core.errors import NoOverlapError
 from igrt.core.geometry import CouchCorrection
 from igrt.core.reasons import ReasonCode, reason
-from igrt.core.types import BoolArray, FloatArray
-from igrt.core.volume import Volume
-from igrt.registration import cbct_levels, cupping, match_checks, region, structure
+from igrt.core.types import FloatArray
+from igrt.registration import cbct_levels, cupping, match_checks
+from igrt.registration.cbct_side import CbctSide, cbct_side
 from igrt.registration.engines import EnginePool
-from igrt.registration.once import Once
 from igrt.registration.problem import (
     DEFAULT_LEVELS,
     Level,
     RegistrationProblem,
     RegistrationResult,
 )
-from igrt.registration.reference import PlanningReference, fixed_factors
+from igrt.registration.reference import PlanningReference
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: The box must hold at least this fraction of real CBCT data.
-MIN_FOV_FRACTION = 0.25
 #: Start of the robustness restart, relative to the middle level's answer over the whole box
 #: (:func:`_restart_start`; CBCT frame, about the isocentre).
 PERTURBATION_MM = (2.0, -2.0, 2.0)
@@ -58,6 +52,11 @@ PERTURBATION_DEG = (1.0, -1.0, 1.0)
 #: fraction of a millimetre) does not on a QA phantom; the middle level's optimum alone is too
 #: shallow to compare at (a true match on a real head-and-neck CT flagged).
 RESTART_FROM_LEVEL = 1
+#: How much further than the native level's margin its planning part is smoothed ahead, around
+#: the first level's answer (:func:`_smooth_native_ahead`): the middle level's move from there
+#: (measured: at most 0.92 mm at a face of the default box on the full-size shift set of
+#: ``benchmarks/registration.py``) and more.
+NATIVE_AHEAD_MM = 4.0
 
 
 def _restart_level(level: Level) -> Level:
@@ -84,92 +83,40 @@ class Measurement:
     transform: FloatArray  # the result, CBCT point -> planning point
 
 
-def prepare(case: Case, reference: PlanningReference,
-            cfg: RegistrationConfig) -> RegistrationProblem:
-    """Crop and mask the CBCT around the isocentre and set the nominal start."""
-    box_size = np.asarray(cfg.roi_size_mm, dtype=np.float64)
-    iso_cbct = geometry.apply(geometry.invert_rigid(case.nominal), np.zeros(3))
-    fixed_box = region.index_box(case.cbct, iso_cbct, box_size)
-    fixed = region.crop(case.cbct, fixed_box)
-    padding = case.cbct_padding
-    if padding is None:
-        padding = region.detect_padding(case.cbct)
-    fov = region.field_of_view(case.cbct, padding, within=fixed_box)
-    in_box = region.inside_box(fixed, iso_cbct, box_size)
-    fixed_mask = fov & in_box
-    # the share of the box's volume holding real CBCT data (parts of the box beyond the CBCT's
-    # slices or columns count as outside)
-    voxel_mm3 = float(np.prod(case.cbct.spacing_mm))
-    fraction = min(1.0, float(fixed_mask.sum()) * voxel_mm3 / float(np.prod(box_size)))
-    if fraction < MIN_FOV_FRACTION:
-        raise NoOverlapError(
-            f"only {100 * fraction:.0f}% of the {box_size[0]:g}x{box_size[1]:g}x{box_size[2]:g} mm"
-            f" registration box around the isocentre lies in the CBCT's field of view "
-            f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
+def prepare(case: Case, reference: PlanningReference, cfg: RegistrationConfig, *,
+            ahead: CbctSide | None = None) -> RegistrationProblem:
+    """Crop and mask the CBCT around the isocentre and set the nominal start. ``ahead``: the
+    CBCT side made before the planning side was ready (``igrt.registration.cbct_side``), used
+    when it was made from this case's CBCT, start and box, else made here."""
+    box_size = cfg.roi_size_mm
+    simpleitk = cfg.engine == EngineName.SIMPLEITK
+    side = ahead
+    if side is None or not side.serves(case.cbct, case.cbct_padding, case.nominal, box_size):
+        side = cbct_side(case.cbct, case.cbct_padding, case.nominal, box_size,
+                         native_pixels=simpleitk)
+    side.check_overlap()
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
     share = reference.uniform_share
     if share >= cupping.UNIFORM_SHARE_MIN:  # a QA phantom: never a patient
-        fixed, cupped = cupping.flattened(fixed, fixed_mask, iso_cbct)
+        fixed, cupped = cupping.flattened(side.fixed, side.fixed_mask, side.center_mm)
         if cupped is not None:
             log.info("CBCT cupping taken out (a near-uniform planning region, %.0f%% within "
                      "%.0f HU of its mode): %.0f HU peak to peak", 100 * share,
                      cupping.UNIFORM_WINDOW_HU, cupped.amplitude_hu)
-    fixed_mask = np.ascontiguousarray(fixed_mask)
-    shared = Once()
-    native = DEFAULT_LEVELS[_NATIVE]
-    # the native level's CBCT pixels are SimpleITK's (elastix smooths its native level itself)
-    then = (functools.partial(cbct_levels.level_pixels, shared, fixed,
-                              fixed_factors(fixed.spacing_mm, native), native.smoothing_mm)
-            if cfg.engine == EngineName.SIMPLEITK else None)
-    return RegistrationProblem(fixed=fixed, fixed_mask=fixed_mask,
-                               reference=reference, initial=initial, center_mm=iso_cbct,
-                               seed=cfg.seed, fov_fraction=fraction, shared=shared,
-                               edge_masks=_beside(
-                                   functools.partial(_edge_masks, fixed, fixed_mask, iso_cbct,
-                                                     box_size), then=then))
-
-
-def _edge_masks(fixed: Volume, fixed_mask: BoolArray, center_mm: FloatArray,
-                box_size_mm: FloatArray) -> tuple[BoolArray | None, BoolArray | None]:
-    """The problem's masks near the CBCT's edges: ``sample_mask`` (edges wholly inside the
-    usable region, both sides) and ``refine_mask`` (the edge bands kept away from the box's
-    faces)."""
-    inner = region.inside_box(fixed, center_mm, box_size_mm - 2 * structure.BOX_INSET_MM)
-    edges = structure.strong_edges(fixed)
-    return (structure.near_edges(edges, fixed_mask),
-            structure.near_edges(edges, fixed_mask & inner, both_sides=False))
-
-
-def _beside(make: Callable[[], _T], *,
-            then: Callable[[], object] | None = None) -> Callable[[], _T]:
-    """``make`` run on a thread of its own from now; the call returned waits for its result
-    (and raises its error). The CBCT's masks near edges (a tenth to a fifth of a second of
-    ITK filters and distance maps, outside Python's lock) are made while the first levels run:
-    they do not use them. ``then``, on that thread once ``make`` has succeeded: what a later
-    level will ask for (the native level's CBCT pixels, a tenth of a second more); an error
-    there is kept where it is asked for, and met there."""
-    done: Future[_T] = Future()
-
-    def run() -> None:
-        try:
-            done.set_result(make())
-        except BaseException as exc:  # noqa: BLE001 - raised where the masks are used
-            done.set_exception(exc)
-            return  # the registration fails where it asks for them: nothing more is needed
-        if then is not None:
-            with contextlib.suppress(Exception):  # kept in the problem's Once, raised there
-                then()
-
-    threading.Thread(target=run, name="igrt-edge-masks", daemon=True).start()
-    return done.result
+        side = side.flattened(fixed, native_pixels=simpleitk)
+    return RegistrationProblem(fixed=side.fixed, fixed_mask=side.fixed_mask,
+                               reference=reference, initial=initial, center_mm=side.center_mm,
+                               seed=cfg.seed, fov_fraction=side.fov_fraction, shared=side.shared,
+                               edge_masks=side.edge_masks)
 
 
 def measure(case: Case, reference: PlanningReference, reg: RegistrationConfig,
-            review: ReviewConfig, *, engines: EnginePool | None = None) -> Measurement:
+            review: ReviewConfig, *, engines: EnginePool | None = None,
+            ahead: CbctSide | None = None) -> Measurement:
     """Register, check, and express the result as an IEC couch correction. ``engines``: the
-    service's warm engines (default: made for this call)."""
+    service's warm engines (default: made for this call); ``ahead``: see :func:`prepare`."""
     t0 = time.perf_counter()
-    problem = prepare(case, reference, reg)
+    problem = prepare(case, reference, reg, ahead=ahead)
     prepared_s = time.perf_counter() - t0
     pool = engines or EnginePool(reg)
     engine = pool.primary
@@ -255,7 +202,9 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
     none is given another's answer but the restart, its start): the cross-check from the
     nominal start beside everything else, the restart (:func:`_restart_start`) beside the rest
     of the result once the middle level has run over the whole box (the middle level's run on
-    the samples near edges is split off for it, :data:`_NEAR`: the same run). Two runs of an
+    the samples near edges is split off for it, :data:`_NEAR`: the same run; the first level
+    runs alone before, so that the native level's planning part is smoothed beside the middle
+    level from its answer, :func:`_smooth_native_ahead`). Two runs of an
     engine that does not allow it (``Engine.concurrent_runs``) run one after the other,
     through the levels unsplit: the restart starts at the middle level's answer and runs after
     the result, so that its answers do not depend on threads."""
@@ -272,7 +221,9 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
         if other is not None and crossed is None:
             crossed = _done(other.register(problem))
         return _Runs(_joined(head, tail), restarted, crossed)
-    head = engine.register(problem, levels=_WHOLE)
+    first = engine.register(problem, levels=_WHOLE[:1])
+    _smooth_native_ahead(problem, first.transform)
+    head = _joined(first, engine.register(problem, start=first.transform, levels=_WHOLE[1:]))
     restarted = (side.submit(engine.register, _own_memo(problem),
                              start=_restart_start(problem, head), levels=RESTART_LEVELS)
                  if restart else None)
@@ -282,6 +233,24 @@ def _register(pool: EnginePool, problem: RegistrationProblem, side: ThreadPoolEx
     tail = engine.register(problem, start=(head if near is None else near).transform,
                            levels=DEFAULT_LEVELS[_NATIVE:])
     return _Runs(_joined(head, tail, near), restarted, crossed)
+
+
+def _smooth_native_ahead(problem: RegistrationProblem, matrix: FloatArray) -> None:
+    """The planning side of the native level smoothed, on a thread of its own, where the runs
+    of that level will ask for it after the middle level (the result's and the restart's), as
+    guessed from the first level's answer ``matrix``: the middle level moves the CBCT region by
+    a millimetre or two (its corners by the rotation too), :data:`NATIVE_AHEAD_MM`. The core
+    that made the masks near edges is idle while the middle level runs. A run that asks for a
+    part it does not hold smooths its own (``PlanningReference.smooth_ahead``)."""
+    native = DEFAULT_LEVELS[_NATIVE]
+    around = cbct_levels.mapped_box(problem, matrix, native.margin_mm + NATIVE_AHEAD_MM)
+    fixed = problem.fixed
+
+    def smooth() -> None:
+        with contextlib.suppress(Exception):  # a guess: the run that needs the part makes it
+            problem.reference.smooth_ahead(native, fixed.spacing_mm, fixed.direction, around)
+
+    threading.Thread(target=smooth, name="igrt-native-ahead", daemon=True).start()
 
 
 def _own_memo(problem: RegistrationProblem) -> RegistrationProblem:

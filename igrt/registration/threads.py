@@ -9,7 +9,7 @@ def run_threads() -> int | None:
     """ITK threads of one optimisation: half the cores this process may use, at least one;
     None (ITK's own default) when ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` sets it. A
     registration runs two jobs side by side from its first level (the result beside the CBCT's
-    masks near edges, :func:`igrt.registration.runner.prepare`, then beside the robustness
+    masks near edges, :mod:`igrt.registration.cbct_side`, then beside the robustness
     restart; a cross-check is a third), so on half the cores each keeps them busy without the
     two contending; on two cores ITK's threads cost more in hand-offs at every metric
     evaluation than they share out (``igrt register``, 6 full-size cases, 3 interleaved rounds:
