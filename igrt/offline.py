@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,8 @@ from igrt.registration.reference_cache import ReferenceCache
 from igrt.registration.sitk_engine import warm_up
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 def register_offline(planning_dir: Path, cbct_dir: Path, config: Config, *,
@@ -63,10 +65,10 @@ class OfflineRegistration:
         self._isocenter_index = isocenter_index
         self._planning = DirectoryPlanning(planning_dir, plan_uid=plan_uid, found=planning_found)
         self._references = ReferenceCache(config.registration.planning_cache_mb * 1024 * 1024)
-        self._grid = _GridBox()
+        self._grid: _Box[Grid] = _Box()
         self._built = threading.Event()
         self._stop = threading.Event()
-        self._chosen: list[Plan] = []  # the plan the planning thread prepares, once it knows
+        self._chosen: _Box[Plan] = _Box()  # the plan the planning thread prepares (or None)
         self._ahead = threading.Thread(
             target=_prepare_ahead, name="igrt-planning-ahead",
             args=(self._planning, config, self._references, plan_uid, isocenter_index,
@@ -111,10 +113,11 @@ class OfflineRegistration:
         """The registration's CBCT side, made while the planning thread still builds the
         planning side (this core is idle then), for the plan that thread prepares: the pipeline
         takes it only if it sets the CBCT up exactly so (``runner.prepare``). Whatever is
-        unusual (no plan chosen yet, a refusal) is left to the pipeline, which names it."""
-        if not self._chosen:
+        unusual (no plan it could choose, a refusal) is left to the pipeline, which names it.
+        The planning thread decides the plan before it reads the planning CT."""
+        plan = self._chosen.get()
+        if plan is None:
             return None
-        plan = self._chosen[0]
         reg = self._config.registration
         try:
             series = loaded.load()
@@ -141,22 +144,24 @@ class OfflineRegistration:
         self._ahead.join()
 
 
-class _GridBox:
-    """The CBCT's voxel grid, handed once from the main thread to the planning thread."""
+class _Box(Generic[_T]):
+    """A value handed once from one thread to another: the CBCT's voxel grid from the main
+    thread to the planning thread, the plan it prepares the other way."""
 
     def __init__(self) -> None:
         self._ready = threading.Event()
-        self._grid: Grid | None = None
+        self._value: _T | None = None
 
-    def put(self, grid: Grid | None) -> None:
-        """The grid (None: the CBCT cannot be read); only the first call counts."""
+    def put(self, value: _T | None) -> None:
+        """The value (None: there is none: the CBCT cannot be read, no plan is prepared);
+        only the first call counts."""
         if not self._ready.is_set():
-            self._grid = grid
+            self._value = value
             self._ready.set()
 
-    def get(self) -> Grid | None:
+    def get(self) -> _T | None:
         self._ready.wait()
-        return self._grid
+        return self._value
 
 
 class _Loaded:
@@ -164,7 +169,7 @@ class _Loaded:
     over the series, or the refusal, it met), or handed over read (``series``). Its voxel grid
     goes to ``grid`` as soon as the headers are decoded, before the pixels are assembled."""
 
-    def __init__(self, source: DirectoryCbct, grid: _GridBox, *,
+    def __init__(self, source: DirectoryCbct, grid: _Box[Grid], *,
                  series: ImageSeries | None = None) -> None:
         self._error: IgrtError | None = None
         self._series: ImageSeries | None = series
@@ -197,15 +202,15 @@ class _Loaded:
 
 
 def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: ReferenceCache,
-                   plan_uid: str | None, isocenter_index: int | None, grid: _GridBox,
-                   built: threading.Event, stop: threading.Event, chosen: list[Plan]) -> None:
+                   plan_uid: str | None, isocenter_index: int | None, grid: _Box[Grid],
+                   built: threading.Event, stop: threading.Event, chosen: _Box[Plan]) -> None:
     """Prepare the directory's one plan (the chosen one) if it is unambiguous; anything
     unusual is left to the pipeline, which names it. The planning CT is read while the CBCT
     is; it is prepared for the CBCT's grid once that is known. ``built`` is set once the
     planning side is built (its pyramid levels are made after, while the registration
     prepares its CBCT side; a level asked for meanwhile waits for it), or when nothing more
     will be. ``stop``: there is no CBCT after all; nothing more is prepared. ``chosen``: the plan
-    it prepares is put there, before its planning CT is read."""
+    it prepares, put there before its planning CT is read (None when it prepares none)."""
     try:
         plans = [p for p in planning.plans("") if plan_uid in (None, p.sop_instance_uid)]
         if len(plans) != 1:
@@ -216,7 +221,7 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
         structure_sets = planning.structure_sets(plan)
         ct_id = planning.planning_ct(plan, structure_sets, cbct=None)
         iso = select_isocenter(plan, index=isocenter_index)
-        chosen.append(plan)
+        chosen.put(plan)
         planning.load_planning_ct(ct_id, around_mm=pipeline.planning_box(iso, config))
         cbct_grid = grid.get()
         if cbct_grid is None or stop.is_set():
@@ -231,4 +236,5 @@ def _prepare_ahead(planning: DirectoryPlanning, config: Config, references: Refe
     except Exception as exc:  # noqa: BLE001 - a head start only: the pipeline reports problems
         log.debug("planning side not prepared ahead: %s: %s", type(exc).__name__, exc)
     finally:
+        chosen.put(None)  # no plan prepared, if none was put before
         built.set()

@@ -185,8 +185,9 @@ def program() -> NoReturn:
 
 
 #: Commands that end without tearing the interpreter down: they have printed their result,
-#: joined their threads and closed their files (``igrt register``: the planning thread is
-#: joined in ``OfflineRegistration``; nothing is registered with ``atexit``), and what is left
+#: joined the threads whose work it is and closed their files (``igrt register``: the planning
+#: thread is joined in ``OfflineRegistration``; a helper thread still smoothing a guess ahead
+#: has nothing to leave behind; nothing is registered with ``atexit``), and what is left
 #: is freeing the volumes and unloading ITK and NumPy one object at a time (0.15-0.2 s of a
 #: ~3 s ``igrt register``, measured).
 QUICK_EXIT = frozenset({"register"})

@@ -136,3 +136,41 @@ def test_igrt_register_takes_the_side_it_made_ahead(built: Built, tmp_path: Path
     assert message["status"] in ("ok", "review"), message["reasons"]
     assert len(made) == 1 and len(taken) == 1
     assert taken[0][0] is made[0] and taken[0][1].shared is made[0].shared
+
+
+def test_a_single_registration_cuts_the_native_level_from_the_part_smoothed_ahead(
+        built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single registration's planning side (``keep_levels`` False: the native level made in
+    parts) is smoothed once at the native level, on the thread that smooths it ahead from the
+    first level's answer; the result's and the restart's native runs are cut from that part,
+    and the answer is the one a reference made whole gives."""
+    import threading
+
+    from igrt.registration import reference as reference_module
+
+    case = built.case
+    ct = load_series_files(scan(built.planning.directory).image_series[0].paths)
+    grid = (case.cbct.spacing_mm, np.asarray(case.cbct.direction, dtype=np.float64))
+    parts = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                            position=case.position, box_size_mm=BOX_MM, keep_levels=False,
+                            cbct_grid=grid)
+    whole = build_reference(ct.volume, ct.info, isocenter_mm=case.isocenter_mm,
+                            position=case.position, box_size_mm=BOX_MM, cbct_grid=grid)
+    whole.warm(*grid)
+    parts.warm(*grid)  # the smoothed levels: the native one is left to the runs
+    native_sigma = DEFAULT_LEVELS[-1].planning_smoothing_mm
+    smoothed: list[str] = []
+    real_smooth = reference_module.smooth
+
+    def spy(image: object, sigma_mm: float) -> object:
+        if sigma_mm == native_sigma:
+            smoothed.append(threading.current_thread().name)
+        return real_smooth(image, sigma_mm)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reference_module, "smooth", spy)
+    got = runner.measure(case, parts, CFG.registration, CFG.review)
+    # the CBCT's own native pixels (the same sigma) are smoothed on the masks' thread
+    assert smoothed.count("igrt-edge-masks") == 1
+    assert [name for name in smoothed if name != "igrt-edge-masks"] == ["igrt-native-ahead"]
+    wanted = runner.measure(case, whole, CFG.registration, CFG.review)
+    np.testing.assert_allclose(got.transform, wanted.transform, atol=1e-9)

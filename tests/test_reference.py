@@ -327,6 +327,18 @@ def _native_cut(reference: PlanningReference, around: tuple[np.ndarray, np.ndarr
             sitk.GetArrayFromImage(made.mask))
 
 
+def _in_parts_and_whole() -> tuple[PlanningReference, PlanningReference]:
+    """One synthetic CT prepared twice: its native level made in parts (a single
+    registration's, ``keep_levels`` False) and made whole."""
+    volume = synthetic()
+    mask = np.zeros(volume.voxels.shape, dtype=bool)
+    mask[2:18, 5:35, 4:26] = True
+    parts, whole = (PlanningReference(ct=info(), volume=volume, mask=mask,
+                                      isocenter_mm=np.zeros(3), position=PatientPosition.HFS,
+                                      keep_levels=keep) for keep in (False, True))
+    return parts, whole
+
+
 @pytest.mark.parametrize(("second", "reused"), [
     pytest.param((np.array([-3.5, -12.0, 38.0]), np.array([9.0, 6.0, 60.0])), True,
                  id="inside"),
@@ -340,14 +352,8 @@ def test_a_level_made_in_parts_hands_out_the_voxels_of_the_whole_level(
     """A single registration (``keep_levels`` False) smooths the native level only where a run
     samples it and cuts the next run's part from the last one when it can: every part is, voxel
     for voxel and in its geometry, the cut of the whole level."""
-    volume = synthetic()
-    mask = np.zeros(volume.voxels.shape, dtype=bool)
-    mask[2:18, 5:35, 4:26] = True
     first = (np.array([-4.0, -13.0, 37.0]), np.array([10.0, 7.0, 61.0]))
-    parts = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
-                              position=PatientPosition.HFS, keep_levels=False)
-    whole = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
-                              position=PatientPosition.HFS)
+    parts, whole = _in_parts_and_whole()
     parts.warm((1.0, 1.0, 2.0), EYE)
     assert ((1, 1, 1), DEFAULT_LEVELS[2].smoothing_mm) not in parts._levels  # never made whole
     held = []
@@ -391,14 +397,8 @@ def test_a_part_smoothed_ahead_is_used_only_where_it_holds_the_part_asked_for(
     """``smooth_ahead`` (a guess at where the native level's runs will ask) smooths a part the
     next request is cut from when it lies inside; a request beyond it smooths its own. Either
     way every voxel handed out is the whole level's; a level made whole has nothing ahead."""
-    volume = synthetic()
-    mask = np.zeros(volume.voxels.shape, dtype=bool)
-    mask[2:18, 5:35, 4:26] = True
     guess = (np.array([-4.0, -13.0, 37.0]), np.array([10.0, 7.0, 61.0]))
-    parts = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
-                              position=PatientPosition.HFS, keep_levels=False)
-    whole = PlanningReference(ct=info(), volume=volume, mask=mask, isocenter_mm=np.zeros(3),
-                              position=PatientPosition.HFS)
+    parts, whole = _in_parts_and_whole()
     parts.smooth_ahead(DEFAULT_LEVELS[2], (1.0, 1.0, 2.0), EYE, guess)
     ahead = parts._part
     assert ahead is not None

@@ -564,6 +564,7 @@ def test_the_restart_starts_where_the_result_goes_on_from_and_runs_beside_it(
     np.testing.assert_array_equal(runs.result.transform, final)
     assert runs.result.iterations == 10 * (len(DEFAULT_LEVELS) + (1 if concurrent else 0))
     assert len(runs.result.level_transforms) == len(DEFAULT_LEVELS)
+    np.testing.assert_array_equal(runs.result.level_transforms[0], first)
     np.testing.assert_array_equal(runs.result.level_transforms[1], near if concurrent else whole)
     np.testing.assert_array_equal(runs.result.level_transforms[-1], final)
     np.testing.assert_allclose(again.transform, whole @ runner._perturbation(center))

@@ -35,10 +35,6 @@ _T = TypeVar("_T")
 
 #: The box must hold at least this fraction of real CBCT data.
 MIN_FOV_FRACTION = 0.25
-#: A side made ahead makes the first level's CBCT pixels at once and the middle level's on the
-#: thread of the masks near edges, before them (the first runs ask for those, in that order;
-#: the masks are asked for after the middle level's run over the whole box, the native level's
-#: pixels, made after the masks, after that).
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,9 +70,10 @@ class CbctSide:
                 f"(at least {100 * MIN_FOV_FRACTION:.0f}% needed)")
 
     def flattened(self, fixed: Volume, *, native_pixels: bool) -> CbctSide:
-        """The side for the region ``fixed`` (the cupping taken out of this side's): the same
-        mask, level pixels and masks near edges made anew for it."""
-        if fixed is self.fixed:
+        """The side for the region ``fixed`` (the cupping taken out of this side's, or this
+        side's own): the same mask, the level pixels and masks near edges made anew for it
+        (started now for a side made without them)."""
+        if fixed is self.fixed and self.edge_masks is not _not_started:
             return self
         return _made(self.source, fixed, self.fixed_mask, self.center_mm, self.fov_fraction,
                      native_pixels=native_pixels)
@@ -84,12 +81,15 @@ class CbctSide:
 
 def cbct_side(cbct: Volume, padding: BoolArray | None, nominal: FloatArray,
               box_size_mm: tuple[float, float, float], *, native_pixels: bool = True,
-              levels_now: bool = False) -> CbctSide:
+              levels_now: bool = False, masks_beside: bool = True) -> CbctSide:
     """Crop and mask the CBCT around the isocentre the nominal start ``nominal`` (CBCT point ->
     room point) puts at the room's origin. ``native_pixels``: the native level's CBCT pixels
     are made after the masks near edges, on their thread (SimpleITK's; elastix smooths its
     native level itself); ``levels_now`` (a side made ahead): the first level's pixels are made
-    before this returns, the middle level's first on the thread of the masks near edges."""
+    before this returns, the middle level's first on the thread of the masks near edges (the
+    first runs ask for them in that order; the masks are asked for after the middle level's
+    run over the whole box). ``masks_beside`` False: neither the masks near edges nor any level
+    is started (a QA phantom's region, flattened first: :meth:`CbctSide.flattened`)."""
     box_size = np.asarray(box_size_mm, dtype=np.float64)
     center = geometry.apply(geometry.invert_rigid(nominal), np.zeros(3))
     box = region.index_box(cbct, center, box_size)
@@ -103,6 +103,9 @@ def cbct_side(cbct: Volume, padding: BoolArray | None, nominal: FloatArray,
     fraction = min(1.0, float(fixed_mask.sum()) * voxel_mm3 / float(np.prod(box_size)))
     source = (cbct, padding, np.array(nominal, dtype=np.float64),
               (float(box_size[0]), float(box_size[1]), float(box_size[2])))
+    if not masks_beside:
+        return CbctSide(source=source, fixed=fixed, fixed_mask=fixed_mask, center_mm=center,
+                        fov_fraction=fraction, shared=Once(), edge_masks=_not_started)
     made = _made(source, fixed, fixed_mask, center, fraction, native_pixels=native_pixels,
                  middle_first=levels_now)
     if levels_now and fraction >= MIN_FOV_FRACTION:
@@ -126,6 +129,10 @@ def _made(source: tuple[Volume, BoolArray | None, FloatArray, tuple[float, float
                     first=first, then=then)
     return CbctSide(source=source, fixed=fixed, fixed_mask=fixed_mask, center_mm=center,
                     fov_fraction=fraction, shared=shared, edge_masks=masks)
+
+
+def _not_started() -> tuple[BoolArray | None, BoolArray | None]:
+    raise RuntimeError("the masks near edges of this CBCT side were not started")
 
 
 def _level_pixels(shared: Once, fixed: Volume, level: Level) -> object:

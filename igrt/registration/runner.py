@@ -2,22 +2,21 @@
 
 This is where the CBCT side of the region is set up (CONTRACT §2 nominal start, the box around
 the isocentre, the CBCT field of view: ``igrt.registration.cbct_side``, made here or ahead; the
-planning side comes prepared, see ``igrt.registration.reference``), the configured engine runs, and the quality checks are
-applied: convergence, bounds, a restart from a perturbed start, an optional second engine,
-whether the images correspond and no other level matches as well
-(:mod:`igrt.registration.match_checks`), and the configured review limits.
+planning side comes prepared, see ``igrt.registration.reference``), the configured engine
+runs, and the quality checks are applied: convergence, bounds, a restart from a perturbed
+start, an optional second engine, whether the images correspond and no other level matches as
+well (:mod:`igrt.registration.match_checks`), and the configured review limits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +39,6 @@ from igrt.registration.reference import PlanningReference
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
 #: Start of the robustness restart, relative to the middle level's answer over the whole box
 #: (:func:`_restart_start`; CBCT frame, about the isocentre).
@@ -90,14 +88,16 @@ def prepare(case: Case, reference: PlanningReference, cfg: RegistrationConfig, *
     when it was made from this case's CBCT, start and box, else made here."""
     box_size = cfg.roi_size_mm
     simpleitk = cfg.engine == EngineName.SIMPLEITK
+    share = reference.uniform_share
+    phantom = share >= cupping.UNIFORM_SHARE_MIN  # a QA phantom: never a patient
     side = ahead
     if side is None or not side.serves(case.cbct, case.cbct_padding, case.nominal, box_size):
+        # a phantom's region may be flattened first: nothing is made from it before
         side = cbct_side(case.cbct, case.cbct_padding, case.nominal, box_size,
-                         native_pixels=simpleitk)
+                         native_pixels=simpleitk, masks_beside=not phantom)
     side.check_overlap()
     initial = geometry.registration_for_correction(np.eye(4), case.nominal, case.isocenter_mm)
-    share = reference.uniform_share
-    if share >= cupping.UNIFORM_SHARE_MIN:  # a QA phantom: never a patient
+    if phantom:
         fixed, cupped = cupping.flattened(side.fixed, side.fixed_mask, side.center_mm)
         if cupped is not None:
             log.info("CBCT cupping taken out (a near-uniform planning region, %.0f%% within "
@@ -247,8 +247,10 @@ def _smooth_native_ahead(problem: RegistrationProblem, matrix: FloatArray) -> No
     fixed = problem.fixed
 
     def smooth() -> None:
-        with contextlib.suppress(Exception):  # a guess: the run that needs the part makes it
+        try:
             problem.reference.smooth_ahead(native, fixed.spacing_mm, fixed.direction, around)
+        except Exception as exc:  # noqa: BLE001 - a guess: the run that needs the part makes it
+            log.debug("native level not smoothed ahead: %s: %s", type(exc).__name__, exc)
 
     threading.Thread(target=smooth, name="igrt-native-ahead", daemon=True).start()
 
