@@ -124,10 +124,11 @@ class OfflineRegistration:
             nominal = nominal_alignment(
                 series, plan, np.asarray(select_isocenter(plan, index=self._isocenter_index)),
                 self._planning.spatial_registrations(series.info), reg.cbct_isocenter)
-        except IgrtError:
+            return cbct_side(series.volume, series.padding_mask, nominal.matrix,
+                             reg.roi_size_mm, levels_now=True)
+        except Exception as exc:  # noqa: BLE001 - a head start only: the pipeline reports problems
+            log.debug("CBCT side not made ahead: %s: %s", type(exc).__name__, exc)
             return None
-        return cbct_side(series.volume, series.padding_mask, nominal.matrix, reg.roi_size_mm,
-                         levels_now=True)
 
     def cbct_grid(self, grid: Grid | None) -> None:
         """The CBCT's voxel grid, known from its headers before its series is assembled (read

@@ -174,3 +174,20 @@ def test_a_single_registration_cuts_the_native_level_from_the_part_smoothed_ahea
     assert [name for name in smoothed if name != "igrt-edge-masks"] == ["igrt-native-ahead"]
     wanted = runner.measure(case, whole, CFG.registration, CFG.review)
     np.testing.assert_allclose(got.transform, wanted.transform, atol=1e-9)
+
+
+def test_a_side_that_cannot_be_made_ahead_leaves_the_registration_to_the_pipeline(
+        built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong making the side ahead (here: any error at all) is the pipeline's to
+    meet and name: ``igrt register`` still gives its message, the side made as without the
+    head start."""
+    from igrt.offline import register_offline
+
+    def broken(*args: object, **kwargs: object) -> cbct_side.CbctSide:
+        raise RuntimeError("not ahead")
+
+    monkeypatch.setattr("igrt.offline.cbct_side", broken)
+    cbct = write_cbct(tmp_path / "cbct", built.planning, KNOWN)
+    message = register_offline(built.planning.directory, cbct.directory, CFG)
+    assert message["status"] in ("ok", "review"), message["reasons"]
+    assert message["measured"] is not None
