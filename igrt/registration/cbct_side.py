@@ -89,7 +89,8 @@ def cbct_side(cbct: Volume, padding: BoolArray | None, nominal: FloatArray,
     before this returns, the middle level's first on the thread of the masks near edges (the
     first runs ask for them in that order; the masks are asked for after the middle level's
     run over the whole box). ``masks_beside`` False: neither the masks near edges nor any level
-    is started (a QA phantom's region, flattened first: :meth:`CbctSide.flattened`)."""
+    is started (a QA phantom's region, flattened first: :meth:`CbctSide.flattened`), nor for a
+    box holding too little CBCT (:meth:`CbctSide.check_overlap` refuses it)."""
     box_size = np.asarray(box_size_mm, dtype=np.float64)
     center = geometry.apply(geometry.invert_rigid(nominal), np.zeros(3))
     box = region.index_box(cbct, center, box_size)
@@ -103,12 +104,12 @@ def cbct_side(cbct: Volume, padding: BoolArray | None, nominal: FloatArray,
     fraction = min(1.0, float(fixed_mask.sum()) * voxel_mm3 / float(np.prod(box_size)))
     source = (cbct, padding, np.array(nominal, dtype=np.float64),
               (float(box_size[0]), float(box_size[1]), float(box_size[2])))
-    if not masks_beside:
+    if not masks_beside or fraction < MIN_FOV_FRACTION:  # (too little: refused where used)
         return CbctSide(source=source, fixed=fixed, fixed_mask=fixed_mask, center_mm=center,
                         fov_fraction=fraction, shared=Once(), edge_masks=_not_started)
     made = _made(source, fixed, fixed_mask, center, fraction, native_pixels=native_pixels,
                  middle_first=levels_now)
-    if levels_now and fraction >= MIN_FOV_FRACTION:
+    if levels_now:
         _level_pixels(made.shared, fixed, DEFAULT_LEVELS[0])
     return made
 
@@ -117,9 +118,6 @@ def _made(source: tuple[Volume, BoolArray | None, FloatArray, tuple[float, float
           fixed: Volume, fixed_mask: BoolArray, center: FloatArray, fraction: float, *,
           native_pixels: bool, middle_first: bool = False) -> CbctSide:
     shared = Once()
-    if fraction < MIN_FOV_FRACTION:  # refused where it is used (check_overlap): nothing more
-        return CbctSide(source=source, fixed=fixed, fixed_mask=fixed_mask, center_mm=center,
-                        fov_fraction=fraction, shared=shared, edge_masks=lambda: (None, None))
     first = functools.partial(_level_pixels, shared, fixed, DEFAULT_LEVELS[1]) \
         if middle_first else None
     then = functools.partial(_level_pixels, shared, fixed, DEFAULT_LEVELS[-1]) \

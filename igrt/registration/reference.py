@@ -347,12 +347,8 @@ class PlanningReference:
         voxels handed out are the same either way. Nothing for a level made whole."""
         factors = self._factors(level, fixed_spacing_mm, fixed_direction)
         smoothing_mm = level.planning_smoothing_mm
-        if not self._in_parts(factors, smoothing_mm):
-            return
-        radius = _fir_radius(self._image, smoothing_mm)
-        assert radius is not None
-        first, extent = _index_box(self._image, around, pad=radius)
-        self._smoothed_part(smoothing_mm, first, extent)
+        if self._in_parts(factors, smoothing_mm):
+            self._smoothed_part(smoothing_mm, *self._part_box(smoothing_mm, around))
 
     def _factors(self, level: Level, fixed_spacing_mm: npt.ArrayLike,
                  fixed_direction: FloatArray) -> Factors:
@@ -381,12 +377,18 @@ class PlanningReference:
         fraction of a millimetre of the first). The voxels handed out are the same either way:
         each is at least the kernel's reach inside the part it was smoothed in, or on the CT's
         own edge, where both repeat the edge voxel."""
-        radius = _fir_radius(self._image, smoothing_mm)
-        assert radius is not None
-        first, extent = _index_box(self._image, around, pad=radius)
+        first, extent = self._part_box(smoothing_mm, around)
         image = self._smoothed_part(smoothing_mm, first, extent)
         mask = region_of_interest(self._mask_image, extent, first)
         return cut(LevelImages((1, 1, 1), smoothing_mm, image, mask), around)
+
+    def _part_box(self, smoothing_mm: float,
+                  around: tuple[FloatArray, FloatArray]) -> tuple[list[int], list[int]]:
+        """(first index, extent) of the native voxels a part for ``around`` is smoothed from:
+        the box plus the smoothing kernel's reach."""
+        radius = _fir_radius(self._image, smoothing_mm)
+        assert radius is not None
+        return _index_box(self._image, around, pad=radius)
 
     def _smoothed_part(self, smoothing_mm: float, first: list[int],
                        extent: list[int]) -> sitk.Image:
